@@ -1,0 +1,37 @@
+/**
+ * edgecache: a two-level cache (in-process LRU + shared Redis over REST) for Cloudflare
+ * Workers, Deno, Bun and Node.
+ * @module
+ */
+export {
+  type Cache,
+  type CacheOptions,
+  type CacheStats,
+  createCache,
+  type SetManyEntry,
+  type SetOptions,
+} from "./cache.js";
+export {
+  jsonSerializer,
+  type Serializer,
+  type SerializerOption,
+  superjsonSerializer,
+} from "./codec.js";
+export {
+  ClosedError,
+  CorruptEntryError,
+  EdgeCacheError,
+  type EdgeCacheErrorCode,
+  type EdgeCacheErrorOptions,
+  InvalidKeyError,
+  InvalidOptionError,
+  isEdgeCacheError,
+  SerializationError,
+  StoreError,
+  type Tier,
+  ValueTooLargeError,
+} from "./errors.js";
+export { type LocalCache, type LocalEntry, type LocalOptions, lruLocal } from "./local.js";
+export { consoleLogger, type Logger, type LogLevel, silentLogger } from "./logger.js";
+export type { Store, StoreEntry, StoreReadResult, StoreWrite } from "./store.js";
+export { type MemoryStoreOptions, memoryStore } from "./stores/memory.js";

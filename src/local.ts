@@ -1,0 +1,156 @@
+import { LRUCache } from "lru-cache";
+import { InvalidOptionError } from "./errors.js";
+
+/** One L1 entry. The cache checks `expiresAt` itself, so a {@link LocalCache} needs no timers. */
+export interface LocalEntry {
+  /** The decoded value (shared with callers unless `copyOnRead` is set). */
+  readonly value: unknown;
+  /** The L2 version this value came from. */
+  readonly version: number;
+  /** Expiry on the cache's clock, in ms; never later than the L2 entry's. */
+  readonly expiresAt: number;
+  /** Budgeted size in bytes: the encoded value plus the key. */
+  readonly size: number;
+}
+
+/**
+ * The in-process tier. The built-in one is an `lru-cache`; supply your own (an LFU, a
+ * shared Map in tests) by implementing this. One instance must serve one cache only.
+ */
+export interface LocalCache {
+  get(key: string): LocalEntry | undefined;
+  set(key: string, entry: LocalEntry): void;
+  delete(key: string): void;
+  clear(): void;
+  /** Number of entries held. */
+  readonly size: number;
+  /** Sum of the entries' `size`. */
+  readonly bytes: number;
+  /** Entries dropped to stay within bounds, if the implementation counts them. */
+  readonly evictions?: number;
+}
+
+/** Options of the built-in L1. */
+export interface LocalOptions {
+  /**
+   * Most entries held.
+   * @default 10_000
+   */
+  maxItems?: number;
+  /**
+   * Most bytes held, counting each entry's encoded value and key. An entry larger than
+   * this is not kept in L1 at all.
+   * @default 33_554_432 (32 MiB)
+   */
+  maxBytes?: number;
+  /**
+   * Longest time an entry may live in L1, in ms, whatever its L2 TTL. Leave unset to keep
+   * entries as long as their L2 TTL.
+   */
+  ttl?: number;
+  /**
+   * L1 hands the same object to every caller by default: fast, but a caller that mutates
+   * a returned value changes what others read. Set `true` to give every reader its own
+   * `structuredClone` (and to clone on `set`), or pass a function that copies.
+   * @default false
+   */
+  copyOnRead?: boolean | ((value: unknown) => unknown);
+  /** Use this {@link LocalCache} instead of the built-in `lru-cache` one. */
+  cache?: LocalCache;
+}
+
+const positiveInt = (name: string, value: unknown, fallback: number): number => {
+  const v = value ?? fallback;
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1) {
+    throw new InvalidOptionError(`local.${name} must be a positive integer`);
+  }
+  return v;
+};
+
+/**
+ * The built-in L1: an `lru-cache` bounded by entries and bytes. It is used without
+ * lru-cache's TTL machinery (which relies on timers that a Workers isolate may never run);
+ * the cache checks expiry on read against its own clock.
+ */
+export function lruLocal(options: Pick<LocalOptions, "maxItems" | "maxBytes"> = {}): LocalCache {
+  const max = positiveInt("maxItems", options.maxItems, 10_000);
+  const maxSize = positiveInt("maxBytes", options.maxBytes, 32 << 20);
+  let evictions = 0;
+  const lru = new LRUCache<string, LocalEntry>({
+    max,
+    maxSize,
+    sizeCalculation: (entry) => Math.max(1, entry.size),
+    dispose: (_value, _key, reason) => {
+      if (reason === "evict") evictions++;
+    },
+  });
+  return {
+    get: (key) => lru.get(key),
+    set: (key, entry) => {
+      lru.set(key, entry);
+    },
+    delete: (key) => {
+      lru.delete(key);
+    },
+    clear: () => lru.clear(),
+    get size() {
+      return lru.size;
+    },
+    get bytes() {
+      return lru.calculatedSize;
+    },
+    get evictions() {
+      return evictions;
+    },
+  };
+}
+
+function isLocalCache(v: unknown): v is LocalCache {
+  return (
+    typeof v === "object" &&
+    v !== null &&
+    typeof (v as LocalCache).get === "function" &&
+    typeof (v as LocalCache).set === "function" &&
+    typeof (v as LocalCache).delete === "function" &&
+    typeof (v as LocalCache).clear === "function"
+  );
+}
+
+/** The resolved L1 configuration of a cache. */
+export interface ResolvedLocal {
+  cache: LocalCache;
+  ttl: number;
+  copy: ((value: unknown) => unknown) | undefined;
+}
+
+/** Resolves the `local` option; `undefined` means no L1. */
+export function resolveLocal(
+  option: false | LocalOptions | LocalCache | undefined,
+): ResolvedLocal | undefined {
+  if (option === false) return undefined;
+  if (isLocalCache(option))
+    return { cache: option, ttl: Number.POSITIVE_INFINITY, copy: undefined };
+  const o = option ?? {};
+  if (typeof o !== "object" || o === null) {
+    throw new InvalidOptionError(
+      "local must be false, a LocalCache or { maxItems, maxBytes, ... }",
+    );
+  }
+  let ttl = Number.POSITIVE_INFINITY;
+  if (o.ttl !== undefined) {
+    if (typeof o.ttl !== "number" || !(o.ttl > 0)) {
+      throw new InvalidOptionError("local.ttl must be a positive number of ms");
+    }
+    ttl = o.ttl;
+  }
+  let copy: ((value: unknown) => unknown) | undefined;
+  if (o.copyOnRead === true) copy = (v) => structuredClone(v);
+  else if (typeof o.copyOnRead === "function") copy = o.copyOnRead;
+  else if (o.copyOnRead !== undefined && o.copyOnRead !== false) {
+    throw new InvalidOptionError("local.copyOnRead must be a boolean or a function");
+  }
+  if (o.cache !== undefined && !isLocalCache(o.cache)) {
+    throw new InvalidOptionError("local.cache must implement get, set, delete and clear");
+  }
+  return { cache: o.cache ?? lruLocal(o), ttl, copy };
+}

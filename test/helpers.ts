@@ -1,0 +1,107 @@
+/**
+ * Test helpers: a fake clock, a fetch counter (counts real HTTP requests, it does not fake
+ * them) and a chaos store wrapper for faults a real Redis cannot be made to produce on cue.
+ */
+import { StoreError } from "../src/errors.js";
+import type { Store } from "../src/index.js";
+
+/** A clock tests move by hand. */
+export function fakeClock(start = 1_700_000_000_000) {
+  let t = start;
+  return {
+    now: () => t,
+    advance: (ms: number) => {
+      t += ms;
+    },
+  };
+}
+
+/**
+ * Counts the HTTP requests this process sends to `origin` through the global fetch. The
+ * requests still go out for real.
+ */
+export function countRequests(origin: string) {
+  const original = globalThis.fetch;
+  let count = 0;
+  const bodies: unknown[] = [];
+  globalThis.fetch = ((input: RequestInfo | URL, init?: RequestInit) => {
+    const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+    if (url.startsWith(origin)) {
+      count++;
+      if (typeof init?.body === "string") bodies.push(JSON.parse(init.body));
+    }
+    return original(input, init);
+  }) as typeof fetch;
+  return {
+    get count() {
+      return count;
+    },
+    /** The JSON bodies sent, for asserting which Redis commands went out. */
+    bodies,
+    reset() {
+      count = 0;
+      bodies.length = 0;
+    },
+    restore() {
+      globalThis.fetch = original;
+    },
+  };
+}
+
+export type ChaosMode = "ok" | "fail" | "garble";
+
+/**
+ * Wraps a store so a test can make it fail or return garbage on command.
+ */
+export function chaosStore(inner: Store) {
+  let mode: ChaosMode = "ok";
+  let calls = 0;
+  let gate: Promise<void> | undefined;
+  const guard = async <T>(fn: () => Promise<T>): Promise<T> => {
+    calls++;
+    if (mode === "fail") throw new StoreError("EC_STORE_UNAVAILABLE", "chaos: store down");
+    return fn();
+  };
+  // Reads run against the store at once but their answers wait for the gate: a late answer.
+  const late = async <T>(fn: () => Promise<T>): Promise<T> => {
+    const wait = gate;
+    const result = await guard(fn);
+    if (wait) await wait;
+    return result;
+  };
+  const store: Store = {
+    name: `chaos(${inner.name})`,
+    get: (ns, keys) =>
+      late(async () => {
+        const r = await inner.get(ns, keys);
+        if (mode !== "garble") return r;
+        return {
+          corrupt: 0,
+          entries: r.entries.map((e) => (e ? { ...e, value: "sj:{not json" } : e)),
+        };
+      }),
+    set: (ns, w) => guard(() => inner.set(ns, w)),
+    delete: (ns, k) => guard(() => inner.delete(ns, k)),
+    clear: (ns) => guard(() => inner.clear(ns)),
+  };
+  return {
+    store,
+    set mode(m: ChaosMode) {
+      mode = m;
+    },
+    get calls() {
+      return calls;
+    },
+    /** Hold the answers of reads started from now on until the returned function is called. */
+    holdReads(): () => void {
+      let release!: () => void;
+      gate = new Promise<void>((r) => {
+        release = r;
+      });
+      return () => {
+        gate = undefined;
+        release();
+      };
+    },
+  };
+}
