@@ -1,3 +1,4 @@
+import { coarseClock } from "./clock.js";
 import { resolveSerializer, type Serializer, type SerializerOption, utf8Length } from "./codec.js";
 import {
   ClosedError,
@@ -69,6 +70,18 @@ export interface CacheOptions {
    * @default Date.now
    */
   now?: () => number;
+  /**
+   * Read the clock at most once per this many ms on the L1 hit path, instead of on every
+   * hit (as lru-cache's `ttlResolution` does). Where reading the clock is slow this
+   * roughly doubles L1-hit throughput. L1 treats entries as expired `clockResolution` ms
+   * early to make up for the coarser reading; the reading is refreshed by a timer, so
+   * while the event loop is blocked by synchronous work it stays where it was (time looks
+   * frozen to L1 for the rest of that synchronous run, as it does in Workers). Use it in
+   * long-lived Node, Deno and Bun processes only, never in Cloudflare Workers, where the
+   * timers of a finished request may never run.
+   * @default 0 (read the clock on every hit)
+   */
+  clockResolution?: number;
 }
 
 /** Options of one `set`. */
@@ -168,6 +181,9 @@ class EdgeCache implements Cache {
   readonly #logger: Logger;
   readonly #onError: ((error: EdgeCacheError) => void) | undefined;
   readonly #now: () => number;
+  // The clock of the L1 hit path, and how early it must call entries expired.
+  readonly #hitClock: () => number;
+  readonly #hitSlack: number;
   #closed = false;
   readonly #stats = {
     l1Hits: 0,
@@ -231,11 +247,25 @@ class EdgeCache implements Cache {
       throw new InvalidOptionError("now must be a function returning ms");
     }
     this.#now = options.now ?? Date.now;
+    const resolution = options.clockResolution ?? 0;
+    if (typeof resolution !== "number" || !Number.isFinite(resolution) || resolution < 0) {
+      throw new InvalidOptionError("clockResolution must be a finite number of ms >= 0");
+    }
+    this.#hitClock = resolution > 0 ? coarseClock(this.#now, resolution) : this.#now;
+    this.#hitSlack = resolution;
   }
 
   async get<T = unknown>(key: string): Promise<T | undefined> {
-    this.#open();
-    this.#checkKey(key);
+    // Fast-path guard; the full checks (and their errors) only run when it fails.
+    if (
+      this.#closed ||
+      typeof key !== "string" ||
+      key.length === 0 ||
+      key.length * 3 > this.#maxKeyBytes
+    ) {
+      this.#open();
+      this.#checkKey(key);
+    }
     const hit = this.#fromL1(key);
     if (hit !== MISS) return hit as T;
     const [value] = await this.#fromL2([key]);
@@ -243,8 +273,15 @@ class EdgeCache implements Cache {
   }
 
   peek<T = unknown>(key: string): T | undefined {
-    this.#open();
-    this.#checkKey(key);
+    if (
+      this.#closed ||
+      typeof key !== "string" ||
+      key.length === 0 ||
+      key.length * 3 > this.#maxKeyBytes
+    ) {
+      this.#open();
+      this.#checkKey(key);
+    }
     const hit = this.#fromL1(key);
     return hit === MISS ? undefined : (hit as T);
   }
@@ -440,14 +477,15 @@ class EdgeCache implements Cache {
     return { key, value, write: { key, value: payload, ttl }, size: bytes + key.length };
   }
 
+  // The hot path: kept flat, with no allocation and one clock read at most.
   #fromL1(key: string): unknown {
     const local = this.#local;
     if (local !== undefined) {
       const entry = local.get(key);
       if (entry !== undefined) {
-        if (entry.expiresAt > this.#now()) {
+        if (entry.expiresAt > this.#hitClock() + this.#hitSlack) {
           this.#stats.l1Hits++;
-          return this.#copy ? this.#copy(entry.value) : entry.value;
+          return this.#copy === undefined ? entry.value : this.#copy(entry.value);
         }
         local.delete(key);
       }

@@ -70,39 +70,41 @@ const positiveInt = (name: string, value: unknown, fallback: number): number => 
 /**
  * The built-in L1: an `lru-cache` bounded by entries and bytes. It is used without
  * lru-cache's TTL machinery (which relies on timers that a Workers isolate may never run);
- * the cache checks expiry on read against its own clock.
+ * the cache checks expiry on read against its own clock. It subclasses `LRUCache` so that
+ * a hit is a direct call into lru-cache with no wrapper in between.
  */
+class LruLocal extends LRUCache<string, LocalEntry> implements LocalCache {
+  #evictions = 0;
+
+  constructor(options: Pick<LocalOptions, "maxItems" | "maxBytes">) {
+    super({
+      max: positiveInt("maxItems", options.maxItems, 10_000),
+      maxSize: positiveInt("maxBytes", options.maxBytes, 32 << 20),
+      sizeCalculation: (entry) => Math.max(1, entry.size),
+    });
+  }
+
+  // Evictions are counted from size changes here rather than with lru-cache's `dispose`
+  // hook, which would slow down every get.
+  override set(key: string, entry: LocalEntry): this {
+    const expected = this.size + (this.has(key) ? 0 : 1);
+    super.set(key, entry);
+    this.#evictions += expected - this.size;
+    return this;
+  }
+
+  get bytes(): number {
+    return this.calculatedSize;
+  }
+
+  get evictions(): number {
+    return this.#evictions;
+  }
+}
+
+/** Creates the built-in L1 (see {@link LocalOptions}). */
 export function lruLocal(options: Pick<LocalOptions, "maxItems" | "maxBytes"> = {}): LocalCache {
-  const max = positiveInt("maxItems", options.maxItems, 10_000);
-  const maxSize = positiveInt("maxBytes", options.maxBytes, 32 << 20);
-  let evictions = 0;
-  const lru = new LRUCache<string, LocalEntry>({
-    max,
-    maxSize,
-    sizeCalculation: (entry) => Math.max(1, entry.size),
-    dispose: (_value, _key, reason) => {
-      if (reason === "evict") evictions++;
-    },
-  });
-  return {
-    get: (key) => lru.get(key),
-    set: (key, entry) => {
-      lru.set(key, entry);
-    },
-    delete: (key) => {
-      lru.delete(key);
-    },
-    clear: () => lru.clear(),
-    get size() {
-      return lru.size;
-    },
-    get bytes() {
-      return lru.calculatedSize;
-    },
-    get evictions() {
-      return evictions;
-    },
-  };
+  return new LruLocal(options);
 }
 
 function isLocalCache(v: unknown): v is LocalCache {

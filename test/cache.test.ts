@@ -231,6 +231,46 @@ describe("TTL and L1 lifetime", () => {
   });
 });
 
+describe("clockResolution", () => {
+  it("reads the clock once per resolution and expires entries that much early", async () => {
+    vi.useFakeTimers();
+    try {
+      const clock = fakeClock();
+      let reads = 0;
+      const now = () => {
+        reads++;
+        return clock.now();
+      };
+      const cache = createCache({
+        store: memoryStore({ now }),
+        namespace: "app",
+        now,
+        clockResolution: 10,
+      });
+      await cache.set("k", "v", { ttl: 1_000 });
+      reads = 0;
+      for (let i = 0; i < 100; i++) expect(cache.peek("k")).toBe("v");
+      expect(reads).toBe(1);
+      clock.advance(989);
+      vi.advanceTimersByTime(10);
+      expect(cache.peek("k")).toBe("v");
+      clock.advance(1); // 990 ms: within `resolution` of expiry, so L1 gives up on it
+      vi.advanceTimersByTime(10);
+      expect(cache.peek("k")).toBeUndefined();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("is refused when negative or not finite", () => {
+    for (const clockResolution of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      expect(() => createCache({ store: memoryStore(), clockResolution })).toThrowError(
+        expect.objectContaining({ code: "EC_INVALID_OPTION" }),
+      );
+    }
+  });
+});
+
 describe("L1 bounds and sharing", () => {
   it("stays within maxItems and maxBytes, counting evictions", async () => {
     const { cache } = setup({ local: { maxItems: 1_000, maxBytes: 2_000 } });

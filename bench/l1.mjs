@@ -1,0 +1,91 @@
+// L1-hit throughput of the built package against a raw lru-cache on the same keys, in the
+// same process and run. Rounds alternate between contenders so that JIT warm-up and
+// machine noise hit all of them alike; the median round is reported.
+//
+// Run: npm run bench   (builds first)
+import { LRUCache } from "lru-cache";
+import { createCache, memoryStore } from "../dist/index.js";
+
+const KEYS = 1_000;
+const OPS = 1_000_000;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
+
+const keys = Array.from({ length: KEYS }, (_, i) => `user:${i}`);
+const value = (i) => ({ id: i, name: `user ${i}`, tags: ["a", "b"] });
+
+// The baseline: lru-cache configured like edgecache's default L1 (items and bytes bounded).
+const lru = new LRUCache({ max: 10_000, maxSize: 32 << 20, sizeCalculation: () => 64 });
+for (let i = 0; i < KEYS; i++) lru.set(keys[i], value(i));
+
+const cache = createCache({ store: memoryStore(), namespace: "bench", ttl: 3_600_000 });
+await cache.setMany(keys.map((k, i) => [k, value(i)]));
+// The same, reading the clock at most once per ms on the hit path (long-lived servers).
+const coarse = createCache({
+  store: memoryStore(),
+  namespace: "bench",
+  ttl: 3_600_000,
+  clockResolution: 1,
+});
+await coarse.setMany(keys.map((k, i) => [k, value(i)]));
+
+let sink = 0;
+const contenders = {
+  "lru-cache get (raw, sync)": () => {
+    for (let i = 0; i < OPS; i++) if (lru.get(keys[i % KEYS]) !== undefined) sink++;
+  },
+  "await lru-cache get (async floor)": async () => {
+    for (let i = 0; i < OPS; i++) if ((await lru.get(keys[i % KEYS])) !== undefined) sink++;
+  },
+  "edgecache await get (L1 hit)": async () => {
+    for (let i = 0; i < OPS; i++) if ((await cache.get(keys[i % KEYS])) !== undefined) sink++;
+  },
+  "edgecache peek (L1 hit, sync)": () => {
+    for (let i = 0; i < OPS; i++) if (cache.peek(keys[i % KEYS]) !== undefined) sink++;
+  },
+  "edgecache await get, clockResolution 1": async () => {
+    for (let i = 0; i < OPS; i++) if ((await coarse.get(keys[i % KEYS])) !== undefined) sink++;
+  },
+  "edgecache peek, clockResolution 1": () => {
+    for (let i = 0; i < OPS; i++) if (coarse.peek(keys[i % KEYS]) !== undefined) sink++;
+  },
+};
+
+const samples = Object.fromEntries(Object.keys(contenders).map((k) => [k, []]));
+for (let round = 0; round < ROUNDS; round++) {
+  for (const [name, run] of Object.entries(contenders)) {
+    const t0 = performance.now();
+    await run();
+    const ms = performance.now() - t0;
+    samples[name].push(OPS / (ms / 1000));
+  }
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+};
+const raw = median(samples["lru-cache get (raw, sync)"]);
+const floor = median(samples["await lru-cache get (async floor)"]);
+console.log(
+  `L1-hit throughput, ${KEYS} keys, ${OPS} ops x ${ROUNDS} rounds (median), node ${process.version}`,
+);
+console.log(
+  "contender".padEnd(38),
+  "ops/s".padStart(14),
+  "vs raw".padStart(8),
+  "vs await floor".padStart(15),
+);
+for (const name of Object.keys(contenders)) {
+  const m = median(samples[name]);
+  console.log(
+    name.padEnd(38),
+    Math.round(m).toLocaleString("en-US").padStart(14),
+    (m / raw).toFixed(2).padStart(8),
+    (m / floor).toFixed(2).padStart(15),
+  );
+}
+for (const c of [cache, coarse]) {
+  const { l1Misses } = c.stats();
+  if (l1Misses !== 0) throw new Error(`expected only L1 hits, saw ${l1Misses} misses`);
+}
+if (sink === 0) throw new Error("nothing was read");
