@@ -256,16 +256,8 @@ class EdgeCache implements Cache {
   }
 
   async get<T = unknown>(key: string): Promise<T | undefined> {
-    // Fast-path guard; the full checks (and their errors) only run when it fails.
-    if (
-      this.#closed ||
-      typeof key !== "string" ||
-      key.length === 0 ||
-      key.length * 3 > this.#maxKeyBytes
-    ) {
-      this.#open();
-      this.#checkKey(key);
-    }
+    this.#open();
+    this.#checkKey(key);
     const hit = this.#fromL1(key);
     if (hit !== MISS) return hit as T;
     const [value] = await this.#fromL2([key]);
@@ -273,15 +265,8 @@ class EdgeCache implements Cache {
   }
 
   peek<T = unknown>(key: string): T | undefined {
-    if (
-      this.#closed ||
-      typeof key !== "string" ||
-      key.length === 0 ||
-      key.length * 3 > this.#maxKeyBytes
-    ) {
-      this.#open();
-      this.#checkKey(key);
-    }
+    this.#open();
+    this.#checkKey(key);
     const hit = this.#fromL1(key);
     return hit === MISS ? undefined : (hit as T);
   }

@@ -1,0 +1,95 @@
+// `npm start`: the embedded default. Starts a throwaway redis-server (`npm start` first runs
+// .ci/ensure.mjs, which installs it when missing), puts edgecache's Upstash-REST bridge in
+// front of it, and runs two cache instances that share it as L2, printing where each read
+// was answered. No Upstash account needed.
+import { randomBytes } from "node:crypto";
+import { inspect } from "node:util";
+import { createCache } from "edgecache";
+import { startRedisServer, startRestBridge } from "edgecache/node";
+import { upstashStore } from "edgecache/upstash";
+
+const redis = await startRedisServer();
+const token = randomBytes(16).toString("hex");
+const bridge = await startRestBridge({ redisUrl: redis.url, token });
+console.log(`redis-server  ${redis.url}`);
+console.log(`REST bridge   ${bridge.url}  (Upstash REST protocol, random token)\n`);
+
+// Two instances, as two isolates or servers would be: separate L1s, separate HTTP clients,
+// one shared L2.
+const instance = () =>
+  createCache({
+    store: upstashStore({ url: bridge.url, token }),
+    namespace: "demo",
+    ttl: 60_000,
+    local: { maxItems: 1_000, maxBytes: 1 << 20 },
+  });
+const a = instance();
+const b = instance();
+
+const show = (who, op, result) => console.log(`${who.padEnd(2)} ${op.padEnd(34)} -> ${result}`);
+const fmt = (v) =>
+  v === undefined
+    ? "undefined (miss)"
+    : inspect(v, { depth: 4, breakLength: Number.POSITIVE_INFINITY });
+
+try {
+  const ada = {
+    name: "Ada Lovelace",
+    born: new Date(1815, 11, 10),
+    langs: new Set(["Analytical Engine"]),
+  };
+  await a.set("user:1", ada, { ttl: 30_000 });
+  show("A", 'set("user:1", {...Date, Set})', "ok (1 request)");
+  const fromL2 = await b.get("user:1");
+  show("B", 'get("user:1")', `${fmt(fromL2)}  [L2: B's L1 was empty]`);
+  show("B", "  born is a Date again?", String(fromL2.born instanceof Date));
+  show("B", 'get("user:1") again', `${fmt(await b.get("user:1"))}  [L1: no request]`);
+  await a.setMany([
+    ["user:2", { name: "Grace Hopper" }],
+    ["user:3", { name: "Katherine Johnson" }],
+  ]);
+  show("A", 'setMany(["user:2", "user:3"])', "ok (1 request)");
+  show(
+    "B",
+    'getMany(["user:1".."user:4"])',
+    fmt(await b.getMany(["user:1", "user:2", "user:3", "user:4"])),
+  );
+  await a.delete("user:3");
+  show("A", 'delete("user:3")', "ok");
+  show("A", 'get("user:3")', fmt(await a.get("user:3")));
+  await a.clear();
+  show("A", "clear()", "namespace 'demo' emptied in one request");
+  show("A", 'get("user:2")', fmt(await a.get("user:2")));
+
+  console.log("\nhits per tier");
+  console.log("instance  l1Hits  l1Misses  l2Hits  l2Misses  sets  deletes  l1Items  l1Bytes");
+  for (const [name, c] of [
+    ["A", a],
+    ["B", b],
+  ]) {
+    const s = c.stats();
+    console.log(
+      [
+        name.padEnd(8),
+        s.l1Hits,
+        s.l1Misses,
+        s.l2Hits,
+        s.l2Misses,
+        s.sets,
+        s.deletes,
+        s.l1Items,
+        s.l1Bytes,
+      ]
+        .map((x, i) => String(x).padStart(i === 0 ? 8 : [6, 9, 7, 9, 5, 8, 8, 8][i - 1]))
+        .join(" "),
+    );
+  }
+  console.log(
+    "\nB still holds user:2 in L1 until its TTL: cross-instance invalidation arrives with the coherence layer.",
+  );
+} finally {
+  await a.close();
+  await b.close();
+  await bridge.close();
+  await redis.close();
+}

@@ -1,0 +1,117 @@
+/**
+ * The built package inside workerd (through @cloudflare/vitest-pool-workers): the same
+ * scenario as Node, Deno and Bun run in `test/runtimes.test.ts`, against the real REST bridge
+ * over fetch, then the Worker of `worker/index.ts` through its `fetch` handler.
+ *
+ * Nothing here imports `edgecache` statically: the scenario must be the first to load it, so
+ * that its watch on `process`/`Buffer` also covers what the package does at import time.
+ */
+import { env, exports } from "cloudflare:workers";
+import type { Cache, Store } from "edgecache";
+import { beforeAll, describe, expect, inject, it } from "vitest";
+import { expectedSummary, runScenario } from "../runtimes/scenario.mjs";
+
+const url = inject("bridgeUrl");
+const token = inject("bridgeToken");
+
+describe("workerd", () => {
+  it("is the runtime these tests run in", () => {
+    expect(navigator.userAgent).toBe("Cloudflare-Workers");
+  });
+
+  it("runs the scenario on the built package and produces the expected summary", async () => {
+    const summary = await runScenario({
+      url,
+      token,
+      namespace: `runtimes.workerd.${crypto.randomUUID()}`,
+    });
+    expect({ runtime: "workerd", ...summary }).toEqual(expectedSummary("workerd"));
+  });
+});
+
+describe("the Worker (worker/index.ts)", () => {
+  const namespace = env.EDGECACHE_NAMESPACE;
+  const call = (path: string, init?: RequestInit) =>
+    exports.default.fetch(new Request(`http://edgecache.test${path}`, init));
+  const put = (path: string, body: string) => call(path, { method: "PUT", body });
+  /** The store the Worker uses, read directly. */
+  let store: Store;
+  /** A cache without L1: sees what the Worker really wrote to L2. */
+  let l2: Cache;
+
+  beforeAll(async () => {
+    const { createCache } = await import("edgecache");
+    const { upstashStore } = await import("edgecache/upstash");
+    store = upstashStore({ url, token });
+    l2 = createCache({ store, namespace, local: false });
+  });
+
+  it("stores JSON values in the shared L2 and serves them back", async () => {
+    const value = { user: "ada", roles: ["admin"], n: 1.5, nested: { ok: true } };
+    expect((await put("/cache/user%3A1", JSON.stringify(value))).status).toBe(204);
+
+    const read = await call("/cache/user%3A1");
+    expect(read.status).toBe(200);
+    expect(read.headers.get("content-type")).toMatch(/^application\/json/);
+    expect(await read.json()).toEqual(value);
+    expect(await l2.get("user:1")).toEqual(value);
+  });
+
+  it("answers 404 for a key nobody wrote", async () => {
+    const res = await call("/cache/never-written");
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({ error: "not found" });
+  });
+
+  it("sees entries written by another instance (its L1 is only a front for L2)", async () => {
+    await l2.set("from-elsewhere", ["written", "outside"]);
+    const res = await call("/cache/from-elsewhere");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual(["written", "outside"]);
+  });
+
+  it("applies ?ttl= to the L2 entry and the default TTL otherwise", async () => {
+    expect((await put("/cache/short?ttl=30000", '"s"')).status).toBe(204);
+    expect((await put("/cache/default", '"d"')).status).toBe(204);
+    const { entries } = await store.get(namespace, ["short", "default"]);
+    const [short, fallback] = entries.map((entry) => entry?.ttl ?? 0);
+    expect(short).toBeGreaterThan(0);
+    expect(short).toBeLessThanOrEqual(30_000);
+    // The cache's default TTL is 60 s.
+    expect(fallback).toBeGreaterThan(30_000);
+    expect(fallback).toBeLessThanOrEqual(60_000);
+  });
+
+  it("refuses a bad TTL, a body that is not JSON and an unknown method", async () => {
+    const badTtl = await put("/cache/k?ttl=soon", "1");
+    expect(badTtl.status).toBe(400);
+    expect(await badTtl.json()).toMatchObject({
+      error: expect.stringMatching(/^EC_INVALID_OPTION/),
+    });
+    const badJson = await put("/cache/k", "{not json");
+    expect(badJson.status).toBe(400);
+    expect((await call("/cache/k", { method: "POST", body: "1" })).status).toBe(405);
+    expect(await l2.has("k")).toBe(false);
+  });
+
+  it("deletes from L2 and from its own L1", async () => {
+    await put("/cache/doomed", "42");
+    expect((await call("/cache/doomed")).status).toBe(200);
+    expect((await call("/cache/doomed", { method: "DELETE" })).status).toBe(204);
+    expect((await call("/cache/doomed")).status).toBe(404);
+    expect(await l2.has("doomed")).toBe(false);
+  });
+
+  it("reports the isolate's cache counters on /stats", async () => {
+    const before = (await (await call("/stats")).json()) as Record<string, number>;
+    await put("/cache/counted", "1");
+    await call("/cache/counted"); // L1 hit: the PUT filled this isolate's L1
+    await call("/cache/nothing-here"); // L1 miss, then L2 miss
+    const after = (await (await call("/stats")).json()) as Record<string, number>;
+    expect(after.sets! - before.sets!).toBe(1);
+    expect(after.l1Hits! - before.l1Hits!).toBe(1);
+    expect(after.l1Misses! - before.l1Misses!).toBe(1);
+    expect(after.l2Misses! - before.l2Misses!).toBe(1);
+    expect(after.errors).toBe(0);
+  });
+});
