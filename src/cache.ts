@@ -1,5 +1,5 @@
 import { coarseClock } from "./clock.js";
-import { resolveSerializer, type Serializer, type SerializerOption, utf8Length } from "./codec.js";
+import { resolveSerializer, type Serializer, utf8Length } from "./codec.js";
 import {
   ClosedError,
   CorruptEntryError,
@@ -10,155 +10,21 @@ import {
   StoreError,
   ValueTooLargeError,
 } from "./errors.js";
-import { type LocalCache, type LocalEntry, type LocalOptions, resolveLocal } from "./local.js";
+import { type LocalCache, type LocalEntry, resolveLocal } from "./local.js";
 import { consoleLogger, type Logger, silentLogger } from "./logger.js";
-import { NAMESPACE_PATTERN, type Store, type StoreEntry, type StoreWrite } from "./store.js";
+import {
+  type ChangeBatch,
+  type ChangeRecord,
+  NAMESPACE_PATTERN,
+  type Store,
+  type StoreEntry,
+  type StoreWrite,
+  type WriteMeta,
+} from "./store.js";
+import { resolveSync, SyncState, type Verdict } from "./sync/stamps.js";
+import type { Cache, CacheOptions, CacheStats, SetManyEntry, SetOptions } from "./types.js";
 
-/** Options of {@link createCache}. */
-export interface CacheOptions {
-  /** The shared L2: `upstashStore(...)`, `memoryStore()` or your own {@link Store}. */
-  store: Store;
-  /**
-   * Prefix of every L2 key. Caches with different namespaces never see each other's
-   * entries, and `clear()` affects one namespace only. Letters, digits and `_ . : / -`,
-   * at most 128 characters.
-   * @default "default"
-   */
-  namespace?: string;
-  /**
-   * Default time to live of entries, in ms; `set` can override it per call. Every entry
-   * expires: there is no "forever".
-   * @default 60_000
-   */
-  ttl?: number;
-  /**
-   * The in-process L1: options for the built-in `lru-cache` one, your own
-   * {@link LocalCache}, or `false` for no L1 (every read goes to L2).
-   * @default { maxItems: 10_000, maxBytes: 32 MiB }
-   */
-  local?: false | LocalOptions | LocalCache;
-  /**
-   * How values are encoded for L2: `"superjson"` (Dates, Maps, Sets, BigInts survive),
-   * `"json"`, or your own {@link Serializer}.
-   * @default "superjson"
-   */
-  serializer?: SerializerOption;
-  /**
-   * Longest key accepted, in UTF-8 bytes.
-   * @default 1024
-   */
-  maxKeyBytes?: number;
-  /**
-   * Largest encoded value accepted by `set`, in bytes; larger values are refused with
-   * `ValueTooLargeError` and nothing is written.
-   * @default 1_048_576 (1 MiB)
-   */
-  maxValueBytes?: number;
-  /**
-   * Diagnostics sink; `false` silences it.
-   * @default consoleLogger("warn")
-   */
-  logger?: Logger | false;
-  /**
-   * Called with every error the cache absorbs instead of throwing: failed L2 reads (served
-   * as misses) and corrupt L2 entries. Thrown errors (failed writes, bad input) are not
-   * passed here. When unset, absorbed errors go to `logger.warn`.
-   */
-  onError?: (error: EdgeCacheError) => void;
-  /**
-   * Clock in ms. Inject a fake one in tests to expire entries without sleeping.
-   * @default Date.now
-   */
-  now?: () => number;
-  /**
-   * Read the clock at most once per this many ms on the L1 hit path, instead of on every
-   * hit (as lru-cache's `ttlResolution` does). Where reading the clock is slow this
-   * roughly doubles L1-hit throughput. L1 treats entries as expired `clockResolution` ms
-   * early to make up for the coarser reading; the reading is refreshed by a timer, so
-   * while the event loop is blocked by synchronous work it stays where it was (time looks
-   * frozen to L1 for the rest of that synchronous run, as it does in Workers). Use it in
-   * long-lived Node, Deno and Bun processes only, never in Cloudflare Workers, where the
-   * timers of a finished request may never run.
-   * @default 0 (read the clock on every hit)
-   */
-  clockResolution?: number;
-}
-
-/** Options of one `set`. */
-export interface SetOptions {
-  /** Time to live in ms for this entry, instead of the cache's default `ttl`. */
-  ttl?: number;
-}
-
-/** One entry of `setMany`: `[key, value]` or `[key, value, { ttl }]`. */
-export type SetManyEntry<V = unknown> = readonly [key: string, value: V, options?: SetOptions];
-
-/** Counters since the cache was created, plus the current L1 occupancy. */
-export interface CacheStats {
-  /** Reads answered from L1. */
-  l1Hits: number;
-  /** Reads that found nothing fresh in L1 (with no L1, every read). */
-  l1Misses: number;
-  /** L1 misses answered from L2. */
-  l2Hits: number;
-  /** L1 misses that L2 could not answer (absent, corrupt or L2 failing). */
-  l2Misses: number;
-  /** Entries written. */
-  sets: number;
-  /** Keys deleted. */
-  deletes: number;
-  /** Namespace clears. */
-  clears: number;
-  /** Errors absorbed or thrown by L2 operations. */
-  errors: number;
-  /** L2 entries that could not be decoded (served as misses). */
-  corrupt: number;
-  /** Entries in L1 now. */
-  l1Items: number;
-  /** Bytes budgeted in L1 now. */
-  l1Bytes: number;
-  /** Entries L1 dropped to stay within its bounds. */
-  l1Evictions: number;
-}
-
-/** A two-level cache bound to one namespace. Create one with {@link createCache}. */
-export interface Cache {
-  /** The namespace this cache reads and writes. */
-  readonly namespace: string;
-  /**
-   * The value under `key`, or `undefined` on a miss. An L1 hit costs no I/O; otherwise one
-   * L2 request. L2 failures are served as misses and reported to `onError`.
-   */
-  get<T = unknown>(key: string): Promise<T | undefined>;
-  /**
-   * The L1 value under `key`, synchronously, or `undefined` if L1 has nothing fresh. Never
-   * does I/O: for hot paths that prefer a miss to a wait.
-   */
-  peek<T = unknown>(key: string): T | undefined;
-  /** Whether `key` has a value (same cost as `get`). */
-  has(key: string): Promise<boolean>;
-  /**
-   * Stores `value` in L2 and L1. Resolves only once L2 has it; rejects with a typed error
-   * otherwise (bad input changes nothing; an L2 failure drops the key from L1).
-   */
-  set(key: string, value: unknown, options?: SetOptions): Promise<void>;
-  /** Deletes `key` from L2 and L1. */
-  delete(key: string): Promise<void>;
-  /** Values for `keys` in order, `undefined` for misses; at most one L2 request. */
-  getMany<T = unknown>(keys: readonly string[]): Promise<Array<T | undefined>>;
-  /** Writes all entries in one L2 request; all are validated before anything is written. */
-  setMany(entries: ReadonlyArray<SetManyEntry>): Promise<void>;
-  /** Deletes all keys in one L2 request. */
-  deleteMany(keys: readonly string[]): Promise<void>;
-  /** Makes every entry of this namespace a miss, in one L2 request. Other namespaces are untouched. */
-  clear(): Promise<void>;
-  /** Counters and L1 occupancy. */
-  stats(): CacheStats;
-  /** Drops L1 and refuses further calls with `ClosedError`. Does not close the store. */
-  close(): Promise<void>;
-}
-
-const MISS: unique symbol = Symbol("miss");
+export type { Cache, CacheOptions, CacheStats, SetManyEntry, SetOptions } from "./types.js";
 
 interface Prepared {
   key: string;
@@ -166,6 +32,13 @@ interface Prepared {
   write: StoreWrite;
   size: number;
 }
+
+interface PendingSync {
+  promise: Promise<boolean>;
+  sentAt: number;
+}
+
+const INSTANCE_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 class EdgeCache implements Cache {
   readonly namespace: string;
@@ -181,9 +54,17 @@ class EdgeCache implements Cache {
   readonly #logger: Logger;
   readonly #onError: ((error: EdgeCacheError) => void) | undefined;
   readonly #now: () => number;
-  // The clock of the L1 hit path, and how early it must call entries expired.
+  // The clock of the L1 hit path, and how far its reading may lag the real one.
   readonly #hitClock: () => number;
   readonly #hitSlack: number;
+  readonly #sync: SyncState | undefined;
+  #origin: string | undefined;
+  #pendingSync: PendingSync | undefined;
+  // Changes from other instances applied, and L1 drops caused by their clears (the sync
+  // state counts the drops it decides itself).
+  #changesApplied = 0;
+  #remoteFlushes = 0;
+  readonly #background = new Set<Promise<unknown>>();
   #closed = false;
   readonly #stats = {
     l1Hits: 0,
@@ -196,12 +77,13 @@ class EdgeCache implements Cache {
     errors: 0,
     corrupt: 0,
   };
-  // Guards L1 against late answers: an L2 answer may only be installed if its version is
-  // above every mutation of that key (or clear) this instance saw complete meanwhile.
+  // Guards L1 against late answers. An L2 answer is installed only if its version is at
+  // least every change of that key this instance saw complete meanwhile (`#floors`, kept
+  // while operations overlap), and if L1 was not dropped whole since it was asked for
+  // (`#epoch`).
   #inflight = 0;
   readonly #floors = new Map<string, number>();
-  #clearFloor = 0;
-  #clearFailed = false;
+  #epoch = 0;
 
   constructor(options: CacheOptions) {
     if (typeof options !== "object" || options === null) {
@@ -212,12 +94,13 @@ class EdgeCache implements Cache {
       typeof store !== "object" ||
       store === null ||
       typeof store.get !== "function" ||
+      typeof store.sync !== "function" ||
       typeof store.set !== "function" ||
       typeof store.delete !== "function" ||
       typeof store.clear !== "function"
     ) {
       throw new InvalidOptionError(
-        "store must implement the Store interface (get, set, delete, clear)",
+        "store must implement the Store interface (get, sync, set, delete, clear)",
       );
     }
     this.#store = store;
@@ -228,7 +111,7 @@ class EdgeCache implements Cache {
       );
     }
     this.namespace = ns;
-    this.#ttl = checkTtl(options.ttl ?? 60_000, "ttl", InvalidOptionError);
+    this.#ttl = checkTtl(options.ttl ?? 60_000);
     const local = resolveLocal(options.local);
     this.#local = local?.cache;
     this.#localTtl = local?.ttl ?? Number.POSITIVE_INFINITY;
@@ -253,22 +136,48 @@ class EdgeCache implements Cache {
     }
     this.#hitClock = resolution > 0 ? coarseClock(this.#now, resolution) : this.#now;
     this.#hitSlack = resolution;
+    const sync = resolveSync(options.sync);
+    this.#sync = sync && new SyncState(sync);
+    if (options.instanceId !== undefined) {
+      if (typeof options.instanceId !== "string" || !INSTANCE_ID.test(options.instanceId)) {
+        throw new InvalidOptionError("instanceId must be 1-64 of letters, digits, _ . : -");
+      }
+      this.#origin = options.instanceId;
+    }
   }
+
+  // ---- reads ---------------------------------------------------------------------------
 
   async get<T = unknown>(key: string): Promise<T | undefined> {
     this.#open();
     this.#checkKey(key);
-    const hit = this.#fromL1(key);
-    if (hit !== MISS) return hit as T;
-    const [value] = await this.#fromL2([key]);
-    return (value !== undefined && this.#copy ? this.#copy(value) : value) as T | undefined;
+    const t = this.#hitClock();
+    if (this.#sync === undefined || this.#sync.fresh(t, this.#hitSlack)) {
+      const entry = this.#l1(key, t);
+      if (entry !== undefined) {
+        this.#stats.l1Hits++;
+        this.#refreshAhead(t);
+        return this.#out(entry.value) as T;
+      }
+    }
+    const [value] = await this.#slowRead([key], t);
+    return (value === undefined ? undefined : this.#out(value)) as T | undefined;
   }
 
   peek<T = unknown>(key: string): T | undefined {
     this.#open();
     this.#checkKey(key);
-    const hit = this.#fromL1(key);
-    return hit === MISS ? undefined : (hit as T);
+    const t = this.#hitClock();
+    const entry =
+      this.#sync === undefined || this.#sync.fresh(t, this.#hitSlack)
+        ? this.#l1(key, t)
+        : undefined;
+    if (entry === undefined) {
+      this.#stats.l1Misses++;
+      return undefined;
+    }
+    this.#stats.l1Hits++;
+    return this.#out(entry.value) as T;
   }
 
   async has(key: string): Promise<boolean> {
@@ -279,58 +188,282 @@ class EdgeCache implements Cache {
     this.#open();
     if (!Array.isArray(keys)) throw new InvalidKeyError("getMany expects an array of keys");
     for (const key of keys) this.#checkKey(key);
+    const t = this.#hitClock();
+    const fresh = this.#sync === undefined || this.#sync.fresh(t, this.#hitSlack);
     const out: unknown[] = new Array(keys.length);
-    // Index of each distinct missed key in the L2 request, and the slots waiting for it.
-    const missing = new Map<string, number[]>();
+    // Each distinct key L1 could not answer alone, and the slots waiting for it.
+    const slow = new Map<string, number[]>();
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i]!;
-      const hit = this.#fromL1(key);
-      if (hit !== MISS) out[i] = hit;
-      else {
-        const slots = missing.get(key);
-        if (slots) slots.push(i);
-        else missing.set(key, [i]);
+      const entry = fresh ? this.#l1(key, t) : undefined;
+      if (entry !== undefined) {
+        this.#stats.l1Hits++;
+        out[i] = this.#out(entry.value);
+        continue;
       }
+      const slots = slow.get(key);
+      if (slots) slots.push(i);
+      else slow.set(key, [i]);
     }
-    if (missing.size > 0) {
-      const values = await this.#fromL2([...missing.keys()]);
-      let j = 0;
-      for (const slots of missing.values()) {
-        const v = values[j++];
-        // Each slot gets its own copy when copies are on; duplicates must not share one.
-        for (const i of slots) out[i] = v !== undefined && this.#copy ? this.#copy(v) : v;
-      }
+    if (slow.size === 0) {
+      this.#refreshAhead(t);
+      return out as Array<T | undefined>;
+    }
+    const values = await this.#slowRead([...slow.keys()], t);
+    let j = 0;
+    for (const slots of slow.values()) {
+      const v = values[j++];
+      // Each slot gets its own copy when copies are on; duplicates must not share one.
+      for (const i of slots) out[i] = v === undefined ? undefined : this.#out(v);
     }
     return out as Array<T | undefined>;
   }
+
+  /**
+   * Reads distinct keys that L1 could not answer on its own at `t`: misses, and entries
+   * whose sync window ran out. At most two requests: the misses with a sync riding along
+   * (or a sync alone), then a read of the entries that sync invalidated.
+   */
+  async #slowRead(keys: string[], t: number): Promise<unknown[]> {
+    const out: unknown[] = new Array(keys.length);
+    const held: number[] = [];
+    const missing: number[] = [];
+    keys.forEach((key, i) => {
+      (this.#l1(key, t) === undefined ? missing : held).push(i);
+    });
+    let synced = this.#sync === undefined || this.#sync.fresh(t, this.#hitSlack);
+    if (missing.length > 0) {
+      const read = await this.#fetch(missing.map((i) => keys[i]!));
+      missing.forEach((i, j) => {
+        out[i] = read.values[j];
+      });
+      synced ||= read.synced;
+    }
+    if (held.length === 0) return out;
+    if (!synced) synced = await this.#syncFor(t);
+    const again: number[] = [];
+    const now = this.#now();
+    for (const i of held) {
+      const entry = synced ? this.#l1(keys[i]!, now) : undefined;
+      if (entry !== undefined) {
+        this.#stats.l1Hits++;
+        out[i] = entry.value;
+      } else if (synced) {
+        again.push(i);
+      } else {
+        // No sync could vouch for the L1 copy within the bound: a miss, not a stale value.
+        this.#stats.l1Misses++;
+        this.#stats.l2Misses++;
+      }
+    }
+    if (again.length > 0) {
+      const read = await this.#fetch(again.map((i) => keys[i]!));
+      again.forEach((i, j) => {
+        out[i] = read.values[j];
+      });
+    }
+    return out;
+  }
+
+  /** One L2 read of `keys` (counted as L1 misses), with a sync riding along when on. */
+  async #fetch(keys: string[]): Promise<{ values: unknown[]; synced: boolean }> {
+    this.#stats.l1Misses += keys.length;
+    const sentAt = this.#now();
+    const request = this.#sync?.request();
+    let epoch = this.#epoch;
+    this.#inflight++;
+    try {
+      let entries: ReadonlyArray<StoreEntry | undefined>;
+      let changes: ChangeBatch | undefined;
+      try {
+        const result = await this.#store.get(this.namespace, keys, request);
+        entries = result.entries;
+        changes = result.changes;
+        if (!Array.isArray(entries) || entries.length !== keys.length) {
+          throw new StoreError("EC_STORE_ERROR", "store.get returned the wrong number of entries");
+        }
+        if (request !== undefined && changes === undefined) {
+          throw new StoreError("EC_STORE_ERROR", "store.get ignored the sync request");
+        }
+        if (result.corrupt > 0) this.#corrupt(result.corrupt, undefined);
+      } catch (err) {
+        this.#stats.l2Misses += keys.length;
+        this.#absorb(this.#failed(err, "get", keys));
+        return { values: keys.map(() => undefined), synced: false };
+      }
+      let synced = false;
+      if (request !== undefined && changes !== undefined) {
+        const before = this.#epoch;
+        synced = this.#apply(changes, request.cursor, sentAt).kind !== "unverified";
+        // The entries come from the same snapshot as the log just applied: an L1 drop that
+        // this answer caused does not make them stale (one by anything else does).
+        if (before === epoch) epoch = this.#epoch;
+      }
+      const values = keys.map((key, i) => {
+        const entry = entries[i];
+        if (entry === undefined) {
+          this.#stats.l2Misses++;
+          return undefined;
+        }
+        const value = this.#decode(entry.value);
+        if (value === MISS) {
+          this.#stats.l2Misses++;
+          this.#corrupt(1, key);
+          return undefined;
+        }
+        this.#stats.l2Hits++;
+        const expiresAt = sentAt + Math.min(entry.ttl, this.#localTtl);
+        if (this.#epoch === epoch) {
+          this.#install(key, value, entry.version, expiresAt, utf8Length(entry.value) + key.length);
+        }
+        return value;
+      });
+      return { values, synced };
+    } finally {
+      this.#settle();
+    }
+  }
+
+  // ---- coherence -----------------------------------------------------------------------
+
+  /** Resolves true once a sync that vouches for reads started at `t` has been applied. */
+  #syncFor(t: number): Promise<boolean> {
+    const pending = this.#pendingSync;
+    // An answer to a sync sent before `t` is good enough if it was sent within the window.
+    if (pending && t + this.#hitSlack - pending.sentAt < this.#sync!.settings.maxStaleness) {
+      return pending.promise;
+    }
+    return this.#startSync().promise;
+  }
+
+  #startSync(): PendingSync {
+    const sync = this.#sync!;
+    const sentAt = this.#now();
+    const request = sync.request();
+    this.#inflight++;
+    const run = async (): Promise<boolean> => {
+      try {
+        const batch = await this.#store.sync(this.namespace, request);
+        return this.#apply(batch, request.cursor, sentAt).kind !== "unverified";
+      } catch (err) {
+        this.#absorb(this.#failed(err, "sync", []));
+        return false;
+      } finally {
+        this.#settle();
+        if (this.#pendingSync === pending) this.#pendingSync = undefined;
+      }
+    };
+    const pending: PendingSync = { promise: run(), sentAt };
+    this.#pendingSync = pending;
+    return pending;
+  }
+
+  // Starts a background sync before the window runs out, when asked to.
+  #refreshAhead(t: number): void {
+    const sync = this.#sync;
+    if (sync === undefined || this.#pendingSync || !sync.due(t, this.#hitSlack)) return;
+    const { promise } = this.#startSync(); // never rejects: failures are absorbed
+    const waitUntil = sync.settings.waitUntil;
+    if (waitUntil) {
+      try {
+        waitUntil(promise);
+        return;
+      } catch {
+        // waitUntil outside a request context: keep it in-process instead.
+      }
+    }
+    this.#background.add(promise);
+    void promise.then(() => this.#background.delete(promise));
+  }
+
+  /** Applies a change batch to L1, per the verdict of the sync state. */
+  #apply(batch: ChangeBatch, asked: number, sentAt: number): Verdict {
+    const verdict = this.#sync!.accept(batch, asked, sentAt);
+    if (verdict.kind === "flush") this.#dropL1();
+    else if (verdict.kind === "apply") {
+      for (const record of verdict.records) this.#applyRecord(record, sentAt);
+    }
+    return verdict;
+  }
+
+  #applyRecord(record: ChangeRecord, sentAt: number): void {
+    // This instance already applied its own changes when they resolved.
+    if (record.origin === this.#origin) return;
+    this.#changesApplied += record.op === "clear" ? 1 : record.keys.length;
+    if (record.op === "clear") {
+      this.#remoteFlushes++;
+      this.#dropL1();
+      return;
+    }
+    const local = this.#local;
+    for (const change of record.keys) {
+      this.#raiseFloor(change.key, change.version);
+      const current = local?.get(change.key);
+      if (local === undefined || current === undefined || current.version >= change.version) {
+        continue;
+      }
+      // Only keys this instance holds are updated: a propagated value refreshes the copy in
+      // place, anything else drops it.
+      if (change.value !== undefined && change.ttl !== undefined && change.ttl > 0) {
+        const value = this.#decode(change.value);
+        if (value !== MISS) {
+          local.set(change.key, {
+            value,
+            version: change.version,
+            expiresAt: sentAt + Math.min(change.ttl, this.#localTtl),
+            size: utf8Length(change.value) + change.key.length,
+          });
+          continue;
+        }
+        this.#corrupt(1, change.key);
+      }
+      local.delete(change.key);
+    }
+  }
+
+  // ---- writes --------------------------------------------------------------------------
 
   async set(key: string, value: unknown, options?: SetOptions): Promise<void> {
     await this.setMany([[key, value, options]]);
   }
 
+  async setWithInvalidate(
+    key: string,
+    value: unknown,
+    options?: Omit<SetOptions, "propagate">,
+  ): Promise<void> {
+    await this.setMany([[key, value, { ...options, propagate: "invalidate" }]]);
+  }
+
   async setMany(entries: ReadonlyArray<SetManyEntry>): Promise<void> {
     this.#open();
-    if (!Array.isArray(entries))
+    if (!Array.isArray(entries)) {
       throw new InvalidOptionError("setMany expects an array of entries");
+    }
     // Validate and encode everything before the first byte goes out: bad input changes nothing.
     const prepared = entries.map((entry) => {
-      if (!Array.isArray(entry))
+      if (!Array.isArray(entry)) {
         throw new InvalidOptionError("setMany entries are [key, value, options?]");
+      }
       return this.#prepare(entry[0], entry[1], entry[2]);
     });
     if (prepared.length === 0) return;
     const keys = prepared.map((p) => p.key);
     const started = this.#now();
+    const meta = this.#meta();
     let versions: number[];
     this.#inflight++;
     try {
-      versions = await this.#store.set(
+      const result = await this.#store.set(
         this.namespace,
         prepared.map((p) => p.write),
+        meta,
       );
+      versions = result.version;
       if (!Array.isArray(versions) || versions.length !== prepared.length) {
         throw new StoreError("EC_STORE_ERROR", "store.set returned the wrong number of versions");
       }
+      this.#written(result.changes, meta, started);
     } catch (err) {
       this.#forget(keys);
       this.#settle();
@@ -357,10 +490,14 @@ class EdgeCache implements Cache {
     for (const key of keys) this.#checkKey(key);
     if (keys.length === 0) return;
     const unique = [...new Set(keys)];
+    const started = this.#now();
+    const meta = this.#meta();
     this.#inflight++;
     let version: number;
     try {
-      version = await this.#store.delete(this.namespace, unique);
+      const result = await this.#store.delete(this.namespace, unique, meta);
+      version = result.version;
+      this.#written(result.changes, meta, started);
     } catch (err) {
       this.#forget(unique);
       this.#settle();
@@ -376,37 +513,65 @@ class EdgeCache implements Cache {
 
   async clear(): Promise<void> {
     this.#open();
+    const started = this.#now();
+    const meta = this.#meta();
     this.#inflight++;
-    let version: number;
     try {
-      version = await this.#store.clear(this.namespace);
+      const result = await this.#store.clear(this.namespace, meta);
+      this.#written(result.changes, meta, started);
     } catch (err) {
       // Whether or not L2 applied it, an empty L1 is never wrong.
-      this.#local?.clear();
-      this.#clearFailed = true;
+      this.#dropL1();
       this.#settle();
       throw this.#failed(err, "clear", []);
     }
     this.#stats.clears++;
-    this.#clearFloor = Math.max(this.#clearFloor, version);
-    this.#local?.clear();
+    this.#dropL1();
     this.#settle();
   }
 
+  #meta(): WriteMeta {
+    this.#origin ??= crypto.randomUUID();
+    const sync = this.#sync;
+    return sync
+      ? { origin: this.#origin, logLength: sync.settings.logLength, sync: sync.request() }
+      : { origin: this.#origin, logLength: 0 };
+  }
+
+  // A write's answer carries the change log up to and including the write itself.
+  #written(changes: ChangeBatch | undefined, meta: WriteMeta, sentAt: number): void {
+    if (meta.sync === undefined) return;
+    if (changes === undefined) {
+      throw new StoreError("EC_STORE_ERROR", "the store ignored the sync request of a write");
+    }
+    this.#apply(changes, meta.sync.cursor, sentAt);
+  }
+
+  // ---- lifecycle -----------------------------------------------------------------------
+
   stats(): CacheStats {
+    const sync = this.#sync?.stats;
     return {
       ...this.#stats,
       l1Items: this.#local?.size ?? 0,
       l1Bytes: this.#local?.bytes ?? 0,
       l1Evictions: this.#local?.evictions ?? 0,
+      syncs: sync?.syncs ?? 0,
+      changesApplied: this.#changesApplied,
+      flushes: (sync?.flushes ?? 0) + this.#remoteFlushes,
+      syncLag: sync?.syncLag ?? 0,
+      cursor: this.#sync?.cursor ?? -1,
     };
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await Promise.allSettled([...this.#background, this.#pendingSync?.promise]);
     this.#local?.clear();
   }
+
+  // ---- helpers -------------------------------------------------------------------------
 
   #open(): void {
     if (this.#closed) throw new ClosedError();
@@ -424,11 +589,18 @@ class EdgeCache implements Cache {
   #prepare(key: unknown, value: unknown, options: SetOptions | undefined): Prepared {
     this.#checkKey(key);
     let ttl = this.#ttl;
+    let propagate = true;
     if (options !== undefined) {
       if (typeof options !== "object" || options === null) {
         throw new InvalidOptionError("set options must be an object", { key });
       }
-      if (options.ttl !== undefined) ttl = checkTtl(options.ttl, "ttl", InvalidOptionError, key);
+      if (options.ttl !== undefined) ttl = checkTtl(options.ttl, key);
+      if (options.propagate !== undefined) {
+        if (options.propagate !== "value" && options.propagate !== "invalidate") {
+          throw new InvalidOptionError('propagate must be "value" or "invalidate"', { key });
+        }
+        propagate = options.propagate === "value";
+      }
     }
     if (value === undefined) {
       throw new SerializationError("undefined cannot be cached (a miss reads as undefined)", {
@@ -450,74 +622,41 @@ class EdgeCache implements Cache {
     if (typeof text !== "string") {
       throw new SerializationError(
         `serializer "${this.#serializer.name}" did not return a string`,
-        {
-          key,
-        },
+        { key },
       );
     }
     const payload = this.#tag + text;
     const bytes = utf8Length(payload);
-    if (bytes > this.#maxValueBytes)
+    if (bytes > this.#maxValueBytes) {
       throw new ValueTooLargeError(bytes, this.#maxValueBytes, { key });
-    return { key, value, write: { key, value: payload, ttl }, size: bytes + key.length };
+    }
+    const sync = this.#sync?.settings;
+    return {
+      key,
+      value,
+      write: {
+        key,
+        value: payload,
+        ttl,
+        propagate: propagate && sync !== undefined && bytes <= sync.propagateMaxBytes,
+      },
+      size: bytes + key.length,
+    };
   }
 
-  // The hot path: kept flat, with no allocation and one clock read at most.
-  #fromL1(key: string): unknown {
+  /** The fresh L1 entry of `key` at `t`, dropping an expired one. The hot path: kept flat. */
+  #l1(key: string, t: number): LocalEntry | undefined {
     const local = this.#local;
-    if (local !== undefined) {
-      const entry = local.get(key);
-      if (entry !== undefined) {
-        if (entry.expiresAt > this.#hitClock() + this.#hitSlack) {
-          this.#stats.l1Hits++;
-          return this.#copy === undefined ? entry.value : this.#copy(entry.value);
-        }
-        local.delete(key);
-      }
-    }
-    this.#stats.l1Misses++;
-    return MISS;
+    if (local === undefined) return undefined;
+    const entry = local.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt > t + this.#hitSlack) return entry;
+    local.delete(key);
+    return undefined;
   }
 
-  async #fromL2(keys: string[]): Promise<unknown[]> {
-    const started = this.#now();
-    this.#inflight++;
-    try {
-      let entries: ReadonlyArray<StoreEntry | undefined>;
-      let corrupt: number;
-      try {
-        const result = await this.#store.get(this.namespace, keys);
-        entries = result.entries;
-        corrupt = result.corrupt;
-        if (!Array.isArray(entries) || entries.length !== keys.length) {
-          throw new StoreError("EC_STORE_ERROR", "store.get returned the wrong number of entries");
-        }
-      } catch (err) {
-        this.#stats.l2Misses += keys.length;
-        this.#absorb(this.#failed(err, "get", keys));
-        return keys.map(() => undefined);
-      }
-      if (corrupt > 0) this.#corrupt(corrupt, undefined);
-      return keys.map((key, i) => {
-        const entry = entries[i];
-        if (entry === undefined) {
-          this.#stats.l2Misses++;
-          return undefined;
-        }
-        const value = this.#decode(entry.value);
-        if (value === MISS) {
-          this.#stats.l2Misses++;
-          this.#corrupt(1, key);
-          return undefined;
-        }
-        this.#stats.l2Hits++;
-        const expiresAt = started + Math.min(entry.ttl, this.#localTtl);
-        this.#install(key, value, entry.version, expiresAt, utf8Length(entry.value) + key.length);
-        return value;
-      });
-    } finally {
-      this.#settle();
-    }
+  #out(value: unknown): unknown {
+    return this.#copy === undefined ? value : this.#copy(value);
   }
 
   #decode(payload: string): unknown {
@@ -533,16 +672,20 @@ class EdgeCache implements Cache {
   #install(key: string, value: unknown, version: number, expiresAt: number, size: number): void {
     const local = this.#local;
     if (local === undefined || !(expiresAt > this.#now())) return;
-    if (this.#clearFailed || version <= this.#clearFloor) return;
     if (version < (this.#floors.get(key) ?? 0)) return;
     const current = local.get(key);
     if (current !== undefined && current.version > version) return;
-    const entry: LocalEntry = { value, version, expiresAt, size };
-    local.set(key, entry);
+    local.set(key, { value, version, expiresAt, size });
   }
 
-  // Remember the newest completed mutation of a key while answers that started earlier may
-  // still arrive; once nothing is in flight the floors are no longer needed.
+  // Drops L1 whole; answers asked for before this are not installed afterwards.
+  #dropL1(): void {
+    this.#local?.clear();
+    this.#epoch++;
+  }
+
+  // Remember the newest completed change of a key while answers that started earlier may
+  // still arrive; once nothing else is in flight the floors are no longer needed.
   #raiseFloor(key: string, version: number): void {
     if (this.#inflight > 1 && version > (this.#floors.get(key) ?? 0)) {
       this.#floors.set(key, version);
@@ -560,10 +703,7 @@ class EdgeCache implements Cache {
 
   #settle(): void {
     this.#inflight--;
-    if (this.#inflight === 0) {
-      this.#floors.clear();
-      this.#clearFailed = false;
-    }
+    if (this.#inflight === 0) this.#floors.clear();
   }
 
   #corrupt(count: number, key: string | undefined): void {
@@ -601,15 +741,12 @@ class EdgeCache implements Cache {
   }
 }
 
-function checkTtl(
-  ttl: unknown,
-  name: string,
-  ErrorClass: typeof InvalidOptionError,
-  key?: string,
-): number {
+const MISS: unique symbol = Symbol("miss");
+
+function checkTtl(ttl: unknown, key?: string): number {
   if (typeof ttl !== "number" || !Number.isFinite(ttl) || ttl <= 0) {
-    throw new ErrorClass(
-      `${name} must be a finite number of ms greater than 0`,
+    throw new InvalidOptionError(
+      "ttl must be a finite number of ms greater than 0",
       key ? { key } : {},
     );
   }
@@ -626,7 +763,8 @@ function checkLimit(value: unknown, fallback: number, name: string): number {
 }
 
 /**
- * Creates a two-level cache: an in-process L1 in front of a shared L2 store.
+ * Creates a two-level cache: an in-process L1 in front of a shared L2 store, kept coherent
+ * across instances through the store's change log.
  *
  * @example
  * ```ts
@@ -637,6 +775,7 @@ function checkLimit(value: unknown, fallback: number, name: string): number {
  *   store: upstashStore({ url: env.UPSTASH_REDIS_REST_URL, token: env.UPSTASH_REDIS_REST_TOKEN }),
  *   namespace: "app",
  *   ttl: 60_000,
+ *   sync: { maxStaleness: 1_000 },
  * });
  * await cache.set("user:1", { name: "Ada" });
  * const user = await cache.get<{ name: string }>("user:1");

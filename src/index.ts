@@ -33,5 +33,17 @@ export {
 } from "./errors.js";
 export { type LocalCache, type LocalEntry, type LocalOptions, lruLocal } from "./local.js";
 export { consoleLogger, type Logger, type LogLevel, silentLogger } from "./logger.js";
-export type { Store, StoreEntry, StoreReadResult, StoreWrite } from "./store.js";
+export type {
+  ChangeBatch,
+  ChangedKey,
+  ChangeRecord,
+  Store,
+  StoreEntry,
+  StoreReadResult,
+  StoreReadWithChanges,
+  StoreWrite,
+  SyncRequest,
+  WriteMeta,
+} from "./store.js";
 export { type MemoryStoreOptions, memoryStore } from "./stores/memory.js";
+export type { SyncOptions } from "./sync/stamps.js";

@@ -14,6 +14,9 @@
  * - Data under the store's prefix that it did not write is reported as corrupt, never
  *   returned as an entry.
  * - A failed call rejects; a call that resolved really happened.
+ * - Every `set`, `delete` and `clear` appends one record to the namespace's change log in
+ *   the same atomic step, covering exactly the versions it consumed, so that the log read
+ *   after a cursor is contiguous unless it was trimmed. The log is bounded.
  *
  * @module
  */
@@ -44,6 +47,76 @@ export interface StoreWrite {
   readonly value: string;
   /** Time to live in whole milliseconds, at least 1. */
   readonly ttl: number;
+  /**
+   * Whether the change-log record carries the value itself, so other instances can update
+   * their L1 without reading L2; otherwise it only invalidates.
+   */
+  readonly propagate: boolean;
+}
+
+/** Who writes, whether the write is recorded in the change log, and what to sync. */
+export interface WriteMeta {
+  /** The writing instance's id, recorded so it can skip its own changes. */
+  readonly origin: string;
+  /**
+   * Most records the namespace's change log keeps (trimmed approximately); `0` records
+   * nothing (a namespace used without coherence).
+   */
+  readonly logLength: number;
+  /** Also return the change log after this cursor, read after the write. */
+  readonly sync?: SyncRequest;
+}
+
+/** The answer to a write: its version(s), and the change log when `meta.sync` asked. */
+export interface StoreWriteResult<V> {
+  /** One version per entry for `set`; the operation's version for `delete` and `clear`. */
+  readonly version: V;
+  readonly changes?: ChangeBatch;
+}
+
+/** Ask for the change log after `cursor`, piggybacked on a read or alone. */
+export interface SyncRequest {
+  /** The last version this instance has applied; `-1` when it has applied none yet. */
+  readonly cursor: number;
+  /** Most records returned. */
+  readonly limit: number;
+}
+
+/** One key of a change record. */
+export interface ChangedKey {
+  readonly key: string;
+  /** The version of this key's change. */
+  readonly version: number;
+  /** The new encoded value, when the write propagated it. */
+  readonly value?: string;
+  /** With `value`: ms the L2 entry had left when the log was read. */
+  readonly ttl?: number;
+}
+
+/** One change-log record: one write, delete or clear, covering versions `first..last`. */
+export interface ChangeRecord {
+  readonly op: "set" | "delete" | "clear";
+  /** First version the operation consumed. */
+  readonly first: number;
+  /** Last version the operation consumed (the record's id). */
+  readonly last: number;
+  /** The instance that made the change. */
+  readonly origin: string;
+  /** The keys changed (empty for `clear`). */
+  readonly keys: readonly ChangedKey[];
+}
+
+/** The change log after a cursor, read atomically with the namespace's version counter. */
+export interface ChangeBatch {
+  /** The namespace's version counter: every change up to it happened. */
+  readonly head: number;
+  /** Records with `last > cursor`, oldest first, at most `limit`. */
+  readonly records: readonly ChangeRecord[];
+}
+
+/** {@link StoreReadResult} plus the change log, when a sync rode along with the read. */
+export interface StoreReadWithChanges extends StoreReadResult {
+  readonly changes?: ChangeBatch;
 }
 
 /**
@@ -53,14 +126,34 @@ export interface StoreWrite {
 export interface Store {
   /** Short name for stats and error messages, e.g. `"memory"` or `"upstash"`. */
   readonly name: string;
-  /** Reads entries; one slot per key, in order. Keys may repeat. */
-  get(namespace: string, keys: readonly string[]): Promise<StoreReadResult>;
-  /** Writes entries atomically with their versions; resolves to one version per entry. */
-  set(namespace: string, entries: readonly StoreWrite[]): Promise<number[]>;
-  /** Deletes keys; resolves to the version stamped on the deletion. */
-  delete(namespace: string, keys: readonly string[]): Promise<number>;
-  /** Makes every current entry of the namespace unreadable; resolves to the clear's version. */
-  clear(namespace: string): Promise<number>;
+  /**
+   * Reads entries; one slot per key, in order. Keys may repeat. With `sync`, also returns
+   * the change log after `sync.cursor`, from the same atomic snapshot as the entries.
+   */
+  get(
+    namespace: string,
+    keys: readonly string[],
+    sync?: SyncRequest,
+  ): Promise<StoreReadWithChanges>;
+  /** The change log after `sync.cursor`, alone. */
+  sync(namespace: string, sync: SyncRequest): Promise<ChangeBatch>;
+  /**
+   * Writes entries with their versions and their change-log record, atomically; resolves to
+   * one version per entry.
+   */
+  set(
+    namespace: string,
+    entries: readonly StoreWrite[],
+    meta: WriteMeta,
+  ): Promise<StoreWriteResult<number[]>>;
+  /** Deletes keys and records it; resolves to the version stamped on the deletion. */
+  delete(
+    namespace: string,
+    keys: readonly string[],
+    meta: WriteMeta,
+  ): Promise<StoreWriteResult<number>>;
+  /** Makes every current entry unreadable and records it; resolves to the clear's version. */
+  clear(namespace: string, meta: WriteMeta): Promise<StoreWriteResult<number>>;
   /** Releases connections or timers. Optional. */
   close?(): Promise<void>;
 }

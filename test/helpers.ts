@@ -71,18 +71,20 @@ export function chaosStore(inner: Store) {
   };
   const store: Store = {
     name: `chaos(${inner.name})`,
-    get: (ns, keys) =>
+    get: (ns, keys, sync) =>
       late(async () => {
-        const r = await inner.get(ns, keys);
+        const r = await inner.get(ns, keys, sync);
         if (mode !== "garble") return r;
         return {
+          ...r,
           corrupt: 0,
           entries: r.entries.map((e) => (e ? { ...e, value: "sj:{not json" } : e)),
         };
       }),
-    set: (ns, w) => guard(() => inner.set(ns, w)),
-    delete: (ns, k) => guard(() => inner.delete(ns, k)),
-    clear: (ns) => guard(() => inner.clear(ns)),
+    sync: (ns, request) => late(() => inner.sync(ns, request)),
+    set: (ns, w, meta) => guard(() => inner.set(ns, w, meta)),
+    delete: (ns, k, meta) => guard(() => inner.delete(ns, k, meta)),
+    clear: (ns, meta) => guard(() => inner.clear(ns, meta)),
   };
   return {
     store,

@@ -1,5 +1,15 @@
 import { InvalidOptionError } from "../errors.js";
-import type { Store, StoreEntry, StoreReadResult, StoreWrite } from "../store.js";
+import type {
+  ChangeBatch,
+  ChangedKey,
+  ChangeRecord,
+  Store,
+  StoreEntry,
+  StoreWrite,
+  StoreWriteResult,
+  SyncRequest,
+  WriteMeta,
+} from "../store.js";
 
 /** Options of {@link memoryStore}. */
 export interface MemoryStoreOptions {
@@ -22,9 +32,26 @@ interface Slot {
   expiresAt: number;
 }
 
+interface LoggedKey {
+  key: string;
+  version: number;
+  value?: string;
+  expiresAt?: number;
+}
+
+interface Logged {
+  op: ChangeRecord["op"];
+  first: number;
+  last: number;
+  origin: string;
+  keys: LoggedKey[];
+}
+
 interface Space {
   version: number;
   entries: Map<string, Slot>;
+  /** The change log, oldest first, trimmed to the writers' `logLength`. */
+  log: Logged[];
 }
 
 /**
@@ -52,7 +79,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store {
   const space = (ns: string): Space => {
     let s = spaces.get(ns);
     if (!s) {
-      s = { version: 0, entries: new Map() };
+      s = { version: 0, entries: new Map(), log: [] };
       spaces.set(ns, s);
     }
     return s;
@@ -80,9 +107,43 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store {
     }
   };
 
+  const append = (s: Space, meta: WriteMeta, record: Logged): void => {
+    if (meta.logLength <= 0) return;
+    s.log.push(record);
+    if (s.log.length > meta.logLength) s.log.splice(0, s.log.length - meta.logLength);
+  };
+
+  const changes = (ns: string, sync: SyncRequest): ChangeBatch => {
+    const s = spaces.get(ns);
+    const head = s?.version ?? 0;
+    if (!s || sync.cursor < 0 || head <= sync.cursor) return { head, records: [] };
+    const t = now();
+    const records: ChangeRecord[] = [];
+    for (const r of s.log) {
+      if (r.last <= sync.cursor) continue;
+      if (records.length === sync.limit) break;
+      records.push({
+        op: r.op,
+        first: r.first,
+        last: r.last,
+        origin: r.origin,
+        keys: r.keys.map(
+          (k): ChangedKey =>
+            k.value === undefined || k.expiresAt === undefined
+              ? { key: k.key, version: k.version }
+              : { key: k.key, version: k.version, value: k.value, ttl: k.expiresAt - t },
+        ),
+      });
+    }
+    return { head, records };
+  };
+
+  const written = <V>(ns: string, version: V, meta: WriteMeta): StoreWriteResult<V> =>
+    meta.sync ? { version, changes: changes(ns, meta.sync) } : { version };
+
   return {
     name: "memory",
-    async get(ns, keys): Promise<StoreReadResult> {
+    async get(ns, keys, sync) {
       const s = spaces.get(ns);
       const t = now();
       const entries: Array<StoreEntry | undefined> = keys.map((key) => {
@@ -95,12 +156,16 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store {
         }
         return { value: slot.value, version: slot.version, ttl: slot.expiresAt - t };
       });
-      return { entries, corrupt: 0 };
+      return sync ? { entries, corrupt: 0, changes: changes(ns, sync) } : { entries, corrupt: 0 };
     },
-    async set(ns, writes: readonly StoreWrite[]) {
+    async sync(ns, sync) {
+      return changes(ns, sync);
+    },
+    async set(ns, writes: readonly StoreWrite[], meta) {
       const s = space(ns);
       const t = now();
-      return writes.map((w) => {
+      const first = s.version + 1;
+      const versions = writes.map((w) => {
         const version = ++s.version;
         if (s.entries.delete(w.key)) size--;
         makeRoom();
@@ -108,17 +173,47 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store {
         size++;
         return version;
       });
+      if (writes.length > 0) {
+        append(s, meta, {
+          op: "set",
+          first,
+          last: s.version,
+          origin: meta.origin,
+          keys: writes.map((w, i) =>
+            w.propagate
+              ? { key: w.key, version: first + i, value: w.value, expiresAt: t + w.ttl }
+              : { key: w.key, version: first + i },
+          ),
+        });
+      }
+      return written(ns, versions, meta);
     },
-    async delete(ns, keys) {
+    async delete(ns, keys, meta) {
       const s = space(ns);
       for (const key of keys) if (s.entries.delete(key)) size--;
-      return ++s.version;
+      const version = ++s.version;
+      append(s, meta, {
+        op: "delete",
+        first: version,
+        last: version,
+        origin: meta.origin,
+        keys: keys.map((key) => ({ key, version })),
+      });
+      return written(ns, version, meta);
     },
-    async clear(ns) {
+    async clear(ns, meta) {
       const s = space(ns);
       size -= s.entries.size;
       s.entries.clear();
-      return ++s.version;
+      const version = ++s.version;
+      append(s, meta, {
+        op: "clear",
+        first: version,
+        last: version,
+        origin: meta.origin,
+        keys: [],
+      });
+      return written(ns, version, meta);
     },
   };
 }

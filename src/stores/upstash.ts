@@ -1,7 +1,24 @@
 import { Redis } from "@upstash/redis";
 import { InvalidOptionError, StoreError } from "../errors.js";
-import { NAMESPACE_PATTERN, type Store, type StoreEntry, type StoreWrite } from "../store.js";
-import { CLEAR_SCRIPT, DELETE_SCRIPT, ENTRY_MAGIC, READ_SCRIPT, WRITE_SCRIPT } from "./scripts.js";
+import {
+  type ChangeBatch,
+  type ChangedKey,
+  type ChangeRecord,
+  NAMESPACE_PATTERN,
+  type Store,
+  type StoreEntry,
+  type StoreWrite,
+  type SyncRequest,
+  type WriteMeta,
+} from "../store.js";
+import {
+  CLEAR_SCRIPT,
+  DELETE_SCRIPT,
+  ENTRY_MAGIC,
+  READ_SCRIPT,
+  SYNC_SCRIPT,
+  WRITE_SCRIPT,
+} from "./scripts.js";
 
 /** Connection settings for {@link upstashStore} when it builds its own client. */
 export interface UpstashConnection {
@@ -112,6 +129,7 @@ export function upstashStore(
   const client = requesterOf(connection);
   const scripts = {
     read: script(READ_SCRIPT),
+    sync: script(SYNC_SCRIPT),
     write: script(WRITE_SCRIPT),
     delete: script(DELETE_SCRIPT),
     clear: script(CLEAR_SCRIPT),
@@ -189,49 +207,142 @@ export function upstashStore(
     return n;
   };
 
+  const syncArgs = (sync: SyncRequest): number[] => {
+    if (!Number.isSafeInteger(sync.cursor) || sync.cursor < -1) throw shapeError();
+    if (!Number.isSafeInteger(sync.limit) || sync.limit < 1) throw shapeError();
+    return [sync.cursor, sync.limit];
+  };
+
   return {
     name: "upstash",
-    async get(ns, keys) {
-      if (keys.length === 0) return { entries: [], corrupt: 0 };
+    async get(ns, keys, sync) {
+      if (keys.length === 0 && !sync) return { entries: [], corrupt: 0 };
       const b = base(ns);
-      const raw = await run(scripts.read, [b + "c", ...keys.map((k) => `${b}k:${k}`)], []);
-      if (!Array.isArray(raw) || raw.length !== 1 + 2 * keys.length) throw shapeError();
-      const marker = raw[0] === null ? 0 : version(raw[0]);
+      const raw = await run(
+        scripts.read,
+        [b + "c", b + "v", b + "log", ...keys.map((k) => `${b}k:${k}`)],
+        sync ? syncArgs(sync) : [],
+      );
+      if (!Array.isArray(raw) || raw.length !== 3) throw shapeError();
+      const [rawMarker, pairs, rawChanges] = raw as [unknown, unknown, unknown];
+      if (!Array.isArray(pairs) || pairs.length !== 2 * keys.length) throw shapeError();
+      const marker = rawMarker === null ? 0 : version(rawMarker);
       let corrupt = 0;
       const entries = keys.map((_, i): StoreEntry | undefined => {
-        const value = raw[1 + 2 * i];
-        const pttl = raw[2 + 2 * i];
+        const value = pairs[2 * i];
         if (value === null || value === undefined) return undefined;
-        const entry = parseEntry(value, pttl);
+        const entry = parseEntry(value, pairs[2 * i + 1]);
         if (entry === undefined) {
           corrupt++;
           return undefined;
         }
         return entry.version > marker && entry.ttl > 0 ? entry : undefined;
       });
-      return { entries, corrupt };
+      if (!sync) return { entries, corrupt };
+      return { entries, corrupt, changes: parseChanges(rawChanges, `${b}k:`) };
     },
-    async set(ns, writes: readonly StoreWrite[]) {
-      if (writes.length === 0) return [];
+    async sync(ns, sync) {
       const b = base(ns);
-      const keys = [b + "v", b + "c"];
-      const args: Array<string | number> = [];
+      const raw = await run(scripts.sync, [b + "v", b + "log"], syncArgs(sync));
+      return parseChanges(raw, `${b}k:`);
+    },
+    async set(ns, writes: readonly StoreWrite[], meta) {
+      if (writes.length === 0 && !meta.sync) return { version: [] };
+      const b = base(ns);
+      const keys = [b + "v", b + "c", b + "log"];
+      const args = metaArgs(meta);
       for (const w of writes) {
         keys.push(`${b}k:${w.key}`);
-        args.push(w.value, w.ttl);
+        args.push(w.value, w.ttl, w.propagate ? "1" : "0");
       }
-      const last = version(await run(scripts.write, keys, args));
-      return writes.map((_, i) => last - writes.length + 1 + i);
+      const { version: last, changes } = written(await run(scripts.write, keys, args), b, meta);
+      return { version: writes.map((_, i) => last - writes.length + 1 + i), changes };
     },
-    async delete(ns, keys) {
+    async delete(ns, keys, meta) {
       const b = base(ns);
-      return version(await run(scripts.delete, [b + "v", ...keys.map((k) => `${b}k:${k}`)], []));
+      const raw = await run(
+        scripts.delete,
+        [b + "v", b + "log", ...keys.map((k) => `${b}k:${k}`)],
+        metaArgs(meta),
+      );
+      return written(raw, b, meta);
     },
-    async clear(ns) {
+    async clear(ns, meta) {
       const b = base(ns);
-      return version(await run(scripts.clear, [b + "v", b + "c"], []));
+      const raw = await run(scripts.clear, [b + "v", b + "c", b + "log"], metaArgs(meta));
+      return written(raw, b, meta);
     },
   };
+
+  function metaArgs(meta: WriteMeta): Array<string | number> {
+    const [cursor, limit] = meta.sync ? syncArgs(meta.sync) : ["", ""];
+    return [meta.origin, meta.logLength, cursor as number | string, limit as number | string];
+  }
+
+  function written(
+    raw: unknown,
+    b: string,
+    meta: WriteMeta,
+  ): { version: number; changes?: ChangeBatch } {
+    if (!Array.isArray(raw) || raw.length !== 2) throw shapeError();
+    const v = version(raw[0]);
+    return meta.sync ? { version: v, changes: parseChanges(raw[1], `${b}k:`) } : { version: v };
+  }
+}
+
+const OPS: Record<string, ChangeRecord["op"]> = { s: "set", d: "delete", c: "clear" };
+
+/**
+ * Decodes `{ head, now, records }` from the scripts. A record that does not parse stands in
+ * as a clear (the cache then drops its whole L1), so foreign data in the log can cost hit
+ * ratio but never coherence.
+ */
+function parseChanges(raw: unknown, keyPrefix: string): ChangeBatch {
+  if (!Array.isArray(raw) || raw.length !== 3 || !Array.isArray(raw[2])) {
+    throw new StoreError("EC_STORE_ERROR", "unexpected answer shape from the store");
+  }
+  const head = Number(raw[0]);
+  const now = Number(raw[1]);
+  if (!Number.isSafeInteger(head) || !Number.isFinite(now)) {
+    throw new StoreError("EC_STORE_ERROR", "unexpected answer shape from the store");
+  }
+  const records: ChangeRecord[] = [];
+  for (const item of raw[2] as unknown[]) {
+    const id = Array.isArray(item) && typeof item[0] === "string" ? item[0] : "";
+    const last = Number(id.slice(0, id.indexOf("-")));
+    if (!Number.isSafeInteger(last) || last < 1) {
+      throw new StoreError("EC_STORE_ERROR", "unexpected change log id");
+    }
+    records.push(parseRecord((item as unknown[])[1], last, keyPrefix, now));
+  }
+  return { head, records };
+}
+
+function parseRecord(fields: unknown, last: number, keyPrefix: string, now: number): ChangeRecord {
+  const opaque: ChangeRecord = { op: "clear", first: last, last, origin: "", keys: [] };
+  if (!Array.isArray(fields) || fields.length < 6 || (fields.length - 6) % 6 !== 0) return opaque;
+  const [o, op, i, origin, f, firstText] = fields as unknown[];
+  const kind = typeof op === "string" ? OPS[op] : undefined;
+  const first = Number(firstText);
+  if (o !== "o" || i !== "i" || f !== "f" || kind === undefined || typeof origin !== "string") {
+    return opaque;
+  }
+  if (!Number.isSafeInteger(first) || first < 1 || first > last) return opaque;
+  const keys: ChangedKey[] = [];
+  for (let j = 6; j < fields.length; j += 6) {
+    const [k, key, v, value, x, expiry] = fields.slice(j, j + 6) as unknown[];
+    if (k !== "k" || v !== "v" || x !== "x") return opaque;
+    if (typeof key !== "string" || !key.startsWith(keyPrefix) || typeof value !== "string") {
+      return opaque;
+    }
+    // A set record's keys hold consecutive versions; a delete's all share the record's.
+    const version = kind === "set" ? first + keys.length : last;
+    const userKey = key.slice(keyPrefix.length);
+    if (value === "") keys.push({ key: userKey, version });
+    else keys.push({ key: userKey, version, value, ttl: Number(expiry) - now });
+  }
+  if (kind === "set" && first + keys.length - 1 !== last) return opaque;
+  return { op: kind, first, last, origin, keys };
 }
 
 function parseEntry(raw: unknown, pttl: unknown): StoreEntry | undefined {

@@ -1,0 +1,352 @@
+import { Redis } from "@upstash/redis";
+import { afterAll, describe, expect, inject, it } from "vitest";
+import { type CacheOptions, createCache, type EdgeCacheError, memoryStore } from "../src/index.js";
+import { upstashStore } from "../src/stores/upstash.js";
+import { chaosStore, countRequests, fakeClock } from "./helpers.js";
+import { freshNamespace } from "./store-suite.js";
+
+const M = 1_000;
+
+/** Two or more instances on one shared store and one fake clock. */
+function cluster(options: Partial<CacheOptions> = {}) {
+  const clock = fakeClock();
+  const chaos = chaosStore(memoryStore({ now: clock.now }));
+  const errors: EdgeCacheError[] = [];
+  const instance = (extra: Partial<CacheOptions> = {}) =>
+    createCache({
+      store: chaos.store,
+      namespace: "app",
+      now: clock.now,
+      sync: { maxStaleness: M },
+      onError: (e) => errors.push(e),
+      ...options,
+      ...extra,
+    });
+  return { clock, chaos, errors, instance };
+}
+
+/** Store calls made by `fn`. */
+async function calls<T>(chaos: { calls: number }, fn: () => Promise<T>): Promise<[T, number]> {
+  const before = chaos.calls;
+  const result = await fn();
+  return [result, chaos.calls - before];
+}
+
+describe("the staleness bound", () => {
+  it("a propagated set reaches another instance's L1 once the window has passed, with one sync", async () => {
+    const { clock, chaos, instance } = cluster();
+    const a = instance();
+    const b = instance();
+    await a.set("k", "v1");
+    expect(await b.get("k")).toBe("v1");
+    await a.set("k", "v2");
+    clock.advance(M - 1);
+    expect(await b.get("k")).toBe("v1"); // inside the window: allowed, and free
+    clock.advance(1);
+    const [value, n] = await calls(chaos, () => b.get("k"));
+    expect(value).toBe("v2");
+    expect(n).toBe(1); // the sync carried the value: no L2 read
+    expect(b.stats()).toMatchObject({ changesApplied: 1, l1Hits: 2, flushes: 0 });
+  });
+
+  it("setWithInvalidate only drops the copy: the reader fetches the value from L2", async () => {
+    const { clock, chaos, instance } = cluster();
+    const a = instance();
+    const b = instance();
+    await a.set("k", "v1");
+    await b.get("k");
+    await a.setWithInvalidate("k", "v2");
+    clock.advance(M);
+    const [value, n] = await calls(chaos, () => b.get("k"));
+    expect(value).toBe("v2");
+    expect(n).toBe(2); // sync, then the L2 read of the invalidated key
+  });
+
+  it("values over propagateMaxBytes fall back to invalidation", async () => {
+    const { clock, chaos, instance } = cluster({
+      sync: { maxStaleness: M, propagateMaxBytes: 16 },
+    });
+    const a = instance();
+    const b = instance();
+    await a.set("small", "x");
+    await a.set("big", "y".repeat(100));
+    await b.getMany(["small", "big"]);
+    await a.setMany([
+      ["small", "x2"],
+      ["big", "z".repeat(100)],
+    ]);
+    clock.advance(M);
+    const [values, n] = await calls(chaos, () => b.getMany(["small", "big"]));
+    expect(values).toEqual(["x2", "z".repeat(100)]);
+    expect(n).toBe(2);
+  });
+
+  it("delete and clear propagate", async () => {
+    const { clock, instance } = cluster();
+    const a = instance();
+    const b = instance();
+    await a.setMany([
+      ["x", 1],
+      ["y", 2],
+    ]);
+    await b.getMany(["x", "y"]);
+    await a.delete("x");
+    clock.advance(M);
+    expect(await b.getMany(["x", "y"])).toEqual([undefined, 2]);
+    await a.clear();
+    clock.advance(M);
+    expect(await b.get("y")).toBeUndefined();
+    expect(b.stats().flushes).toBe(1);
+  });
+
+  it("maxStaleness 0 checks on every read and sees every resolved write", async () => {
+    const { chaos, instance } = cluster({ sync: { maxStaleness: 0 } });
+    const a = instance();
+    const b = instance();
+    await a.set("k", 1);
+    await b.get("k");
+    for (let i = 2; i < 6; i++) {
+      await a.set("k", i);
+      const [value, n] = await calls(chaos, () => b.get("k"));
+      expect(value).toBe(i);
+      expect(n).toBe(1);
+    }
+  });
+
+  it("an instance that has only written still learns of newer writes by others", async () => {
+    const { clock, instance } = cluster();
+    const a = instance();
+    const b = instance();
+    await b.set("k", "b's"); // b's L1 holds it; b has never read
+    await a.set("k", "a's, newer");
+    clock.advance(M);
+    expect(await b.get("k")).toBe("a's, newer");
+  });
+
+  it("peek answers only within the window", async () => {
+    const { clock, instance } = cluster();
+    const a = instance();
+    await a.set("k", 1);
+    expect(a.peek("k")).toBe(1);
+    clock.advance(M);
+    expect(a.peek("k")).toBeUndefined();
+    expect(await a.get("k")).toBe(1);
+    expect(a.peek("k")).toBe(1);
+  });
+
+  it("a failed sync serves a miss rather than a copy it cannot vouch for", async () => {
+    const { clock, chaos, errors, instance } = cluster();
+    const a = instance();
+    await a.set("k", 1);
+    clock.advance(M);
+    chaos.mode = "fail";
+    expect(await a.get("k")).toBeUndefined();
+    expect(errors.at(-1)?.code).toBe("EC_STORE_UNAVAILABLE");
+    chaos.mode = "ok";
+    expect(await a.get("k")).toBe(1);
+  });
+});
+
+describe("request counts with coherence on", () => {
+  it("warm reads inside the window cost nothing; 100 keys after it cost one sync", async () => {
+    const { clock, chaos, instance } = cluster();
+    const a = instance();
+    const b = instance();
+    const keys = Array.from({ length: 100 }, (_, i) => `k${i}`);
+    await a.setMany(keys.map((k) => [k, k]));
+    expect((await calls(chaos, () => b.getMany(keys)))[1]).toBe(1); // cold: one read, sync included
+    expect((await calls(chaos, () => b.getMany(keys)))[1]).toBe(0);
+    for (const k of keys) expect((await calls(chaos, () => b.get(k)))[1]).toBe(0);
+    clock.advance(M);
+    expect((await calls(chaos, () => b.getMany(keys)))[1]).toBe(1);
+    clock.advance(M);
+    let total = 0;
+    for (const k of keys) total += (await calls(chaos, () => b.get(k)))[1];
+    expect(total).toBe(1);
+  });
+
+  it("a writer stays synced through its own writes", async () => {
+    const { clock, chaos, instance } = cluster();
+    const a = instance();
+    await a.set("k", 1);
+    expect((await calls(chaos, () => a.get("k")))[1]).toBe(0);
+    clock.advance(M);
+    await a.set("j", 2); // the write's answer carried the log
+    expect((await calls(chaos, () => a.getMany(["k", "j"])))[1]).toBe(0);
+  });
+
+  it("concurrent reads after the window share one sync", async () => {
+    const { clock, chaos, instance } = cluster();
+    const a = instance();
+    await a.setMany([
+      ["x", 1],
+      ["y", 2],
+    ]);
+    clock.advance(M);
+    const [values, n] = await calls(chaos, () =>
+      Promise.all([a.get("x"), a.get("y"), a.getMany(["x", "y"])]),
+    );
+    expect(values).toEqual([1, 2, [1, 2]]);
+    expect(n).toBe(1);
+  });
+
+  it("with sync: false, no change log is written or read", async () => {
+    const { clock, chaos, instance } = cluster({ sync: false });
+    const a = instance();
+    await a.set("k", 1);
+    clock.advance(10 * M);
+    expect((await calls(chaos, () => a.get("k")))[1]).toBe(0);
+    expect(a.stats()).toMatchObject({ syncs: 0, cursor: -1 });
+  });
+});
+
+describe("lost history and convergence", () => {
+  it("a trimmed log (gap) drops the whole L1 and reads come back right", async () => {
+    const { clock, instance } = cluster({ sync: { maxStaleness: M, logLength: 5 } });
+    const a = instance();
+    const b = instance();
+    await a.setMany([
+      ["keep", "k"],
+      ["hot", 0],
+    ]);
+    expect(await b.getMany(["keep", "hot"])).toEqual(["k", 0]);
+    for (let i = 1; i <= 20; i++) await a.set("hot", i);
+    clock.advance(M);
+    expect(await b.getMany(["keep", "hot"])).toEqual(["k", 20]);
+    expect(b.stats()).toMatchObject({ flushes: 1 });
+  });
+
+  it("a backlog longer than sync.batch drops L1 instead of paging", async () => {
+    const { clock, instance } = cluster({ sync: { maxStaleness: M, batch: 3 } });
+    const a = instance();
+    const b = instance();
+    await a.set("k", 0);
+    await b.get("k");
+    for (let i = 1; i <= 5; i++) await a.set(`other${i}`, i);
+    await a.set("k", 1);
+    clock.advance(M);
+    expect(await b.get("k")).toBe(1);
+    expect(b.stats().flushes).toBe(1);
+  });
+
+  it("instances skip their own changes and apply everyone else's", async () => {
+    const { clock, instance } = cluster();
+    const a = instance({ instanceId: "a" });
+    const b = instance({ instanceId: "b" });
+    await a.set("k", 1);
+    await b.get("k");
+    await b.set("k", 2);
+    await a.set("j", 1);
+    clock.advance(M);
+    expect(await a.get("k")).toBe(2);
+    expect(await b.get("k")).toBe(2);
+    expect(b.stats().changesApplied).toBe(1); // a's "j"; its own "k" was skipped
+  });
+
+  it("concurrent writers converge on the higher version everywhere", async () => {
+    const { clock, instance } = cluster();
+    const instances = [instance(), instance(), instance()];
+    await Promise.all(instances.map((c) => c.get("k")));
+    await Promise.all(instances.map((c, i) => c.set("k", `from ${i}`)));
+    clock.advance(M);
+    const seen = await Promise.all(instances.map((c) => c.get("k")));
+    const inL2 = await instance().get("k"); // an empty L1: straight from L2
+    expect(seen).toEqual([inL2, inL2, inL2]);
+  });
+
+  it("reads of one key on one instance never go backwards, even with late answers", async () => {
+    const { chaos, instance } = cluster({ sync: { maxStaleness: 0 } });
+    const a = instance();
+    const b = instance();
+    await a.set("k", 1);
+    await b.get("k");
+    const release = chaos.holdReads();
+    const early = b.get("k"); // its sync answer will arrive late
+    await a.set("k", 2);
+    release();
+    const first = await early;
+    const second = await b.get("k");
+    expect(second).toBe(2);
+    expect([1, 2]).toContain(first);
+    expect(b.peek("k")).toBeUndefined(); // maxStaleness 0: L1 never answers without a sync
+  });
+
+  it("refreshAhead syncs in the background before the window runs out", async () => {
+    const { clock, chaos, instance } = cluster({ sync: { maxStaleness: M, refreshAhead: 0.5 } });
+    const a = instance();
+    const b = instance();
+    await a.set("k", 1);
+    await b.get("k");
+    await a.set("k", 2);
+    clock.advance(M / 2);
+    const [value, n] = await calls(chaos, () => b.get("k"));
+    expect(value).toBe(1); // served from L1 at once...
+    expect(n).toBe(1); // ...while a sync started in the background
+    await b.close(); // waits for it
+    expect(b.stats().changesApplied).toBe(1);
+  });
+});
+
+describe("against Redis through the bridge", () => {
+  const url = inject("bridgeUrl");
+  const token = inject("bridgeToken");
+  const requests = countRequests(url);
+  afterAll(() => requests.restore());
+
+  it("cold get = 1 request with the sync included; warm = 0; 100 keys after the window = 1", async () => {
+    const namespace = freshNamespace("coh");
+    let t = Date.now();
+    const now = () => t;
+    const make = () =>
+      createCache({
+        store: upstashStore({ url, token }),
+        namespace,
+        now,
+        sync: { maxStaleness: M },
+      });
+    const a = make();
+    const b = make();
+    const keys = Array.from({ length: 100 }, (_, i) => `k${i}`);
+    await a.setMany(keys.map((k) => [k, { k }]));
+    requests.reset();
+    expect(await b.get("k0")).toEqual({ k: "k0" });
+    expect(requests.count).toBe(1);
+    requests.reset();
+    await b.getMany(keys);
+    expect(requests.count).toBe(1);
+    requests.reset();
+    await b.getMany(keys);
+    for (const k of keys) await b.get(k);
+    expect(requests.count).toBe(0);
+    await a.set("k5", "changed");
+    t += M;
+    requests.reset();
+    const values = await b.getMany(keys);
+    expect(requests.count).toBe(1);
+    expect(values[5]).toBe("changed");
+    expect(values[6]).toEqual({ k: "k6" });
+  });
+
+  it("recovers when Redis loses the namespace's counter and log (a reset)", async () => {
+    const namespace = freshNamespace("reset");
+    const raw = new Redis({ url, token, enableTelemetry: false });
+    let t = Date.now();
+    const now = () => t;
+    const make = () =>
+      createCache({
+        store: upstashStore({ url, token }),
+        namespace,
+        now,
+        sync: { maxStaleness: M },
+      });
+    const a = make();
+    const b = make();
+    for (let i = 0; i < 5; i++) await a.set(`k${i}`, i);
+    await b.getMany(["k0", "k1"]);
+    await raw.del(`ec:{${namespace}}:v`, `ec:{${namespace}}:log`);
+    await a.set("k0", "after reset");
+    t += M;
+    expect(await b.get("k0")).toBe("after reset");
+    expect(b.stats().flushes).toBe(1);
+  });
+});
