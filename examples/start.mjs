@@ -15,14 +15,17 @@ console.log(`redis-server  ${redis.url}`);
 console.log(`REST bridge   ${bridge.url}  (Upstash REST protocol, random token)\n`);
 
 // Two instances, as two isolates or servers would be: separate L1s, separate HTTP clients,
-// one shared L2.
+// one shared L2. A short staleness bound makes coherence visible in a demo.
+const WINDOW = 250;
 const instance = () =>
   createCache({
     store: upstashStore({ url: bridge.url, token }),
     namespace: "demo",
     ttl: 60_000,
     local: { maxItems: 1_000, maxBytes: 1 << 20 },
+    sync: { maxStaleness: WINDOW },
   });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const a = instance();
 const b = instance();
 
@@ -57,12 +60,27 @@ try {
   await a.delete("user:3");
   show("A", 'delete("user:3")', "ok");
   show("A", 'get("user:3")', fmt(await a.get("user:3")));
+  await a.set("user:2", { name: "Grace Hopper", rank: "Rear Admiral" });
+  show("A", 'set("user:2", {...rank})', "ok: the value goes into the change log too");
+  show(
+    "B",
+    'get("user:2") at once',
+    `${fmt(await b.get("user:2"))}  [B's L1, within ${WINDOW} ms]`,
+  );
+  await sleep(WINDOW);
+  show(
+    "B",
+    `get("user:2") ${WINDOW} ms later`,
+    `${fmt(await b.get("user:2"))}  [one sync request]`,
+  );
   await a.clear();
   show("A", "clear()", "namespace 'demo' emptied in one request");
   show("A", 'get("user:2")', fmt(await a.get("user:2")));
 
   console.log("\nhits per tier");
-  console.log("instance  l1Hits  l1Misses  l2Hits  l2Misses  sets  deletes  l1Items  l1Bytes");
+  console.log(
+    "instance  l1Hits  l1Misses  l2Hits  l2Misses  sets  deletes  syncs  applied  flushes  l1Items",
+  );
   for (const [name, c] of [
     ["A", a],
     ["B", b],
@@ -77,15 +95,17 @@ try {
         s.l2Misses,
         s.sets,
         s.deletes,
+        s.syncs,
+        s.changesApplied,
+        s.flushes,
         s.l1Items,
-        s.l1Bytes,
       ]
-        .map((x, i) => String(x).padStart(i === 0 ? 8 : [6, 9, 7, 9, 5, 8, 8, 8][i - 1]))
+        .map((x, i) => String(x).padStart(i === 0 ? 8 : [6, 9, 7, 9, 5, 8, 6, 8, 8, 8][i - 1]))
         .join(" "),
     );
   }
   console.log(
-    "\nB still holds user:2 in L1 until its TTL: cross-instance invalidation arrives with the coherence layer.",
+    `\nCoherence: no instance serves a value more than ${WINDOW} ms (its maxStaleness) after another replaced it.`,
   );
 } finally {
   await a.close();

@@ -36,6 +36,12 @@ interface Prepared {
 interface PendingSync {
   promise: Promise<boolean>;
   sentAt: number;
+  /**
+   * Started by refresh-ahead, awaited by no read. Reads do not join such a sync: in
+   * Workers its I/O belongs to a request that may already have responded, and may be
+   * cancelled with it.
+   */
+  background: boolean;
 }
 
 const INSTANCE_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -330,31 +336,43 @@ class EdgeCache implements Cache {
   #syncFor(t: number): Promise<boolean> {
     const pending = this.#pendingSync;
     // An answer to a sync sent before `t` is good enough if it was sent within the window.
-    if (pending && t + this.#hitSlack - pending.sentAt < this.#sync!.settings.maxStaleness) {
+    if (
+      pending &&
+      !pending.background &&
+      t + this.#hitSlack - pending.sentAt < this.#sync!.settings.maxStaleness
+    ) {
       return pending.promise;
     }
-    return this.#startSync().promise;
+    return this.#startSync(false).promise;
   }
 
-  #startSync(): PendingSync {
+  #startSync(background: boolean): PendingSync {
     const sync = this.#sync!;
     const sentAt = this.#now();
     const request = sync.request();
     this.#inflight++;
+    const pending = { sentAt, background } as PendingSync;
+    let settled = false;
     const run = async (): Promise<boolean> => {
       try {
+        // Awaited before anything else, so a store that throws synchronously still ends
+        // up in the catch below after `pending` is complete.
+        await undefined;
         const batch = await this.#store.sync(this.namespace, request);
         return this.#apply(batch, request.cursor, sentAt).kind !== "unverified";
       } catch (err) {
         this.#absorb(this.#failed(err, "sync", []));
         return false;
       } finally {
+        settled = true;
         this.#settle();
         if (this.#pendingSync === pending) this.#pendingSync = undefined;
+        this.#background.delete(pending.promise);
       }
     };
-    const pending: PendingSync = { promise: run(), sentAt };
-    this.#pendingSync = pending;
+    pending.promise = run();
+    // A foreground sync replaces a background one as the sync to join.
+    if (!settled && (!background || this.#pendingSync === undefined)) this.#pendingSync = pending;
     return pending;
   }
 
@@ -362,18 +380,13 @@ class EdgeCache implements Cache {
   #refreshAhead(t: number): void {
     const sync = this.#sync;
     if (sync === undefined || this.#pendingSync || !sync.due(t, this.#hitSlack)) return;
-    const { promise } = this.#startSync(); // never rejects: failures are absorbed
-    const waitUntil = sync.settings.waitUntil;
-    if (waitUntil) {
-      try {
-        waitUntil(promise);
-        return;
-      } catch {
-        // waitUntil outside a request context: keep it in-process instead.
-      }
-    }
+    const { promise } = this.#startSync(true); // never rejects: failures are absorbed
     this.#background.add(promise);
-    void promise.then(() => this.#background.delete(promise));
+    try {
+      sync.settings.waitUntil?.(promise);
+    } catch {
+      // waitUntil outside a request context: it still runs in-process.
+    }
   }
 
   /** Applies a change batch to L1, per the verdict of the sync state. */

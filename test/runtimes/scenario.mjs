@@ -249,6 +249,35 @@ export async function runScenario({ url, token, namespace }) {
       otherNamespace: render(await neighbour.get("rich")),
     };
 
+    // Coherence between instances. With maxStaleness 0 every read checks the change log,
+    // so the outcome is exact; `lazy` may serve its L1 copy for an hour.
+    const shared = { namespace: `${namespace}.sync`, local: { maxItems: 100 } };
+    const a = open({ ...shared, sync: { maxStaleness: 0 } });
+    const b = open({ ...shared, sync: { maxStaleness: 0 } });
+    const lazy = open({ ...shared, sync: { maxStaleness: 3_600_000 } });
+    await a.set("k", "v1");
+    const first = { b: await b.get("k"), lazy: await lazy.get("k") };
+    await a.set("k", "v2"); // the value itself travels through the log
+    const propagated = { b: await b.get("k"), lazy: await lazy.get("k") };
+    await a.setWithInvalidate("k", "v3");
+    const invalidated = await b.get("k");
+    await a.delete("k");
+    const deleted = render(await b.get("k"));
+    await a.set("j", 1);
+    const beforeClear = await b.get("j");
+    await a.clear();
+    const cleared = render(await b.get("j"));
+    const bStats = b.stats();
+    const coherence = {
+      first,
+      propagated,
+      invalidated,
+      deleted,
+      beforeClear,
+      cleared,
+      b: { changesApplied: bStats.changesApplied, flushes: bStats.flushes },
+    };
+
     watch.stop();
     if (watch.touches.length > 0) {
       throw new Error(
@@ -266,6 +295,7 @@ export async function runScenario({ url, token, namespace }) {
       afterDeleteMany: render(afterDeleteMany),
       hasBeforeClear,
       afterClear,
+      coherence,
       stats: {
         writer: counters(writer),
         reader: counters(reader),
@@ -299,6 +329,16 @@ export function expectedSummary(runtime) {
       writerHas: false,
       probe: "<miss>",
       otherNamespace: "not cleared with the other namespace",
+    },
+    coherence: {
+      first: { b: "v1", lazy: "v1" },
+      propagated: { b: "v2", lazy: "v1" },
+      invalidated: "v3",
+      deleted: "<miss>",
+      beforeClear: 1,
+      cleared: "<miss>",
+      // v2, v3, the delete, j and the clear; the clear dropped b's L1.
+      b: { changesApplied: 5, flushes: 1 },
     },
     stats: {
       // set/setMany fill the writer's L1, so only reads after a delete or clear miss it.

@@ -1,0 +1,147 @@
+// The operations of the coherence checker, shared by the Node instances and the Worker.
+// Plain JS with no Node APIs, so that it runs in workerd as well.
+import { createCache } from "edgecache";
+import { upstashStore } from "edgecache/upstash";
+
+/** A small, seedable PRNG (mulberry32), so that a run can be replayed from its seed. */
+export function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Picks the next operation over a small, hot key space. */
+export function pickOp(random, keyCount) {
+  const key = `k${Math.floor(random() * keyCount)}`;
+  const x = random();
+  if (x < 0.55) return { op: "get", key };
+  if (x < 0.62) {
+    const other = `k${Math.floor(random() * keyCount)}`;
+    return { op: "getMany", keys: other === key ? [key] : [key, other] };
+  }
+  if (x < 0.8) return { op: "set", key };
+  if (x < 0.9) return { op: "inv", key };
+  if (x < 0.995) return { op: "del", key };
+  return { op: "clear" };
+}
+
+/**
+ * A cache whose store reports the version stamped on each write. The cache calls the
+ * store synchronously, before its first await, so the operation being executed is known
+ * when the store is called.
+ */
+export function checkedCache({ url, token, namespace, instanceId, M, logLength, batch, broken }) {
+  let current = null;
+  let errors = 0;
+  const inner = upstashStore({ url, token }, { timeout: 10_000 });
+  const stamp = async (call) => {
+    const op = current;
+    if (op === null) throw new Error("a write reached the store outside an operation");
+    const result = await call();
+    op.version = Array.isArray(result.version) ? result.version[0] : result.version;
+    return result;
+  };
+  const store = {
+    name: "recording",
+    get: (ns, keys, sync) => inner.get(ns, keys, sync),
+    sync: (ns, request) => inner.sync(ns, request),
+    set: (ns, writes, meta) => stamp(() => inner.set(ns, writes, meta)),
+    delete: (ns, keys, meta) => stamp(() => inner.delete(ns, keys, meta)),
+    clear: (ns, meta) => stamp(() => inner.clear(ns, meta)),
+  };
+  const cache = createCache({
+    store,
+    namespace,
+    instanceId,
+    ttl: 3_600_000, // no expiry during a run: the checker does not model TTLs
+    // `broken` turns coherence off while the history still claims the bound: the checker's
+    // own test uses it to prove that it finds violations.
+    sync: broken ? false : { maxStaleness: M, logLength, batch },
+    logger: false,
+    onError: () => {
+      errors++;
+    },
+  });
+
+  /** Runs one operation; `id` names the value a set writes. */
+  async function execute(op, id) {
+    const before = errors;
+    const result = { ok: true };
+    try {
+      switch (op.op) {
+        case "get": {
+          const v = await cache.get(op.key);
+          result.ids = [v === undefined ? null : v.id];
+          break;
+        }
+        case "getMany": {
+          const vs = await cache.getMany(op.keys);
+          result.ids = vs.map((v) => (v === undefined ? null : v.id));
+          break;
+        }
+        case "set":
+        case "inv":
+        case "del":
+        case "clear": {
+          const rec = { version: undefined };
+          current = rec;
+          let p;
+          try {
+            if (op.op === "set") p = cache.set(op.key, { id });
+            else if (op.op === "inv") p = cache.setWithInvalidate(op.key, { id });
+            else if (op.op === "del") p = cache.delete(op.key);
+            else p = cache.clear();
+          } finally {
+            current = null;
+          }
+          await p;
+          result.version = rec.version;
+          break;
+        }
+        default:
+          throw new Error(`unknown op ${op.op}`);
+      }
+    } catch {
+      result.ok = false;
+    }
+    if (errors !== before) result.ok = false;
+    return result;
+  }
+
+  return { cache, execute };
+}
+
+/** Turns one executed operation into history records (see history.mjs). */
+export function toRecords(inst, M, op, id, result, start, end) {
+  if (op.op === "get" || op.op === "getMany") {
+    const keys = op.op === "get" ? [op.key] : op.keys;
+    return keys.map((key, i) => ({
+      t: "r",
+      inst,
+      key,
+      id: result.ok ? result.ids[i] : null,
+      start,
+      end,
+      ok: result.ok,
+      M,
+    }));
+  }
+  return [
+    {
+      t: "w",
+      inst,
+      kind: op.op,
+      key: op.key,
+      id: op.op === "set" || op.op === "inv" ? id : undefined,
+      version: result.version,
+      start,
+      end,
+      ok: result.ok,
+    },
+  ];
+}
