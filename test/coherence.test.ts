@@ -287,6 +287,40 @@ describe("lost history and convergence", () => {
   });
 });
 
+describe("background syncs", () => {
+  it("hands refresh-ahead syncs to waitUntil, and close() waits for them", async () => {
+    const handed: Array<Promise<unknown>> = [];
+    const { clock, instance } = cluster({
+      sync: { maxStaleness: M, refreshAhead: 0.5, waitUntil: (p) => handed.push(p) },
+    });
+    const a = instance();
+    const b = instance();
+    await a.set("k", 1);
+    await b.get("k");
+    await a.set("k", 2);
+    clock.advance(M / 2);
+    expect(await b.get("k")).toBe(1);
+    expect(handed).toHaveLength(1);
+    expect(await handed[0]).toBe(true);
+    expect(await b.get("k")).toBe(2);
+  });
+
+  it("a read past the window does not join a background sync; it makes its own", async () => {
+    const { clock, chaos, instance } = cluster({ sync: { maxStaleness: M, refreshAhead: 0.5 } });
+    const a = instance();
+    await a.set("k", 1);
+    clock.advance(M / 2);
+    const release = chaos.holdNextRead(); // the background sync's answer is held
+    expect(await a.get("k")).toBe(1); // served from L1; starts the background sync
+    clock.advance(M / 2);
+    // Past the window: it must sync on its own rather than wait for the held one.
+    const hung = new Promise((r) => setTimeout(() => r("hung"), 2_000));
+    expect(await Promise.race([a.get("k"), hung])).toBe(1);
+    release();
+    await a.close();
+  });
+});
+
 describe("against Redis through the bridge", () => {
   const url = inject("bridgeUrl");
   const token = inject("bridgeToken");

@@ -63,8 +63,10 @@ export function chaosStore(inner: Store) {
     return fn();
   };
   // Reads run against the store at once but their answers wait for the gate: a late answer.
+  let nextGate: Promise<void> | undefined;
   const late = async <T>(fn: () => Promise<T>): Promise<T> => {
-    const wait = gate;
+    const wait = nextGate ?? gate;
+    nextGate = undefined;
     const result = await guard(fn);
     if (wait) await wait;
     return result;
@@ -93,6 +95,14 @@ export function chaosStore(inner: Store) {
     },
     get calls() {
       return calls;
+    },
+    /** Hold the answer of the next read only, until the returned function is called. */
+    holdNextRead(): () => void {
+      let release!: () => void;
+      nextGate = new Promise<void>((r) => {
+        release = r;
+      });
+      return release;
     },
     /** Hold the answers of reads started from now on until the returned function is called. */
     holdReads(): () => void {

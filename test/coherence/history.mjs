@@ -137,7 +137,10 @@ export function checkHistory(records, { epsilon = 0.1 } = {}) {
       }
       chosen.set(read, pick.version);
       // How long after a newer state had resolved this read still saw the one it returned.
-      const next = ops.find((o) => o.version > pick.version);
+      // A miss may stand for several states; the newest acceptable one is what it most
+      // likely saw (for the monotonic floor above, the oldest is the lenient choice).
+      const seen = ordered.length > 0 ? ordered[ordered.length - 1] : pick;
+      const next = ops.find((o) => o.version > seen.version);
       if (next && next.end < read.start) {
         const staleness = read.start - next.end;
         if (staleness > maxStaleness) maxStaleness = staleness;
