@@ -10,6 +10,7 @@ import {
   StoreError,
   ValueTooLargeError,
 } from "./errors.js";
+import { HubClient } from "./hub/client.js";
 import { type LocalCache, type LocalEntry, resolveLocal } from "./local.js";
 import { consoleLogger, type Logger, silentLogger } from "./logger.js";
 import {
@@ -64,6 +65,7 @@ class EdgeCache implements Cache {
   readonly #hitClock: () => number;
   readonly #hitSlack: number;
   readonly #sync: SyncState | undefined;
+  readonly #hub: HubClient | undefined;
   #origin: string | undefined;
   #pendingSync: PendingSync | undefined;
   // Changes from other instances applied, and L1 drops caused by their clears (the sync
@@ -149,6 +151,20 @@ class EdgeCache implements Cache {
         throw new InvalidOptionError("instanceId must be 1-64 of letters, digits, _ . : -");
       }
       this.#origin = options.instanceId;
+    }
+    if (sync?.hub) {
+      const state = this.#sync!;
+      const relaxed = Math.max(sync.maxStaleness, sync.hub.options.relaxedStaleness ?? 0);
+      this.#hub = new HubClient(sync.hub, ns, {
+        records: (records, receivedAt) => this.#fromHub(records, receivedAt),
+        // Only a sync sent after the socket opened covers what it may have missed.
+        opened: () => this.#startSync(false).promise,
+        health: (healthy) => {
+          state.window = healthy ? relaxed : sync.maxStaleness;
+        },
+        error: (error) => this.#absorb(error),
+        now: this.#now,
+      });
     }
   }
 
@@ -298,12 +314,14 @@ class EdgeCache implements Cache {
         return { values: keys.map(() => undefined), synced: false };
       }
       let synced = false;
+      let installable = true;
       if (request !== undefined && changes !== undefined) {
         const before = this.#epoch;
         synced = this.#apply(changes, request.cursor, sentAt).kind !== "unverified";
         // The entries come from the same snapshot as the log just applied: an L1 drop that
         // this answer caused does not make them stale (one by anything else does).
         if (before === epoch) epoch = this.#epoch;
+        installable = this.#current(changes.head);
       }
       const values = keys.map((key, i) => {
         const entry = entries[i];
@@ -319,7 +337,7 @@ class EdgeCache implements Cache {
         }
         this.#stats.l2Hits++;
         const expiresAt = sentAt + Math.min(entry.ttl, this.#localTtl);
-        if (this.#epoch === epoch) {
+        if (installable && this.#epoch === epoch) {
           this.#install(key, value, entry.version, expiresAt, utf8Length(entry.value) + key.length);
         }
         return value;
@@ -336,11 +354,7 @@ class EdgeCache implements Cache {
   #syncFor(t: number): Promise<boolean> {
     const pending = this.#pendingSync;
     // An answer to a sync sent before `t` is good enough if it was sent within the window.
-    if (
-      pending &&
-      !pending.background &&
-      t + this.#hitSlack - pending.sentAt < this.#sync!.settings.maxStaleness
-    ) {
+    if (pending && !pending.background && this.#sync!.covers(pending.sentAt, t, this.#hitSlack)) {
       return pending.promise;
     }
     return this.#startSync(false).promise;
@@ -400,9 +414,12 @@ class EdgeCache implements Cache {
   }
 
   #applyRecord(record: ChangeRecord, sentAt: number): void {
-    // This instance already applied its own changes when they resolved.
-    if (record.origin === this.#origin) return;
-    this.#changesApplied += record.op === "clear" ? 1 : record.keys.length;
+    // Own records are applied too: the version guards make them no-ops when this instance
+    // already applied the change, and they matter when it did not (a write that timed out
+    // here but landed in Redis later). Only others' changes are counted.
+    if (record.origin !== this.#origin) {
+      this.#changesApplied += record.op === "clear" ? 1 : record.keys.length;
+    }
     if (record.op === "clear") {
       this.#remoteFlushes++;
       this.#dropL1();
@@ -432,6 +449,39 @@ class EdgeCache implements Cache {
       }
       local.delete(change.key);
     }
+  }
+
+  /**
+   * Records pushed by the hub: hints applied at once (version-guarded, own records
+   * skipped), without moving the cursor, which only the change log moves. Pushed values
+   * expire from L1 a second early, to absorb the time they spent in transit.
+   */
+  #fromHub(records: ChangeRecord[], receivedAt: number): void {
+    if (this.#closed) return;
+    // Counted as an operation, so that answers already in flight get floors for these keys.
+    this.#inflight++;
+    try {
+      for (const record of records) this.#applyRecord(record, receivedAt - HUB_TRANSIT_MARGIN);
+    } finally {
+      this.#settle();
+    }
+  }
+
+  /** Tells the hub about a write that succeeded; awaited unless `waitUntil` takes it. */
+  async #publish(records: ChangeRecord[]): Promise<void> {
+    const hub = this.#hub;
+    if (hub === undefined) return;
+    const work = hub.publish(records); // never rejects
+    const waitUntil = this.#sync?.settings.waitUntil;
+    if (waitUntil) {
+      try {
+        waitUntil(work);
+        return;
+      } catch {
+        // Outside a request context: wait for it here instead.
+      }
+    }
+    await work;
   }
 
   // ---- writes --------------------------------------------------------------------------
@@ -464,6 +514,8 @@ class EdgeCache implements Cache {
     const keys = prepared.map((p) => p.key);
     const started = this.#now();
     const meta = this.#meta();
+    let epoch = this.#epoch;
+    let installable: boolean;
     let versions: number[];
     this.#inflight++;
     try {
@@ -476,21 +528,51 @@ class EdgeCache implements Cache {
       if (!Array.isArray(versions) || versions.length !== prepared.length) {
         throw new StoreError("EC_STORE_ERROR", "store.set returned the wrong number of versions");
       }
-      this.#written(result.changes, meta, started);
+      const before = this.#epoch;
+      installable = this.#written(result.changes, meta, started);
+      if (before === epoch) epoch = this.#epoch;
     } catch (err) {
       this.#forget(keys);
       this.#settle();
       throw this.#failed(err, "set", keys);
     }
     this.#stats.sets += prepared.length;
+    // A clear or flush while the write was in flight, or an answer overtaken by a newer
+    // sync, leaves the keys out of L1: a later read fetches whatever L2 holds by then.
+    installable &&= this.#epoch === epoch;
     prepared.forEach((p, i) => {
       const version = versions[i]!;
       this.#raiseFloor(p.key, version);
+      if (!installable) {
+        this.#local?.delete(p.key);
+        return;
+      }
       // Measured from before the request: the L2 expiry started later, so L1 never outlives it.
       const expiresAt = started + Math.min(p.write.ttl, this.#localTtl);
       this.#install(p.key, this.#copy ? this.#copy(p.value) : p.value, version, expiresAt, p.size);
     });
     this.#settle();
+    if (this.#hub) {
+      const elapsed = this.#now() - started;
+      await this.#publish([
+        {
+          op: "set",
+          first: versions[0]!,
+          last: versions[versions.length - 1]!,
+          origin: meta.origin,
+          keys: prepared.map((p, i) =>
+            p.write.propagate && p.write.ttl - elapsed > 0
+              ? {
+                  key: p.key,
+                  version: versions[i]!,
+                  value: p.write.value,
+                  ttl: p.write.ttl - elapsed,
+                }
+              : { key: p.key, version: versions[i]! },
+          ),
+        },
+      ]);
+    }
   }
 
   async delete(key: string): Promise<void> {
@@ -510,6 +592,9 @@ class EdgeCache implements Cache {
     try {
       const result = await this.#store.delete(this.namespace, unique, meta);
       version = result.version;
+      if (!Number.isSafeInteger(version)) {
+        throw new StoreError("EC_STORE_ERROR", "store.delete returned no version");
+      }
       this.#written(result.changes, meta, started);
     } catch (err) {
       this.#forget(unique);
@@ -522,6 +607,15 @@ class EdgeCache implements Cache {
       this.#local?.delete(key);
     }
     this.#settle();
+    await this.#publish([
+      {
+        op: "delete",
+        first: version,
+        last: version,
+        origin: meta.origin,
+        keys: unique.map((key) => ({ key, version })),
+      },
+    ]);
   }
 
   async clear(): Promise<void> {
@@ -529,8 +623,10 @@ class EdgeCache implements Cache {
     const started = this.#now();
     const meta = this.#meta();
     this.#inflight++;
+    let version: number;
     try {
       const result = await this.#store.clear(this.namespace, meta);
+      version = result.version;
       this.#written(result.changes, meta, started);
     } catch (err) {
       // Whether or not L2 applied it, an empty L1 is never wrong.
@@ -541,6 +637,9 @@ class EdgeCache implements Cache {
     this.#stats.clears++;
     this.#dropL1();
     this.#settle();
+    await this.#publish([
+      { op: "clear", first: version, last: version, origin: meta.origin, keys: [] },
+    ]);
   }
 
   #meta(): WriteMeta {
@@ -551,13 +650,26 @@ class EdgeCache implements Cache {
       : { origin: this.#origin, logLength: 0 };
   }
 
-  // A write's answer carries the change log up to and including the write itself.
-  #written(changes: ChangeBatch | undefined, meta: WriteMeta, sentAt: number): void {
-    if (meta.sync === undefined) return;
+  /**
+   * A write's answer carries the change log up to and including the write itself. Returns
+   * whether its snapshot is still current enough to install the written values in L1.
+   */
+  #written(changes: ChangeBatch | undefined, meta: WriteMeta, sentAt: number): boolean {
+    if (meta.sync === undefined) return true;
     if (changes === undefined) {
       throw new StoreError("EC_STORE_ERROR", "the store ignored the sync request of a write");
     }
     this.#apply(changes, meta.sync.cursor, sentAt);
+    return this.#current(changes.head);
+  }
+
+  /**
+   * Whether values from a snapshot at `head` may enter L1: only if the cursor has not moved
+   * past it. Changes between the snapshot and the cursor were applied while those keys were
+   * not in L1, so they would never be applied to them again.
+   */
+  #current(head: number): boolean {
+    return this.#sync === undefined || head >= this.#sync.cursor;
   }
 
   // ---- lifecycle -----------------------------------------------------------------------
@@ -574,12 +686,14 @@ class EdgeCache implements Cache {
       flushes: (sync?.flushes ?? 0) + this.#remoteFlushes,
       syncLag: sync?.syncLag ?? 0,
       cursor: this.#sync?.cursor ?? -1,
+      hub: this.#hub && { healthy: this.#hub.healthy, ...this.#hub.stats },
     };
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#hub?.close();
     await Promise.allSettled([...this.#background, this.#pendingSync?.promise]);
     this.#local?.clear();
   }
@@ -755,6 +869,9 @@ class EdgeCache implements Cache {
 }
 
 const MISS: unique symbol = Symbol("miss");
+
+/** How much earlier than their TTL says values pushed by the hub leave L1, in ms. */
+const HUB_TRANSIT_MARGIN = 1000;
 
 function checkTtl(ttl: unknown, key?: string): number {
   if (typeof ttl !== "number" || !Number.isFinite(ttl) || ttl <= 0) {

@@ -31,6 +31,7 @@ export {
   type Tier,
   ValueTooLargeError,
 } from "./errors.js";
+export { type HubRole, type MintHubTokenOptions, mintHubToken } from "./hub/token.js";
 export { type LocalCache, type LocalEntry, type LocalOptions, lruLocal } from "./local.js";
 export { consoleLogger, type Logger, type LogLevel, silentLogger } from "./logger.js";
 export type {

@@ -1,5 +1,6 @@
 import type { SerializerOption } from "./codec.js";
 import type { EdgeCacheError } from "./errors.js";
+import type { HubStats } from "./hub/client.js";
 import type { LocalCache, LocalOptions } from "./local.js";
 import type { Logger } from "./logger.js";
 import type { Store } from "./store.js";
@@ -142,6 +143,8 @@ export interface CacheStats {
   syncLag: number;
   /** The last change-log version this instance applied (-1 before the first). */
   cursor: number;
+  /** The invalidation hub's state, when `sync.hub` is set. */
+  hub: ({ healthy: boolean } & HubStats) | undefined;
 }
 
 /** A two-level cache bound to one namespace. Create one with {@link createCache}. */

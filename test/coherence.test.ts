@@ -1,6 +1,13 @@
 import { Redis } from "@upstash/redis";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import { type CacheOptions, createCache, type EdgeCacheError, memoryStore } from "../src/index.js";
+import {
+  type CacheOptions,
+  createCache,
+  type EdgeCacheError,
+  memoryStore,
+  type Store,
+  StoreError,
+} from "../src/index.js";
 import { upstashStore } from "../src/stores/upstash.js";
 import { chaosStore, countRequests, fakeClock } from "./helpers.js";
 import { freshNamespace } from "./store-suite.js";
@@ -287,6 +294,82 @@ describe("lost history and convergence", () => {
   });
 });
 
+describe("late answers and lost counters (found in review)", () => {
+  it("a first read answered late never installs a value older than the cursor", async () => {
+    const { clock, chaos, instance } = cluster();
+    const a = instance();
+    const b = instance(); // cold: cursor -1
+    await a.set("k", "v1");
+    const release = chaos.holdNextRead();
+    const early = b.get("k"); // snapshot k = v1, answer held
+    await a.set("k", "v2");
+    expect(await b.get("other")).toBeUndefined(); // a newer snapshot moves b's cursor past v2
+    release();
+    expect(await early).toBe("v1"); // concurrent with the write: fine
+    clock.advance(5 * M);
+    expect(await b.get("k")).toBe("v2");
+  });
+
+  it("a set answered after a remote clear was applied is not installed over the clear", async () => {
+    const { clock, chaos, instance } = cluster();
+    const a = instance({ instanceId: "a" });
+    const b = instance({ instanceId: "b" });
+    await b.get("warm");
+    const release = chaos.holdNextWrite();
+    const write = b.set("k", "v"); // lands first, answer held
+    await a.clear();
+    clock.advance(M);
+    expect(await b.get("other")).toBeUndefined(); // b applies the clear
+    release();
+    await write;
+    clock.advance(5 * M);
+    expect(await b.get("k")).toBeUndefined();
+  });
+
+  it("a set answered after the writer's own clear is not installed either", async () => {
+    const { clock, chaos, instance } = cluster();
+    const b = instance();
+    await b.get("warm");
+    const release = chaos.holdNextWrite();
+    const write = b.set("k", "v");
+    await b.clear();
+    release();
+    await write;
+    clock.advance(5 * M);
+    expect(await b.get("k")).toBeUndefined();
+  });
+
+  it("an instance's own write that timed out but landed later still reaches its L1", async () => {
+    const clock = fakeClock();
+    const inner = memoryStore({ now: clock.now });
+    let landLater: (() => Promise<unknown>) | undefined;
+    let delayNext = false;
+    const store: Store = {
+      ...inner,
+      set: (ns, w, meta) => {
+        if (!delayNext) return inner.set(ns, w, meta);
+        delayNext = false;
+        landLater = () => inner.set(ns, w, meta);
+        return Promise.reject(new StoreError("EC_STORE_TIMEOUT", "timed out"));
+      },
+    };
+    const make = (id: string) =>
+      createCache({ store, namespace: "app", now: clock.now, instanceId: id, onError: () => {} });
+    const a = make("a");
+    const b = make("b");
+    await a.set("k", "v1");
+    expect(await b.get("k")).toBe("v1");
+    delayNext = true;
+    await expect(b.set("k", "v2")).rejects.toThrow();
+    clock.advance(M);
+    expect(await b.get("k")).toBe("v1"); // not landed yet
+    await landLater!(); // lands now, recorded with b as its origin
+    clock.advance(5 * M);
+    expect(await a.get("k")).toBe("v2");
+    expect(await b.get("k")).toBe("v2");
+  });
+});
+
 describe("background syncs", () => {
   it("hands refresh-ahead syncs to waitUntil, and close() waits for them", async () => {
     const handed: Array<Promise<unknown>> = [];
@@ -359,6 +442,34 @@ describe("against Redis through the bridge", () => {
     expect(requests.count).toBe(1);
     expect(values[5]).toBe("changed");
     expect(values[6]).toEqual({ k: "k6" });
+  });
+
+  it("notices a lost counter even after a clear, or once it has grown past the cursor again", async () => {
+    const raw = new Redis({ url, token, enableTelemetry: false });
+    for (const withClear of [true, false]) {
+      const namespace = freshNamespace("lost");
+      let t = Date.now();
+      const now = () => t;
+      const make = () =>
+        createCache({
+          store: upstashStore({ url, token }),
+          namespace,
+          now,
+          sync: { maxStaleness: M },
+        });
+      const a = make();
+      const b = make();
+      if (withClear) await a.clear();
+      await a.set("k", "v1");
+      await a.set("j", "j1");
+      expect(await b.get("k")).toBe("v1");
+      await raw.del(`ec:{${namespace}}:v`, `ec:{${namespace}}:log`);
+      await a.set("k", "v2");
+      await a.set("x", 1);
+      await a.set("x", 2);
+      t += 5 * M;
+      expect(await b.get("k")).toBe("v2");
+    }
   });
 
   it("recovers when Redis loses the namespace's counter and log (a reset)", async () => {

@@ -64,6 +64,15 @@ export function chaosStore(inner: Store) {
   };
   // Reads run against the store at once but their answers wait for the gate: a late answer.
   let nextGate: Promise<void> | undefined;
+  let writeGate: Promise<void> | undefined;
+  // The write lands in the store at once; its answer waits for the gate.
+  const lateWrite = async <T>(fn: () => Promise<T>): Promise<T> => {
+    const wait = writeGate;
+    writeGate = undefined;
+    const result = await fn();
+    if (wait) await wait;
+    return result;
+  };
   const late = async <T>(fn: () => Promise<T>): Promise<T> => {
     const wait = nextGate ?? gate;
     nextGate = undefined;
@@ -84,9 +93,9 @@ export function chaosStore(inner: Store) {
         };
       }),
     sync: (ns, request) => late(() => inner.sync(ns, request)),
-    set: (ns, w, meta) => guard(() => inner.set(ns, w, meta)),
-    delete: (ns, k, meta) => guard(() => inner.delete(ns, k, meta)),
-    clear: (ns, meta) => guard(() => inner.clear(ns, meta)),
+    set: (ns, w, meta) => guard(() => lateWrite(() => inner.set(ns, w, meta))),
+    delete: (ns, k, meta) => guard(() => lateWrite(() => inner.delete(ns, k, meta))),
+    clear: (ns, meta) => guard(() => lateWrite(() => inner.clear(ns, meta))),
   };
   return {
     store,
@@ -95,6 +104,14 @@ export function chaosStore(inner: Store) {
     },
     get calls() {
       return calls;
+    },
+    /** Apply the next write at once but hold its answer until the returned function is called. */
+    holdNextWrite(): () => void {
+      let release!: () => void;
+      writeGate = new Promise<void>((r) => {
+        release = r;
+      });
+      return release;
     },
     /** Hold the answer of the next read only, until the returned function is called. */
     holdNextRead(): () => void {

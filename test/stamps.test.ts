@@ -53,6 +53,13 @@ describe("SyncState", () => {
     expect(s.cursor).toBe(3);
   });
 
+  it("a reset answer overtaken by a newer applied one does not move the cursor back", () => {
+    const s = at(5);
+    expect(s.accept({ head: 3, records: [] }, 5, 200).kind).toBe("flush"); // newer: the reset
+    expect(s.accept({ head: 2, records: [] }, 5, 150).kind).toBe("unverified"); // older, late
+    expect(s.cursor).toBe(3);
+  });
+
   it("an answer overtaken by a newer one changes nothing but may refresh the window", () => {
     const s = at(10);
     s.accept({ head: 12, records: [rec(11), rec(12)] }, 10, 200);

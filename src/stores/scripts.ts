@@ -2,7 +2,9 @@
  * Lua run inside Redis so that each cache operation is one command and one round trip.
  *
  * Layout of a namespace `ns` under prefix `p` (braces keep a namespace on one cluster slot):
- * - `p:{ns}:v`       the version counter (INCR), never expires
+ * - `p:{ns}:v`       the version counter, never expires; created from Redis' clock in µs,
+ *                    so that a counter lost and created again (eviction, failover) still
+ *                    moves forward: readers see the jump as a gap in the log and flush
  * - `p:{ns}:c`       the version of the last clear; entries at or below it are invisible
  * - `p:{ns}:log`     the change log: a stream whose entry ids are `<last version>-0`
  * - `p:{ns}:k:<key>` an entry: `ec1:<version>:<value>` with a PX expiry
@@ -41,9 +43,24 @@ local function append(log, id, maxlen, fields)
 end
 `;
 
+// Adds n to the counter, creating it from the clock in µs if it is missing. A namespace
+// never consumes a version per µs on average, so a recreated counter starts above every
+// version the lost one handed out.
+const BUMP = `
+local function bump(counter, n)
+  if redis.call('EXISTS', counter) == 0 then
+    local t = redis.call('TIME')
+    redis.call('SET', counter, string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2])))
+  end
+  return redis.call('INCRBY', counter, n)
+end
+`;
+
 const CHANGES = `
 local function changes(counter, log, cursor, limit)
-  local head = tonumber(redis.call('GET', counter) or '0')
+  -- A missing counter is created here too, so that the first write after a reader's first
+  -- sync follows on from its cursor instead of looking like a gap.
+  local head = bump(counter, 0)
   local recs = {}
   if cursor >= 0 and head > cursor then
     recs = redis.call('XRANGE', log, '(' .. string.format('%d', cursor) .. '-0', '+', 'COUNT', limit)
@@ -63,7 +80,7 @@ end
 
 // KEYS: marker, counter, log, entries...; ARGV: [cursor, limit] to sync as well.
 // Returns { marker, { raw1, pttl1, raw2, pttl2, ... }, changes or false }.
-export const READ_SCRIPT = `${NOW}${CHANGES}
+export const READ_SCRIPT = `${NOW}${BUMP}${CHANGES}
 local out = {}
 for i = 4, #KEYS do
   local raw = redis.call('GET', KEYS[i])
@@ -81,7 +98,7 @@ return { redis.call('GET', KEYS[1]) or false, out, sync }
 `;
 
 // KEYS: counter, log; ARGV: cursor, limit. Returns { head, now, records }.
-export const SYNC_SCRIPT = `${NOW}${CHANGES}
+export const SYNC_SCRIPT = `${NOW}${BUMP}${CHANGES}
 return changes(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]))
 `;
 
@@ -90,10 +107,10 @@ return changes(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]))
 // version, changes or false }; entry i got last - n + i.
 // The counter is lifted above the clear marker in case it was evicted or deleted, so a new
 // write can never hide behind an older clear.
-export const WRITE_SCRIPT = `${NOW}${APPEND}${CHANGES}${AFTER}
+export const WRITE_SCRIPT = `${NOW}${BUMP}${APPEND}${CHANGES}${AFTER}
 local n = #KEYS - 3
 local marker = tonumber(redis.call('GET', KEYS[2]) or '0')
-local last = redis.call('INCRBY', KEYS[1], n)
+local last = bump(KEYS[1], n)
 if last - n < marker then
   last = redis.call('INCRBY', KEYS[1], marker - (last - n))
 end
@@ -136,11 +153,11 @@ return { last, after(KEYS[1], KEYS[3]) }
 
 // KEYS: counter, log, entries...; ARGV: origin, log length, cursor, limit. One version per
 // record of at most RECORD_KEYS keys. Returns { last version, changes or false }.
-export const DELETE_SCRIPT = `${NOW}${APPEND}${CHANGES}${AFTER}
+export const DELETE_SCRIPT = `${NOW}${BUMP}${APPEND}${CHANGES}${AFTER}
 local n = #KEYS - 2
 local maxlen = tonumber(ARGV[2])
 local chunks = math.max(1, math.ceil(n / ${RECORD_KEYS}))
-local last = redis.call('INCRBY', KEYS[1], chunks)
+local last = bump(KEYS[1], chunks)
 for c = 1, chunks do
   local version = last - chunks + c
   local rec = { 'o', 'd', 'i', ARGV[1], 'f', string.format('%d', version) }
@@ -160,8 +177,8 @@ return { last, after(KEYS[1], KEYS[2]) }
 
 // KEYS: counter, marker, log; ARGV: origin, log length, cursor, limit. Returns { the
 // clear's version, changes or false }.
-export const CLEAR_SCRIPT = `${NOW}${APPEND}${CHANGES}${AFTER}
-local v = redis.call('INCR', KEYS[1])
+export const CLEAR_SCRIPT = `${NOW}${BUMP}${APPEND}${CHANGES}${AFTER}
+local v = bump(KEYS[1], 1)
 local marker = tonumber(redis.call('GET', KEYS[2]) or '0')
 if v <= marker then v = redis.call('INCRBY', KEYS[1], marker - v + 1) end
 redis.call('SET', KEYS[2], v)

@@ -1,4 +1,5 @@
 import { InvalidOptionError } from "../errors.js";
+import { type HubOptions, type ResolvedHub, resolveHub } from "../hub/client.js";
 import type { ChangeBatch, ChangeRecord, SyncRequest } from "../store.js";
 
 /**
@@ -51,6 +52,11 @@ export interface SyncOptions {
    * in-process, which is right for Node, Deno and Bun.
    */
   waitUntil?: (promise: Promise<unknown>) => void;
+  /**
+   * Push invalidations through the Durable Object hub (`edgecache/cloudflare`) for
+   * near-instant propagation; the change log stays the source of truth.
+   */
+  hub?: HubOptions;
 }
 
 /** Resolved {@link SyncOptions}. */
@@ -61,6 +67,7 @@ export interface SyncSettings {
   batch: number;
   refreshAhead: number;
   waitUntil: ((promise: Promise<unknown>) => void) | undefined;
+  hub: ResolvedHub | undefined;
 }
 
 const nonNegative = (name: string, value: unknown, fallback: number, integer = false): number => {
@@ -102,6 +109,7 @@ export function resolveSync(option: SyncOptions | false | undefined): SyncSettin
     batch,
     refreshAhead,
     waitUntil: o.waitUntil,
+    hub: resolveHub(o.hub),
   };
 }
 
@@ -134,26 +142,33 @@ export class SyncState {
   /** When the newest applied sync was sent, on the cache's clock. */
   syncedAt = Number.NEGATIVE_INFINITY;
   readonly stats = { syncs: 0, flushes: 0, syncLag: 0 };
+  /**
+   * The staleness window in force: `maxStaleness`, or the hub's `relaxedStaleness` while
+   * the hub is connected and caught up.
+   */
+  window: number;
 
-  constructor(readonly settings: SyncSettings) {}
+  constructor(readonly settings: SyncSettings) {
+    this.window = settings.maxStaleness;
+  }
 
   /**
    * Whether L1 may answer a read that started at `t` without syncing. `slack` is how far
    * the reading `t` may lag the real clock.
    */
   fresh(t: number, slack = 0): boolean {
-    return t + slack - this.syncedAt < this.settings.maxStaleness;
+    return t + slack - this.syncedAt < this.window;
   }
 
   /** Whether a sync sent at `sentAt` is recent enough for a read that started at `t`. */
-  covers(sentAt: number, t: number): boolean {
-    return t - sentAt < this.settings.maxStaleness;
+  covers(sentAt: number, t: number, slack = 0): boolean {
+    return t + slack - sentAt < this.window;
   }
 
   /** Whether to start a background sync for a read at `t` that L1 can still answer. */
   due(t: number, slack = 0): boolean {
     const f = this.settings.refreshAhead;
-    return f > 0 && t + slack - this.syncedAt >= this.settings.maxStaleness * f;
+    return f > 0 && t + slack - this.syncedAt >= this.window * f;
   }
 
   request(): SyncRequest {
@@ -171,6 +186,8 @@ export class SyncState {
       return NONE;
     }
     if (asked >= 0 && head < asked) {
+      // An answer overtaken by a newer applied one says nothing about now.
+      if (sentAt < this.syncedAt) return UNVERIFIED;
       // The counter went backwards: Redis lost its data. Nothing in L1 can be trusted.
       return this.#flush(head, sentAt, "reset");
     }

@@ -15,7 +15,7 @@
 //   [--trim-log-length 25] [--pause-ms 3000] [--seed N] [--json]
 // (npm run check:coherence builds the package and runs the long configuration.)
 import { execFile, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -121,20 +121,16 @@ async function nodeInstance(slot, inst, ops, extra = {}) {
 async function bundleWorker() {
   const outdir = join(work, "worker");
   const wrangler = join(root, "node_modules/.bin/wrangler");
+  // Its own config: the repository's wrangler.toml describes the example Worker.
+  const config = join(work, "wrangler.toml");
+  await writeFile(
+    config,
+    `name = "coherence"\nmain = ${JSON.stringify(join(here, "worker.mjs"))}\ncompatibility_date = "2026-04-01"\n`,
+  );
   await new Promise((resolvePromise, reject) => {
     execFile(
       wrangler,
-      [
-        "deploy",
-        join(here, "worker.mjs"),
-        "--name",
-        "coherence",
-        "--compatibility-date",
-        "2026-04-01",
-        "--dry-run",
-        "--outdir",
-        outdir,
-      ],
+      ["deploy", "--config", config, "--dry-run", "--outdir", outdir],
       { cwd: work, env: { ...process.env, WRANGLER_SEND_METRICS: "false" } },
       (err, _out, stderr) => (err ? reject(new Error(`wrangler: ${stderr}`)) : resolvePromise()),
     );
