@@ -1,5 +1,9 @@
+import { randomBytes } from "node:crypto";
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
+
+/** The hub's signing secret for this run: random, so no test can depend on the dev value. */
+const hubSecret = randomBytes(32).toString("base64url");
 
 export default defineConfig({
   test: {
@@ -31,6 +35,9 @@ export default defineConfig({
                 UPSTASH_REDIS_REST_URL: inject("bridgeUrl"),
                 UPSTASH_REDIS_REST_TOKEN: inject("bridgeToken"),
                 EDGECACHE_NAMESPACE: "worker-test",
+                EDGECACHE_HUB_SECRET: hubSecret,
+                // More than one shard, so that the tests see records split between them.
+                EDGECACHE_HUB_SHARDS: "4",
               },
             },
           })),

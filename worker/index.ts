@@ -6,19 +6,24 @@
  * - `PUT /cache/:key[?ttl=ms]`: stores the JSON body; 204.
  * - `DELETE /cache/:key`: 204.
  * - `GET /stats`: this isolate's cache counters.
+ * - `/hub/*`: the invalidation hub (`edgecache/cloudflare`), see {@link handleHubRequest}.
  *
- * It imports the sources rather than `edgecache` by name so that `wrangler dev` and the
- * type check work before `dist/` is built; the built package is exercised in workerd by
- * `test/workers/runtime.test.ts`.
+ * The cache parts import the sources, so that they can be tried without a build; the hub
+ * imports `edgecache/hub` by name (as a user's Worker would), so `wrangler dev` needs
+ * `npm run build` first. The built package is exercised in workerd by
+ * `test/workers/runtime.test.ts` and `test/workers/hub.test.ts`.
  *
  * @module
  */
 import { type Cache, createCache } from "../src/cache.js";
 import { type EdgeCacheErrorCode, isEdgeCacheError } from "../src/errors.js";
 import { upstashStore } from "../src/stores/upstash.js";
+import { type HubEnv, handleHubRequest } from "./hub.js";
+
+export { InvalidationHub } from "./hub.js";
 
 /** The bindings this Worker reads (see wrangler.toml). */
-export interface Env {
+export interface Env extends HubEnv {
   /** REST URL of the Redis database (Upstash, or the local bridge in development). */
   UPSTASH_REDIS_REST_URL: string;
   /** REST token; set it with `wrangler secret put` outside local development. */
@@ -125,6 +130,8 @@ async function route(request: Request, c: Cache): Promise<Response> {
 
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
+    // The hub needs no cache: it keeps working when Redis settings are wrong.
+    if (new URL(request.url).pathname.startsWith("/hub/")) return handleHubRequest(request, env);
     let c: Cache;
     try {
       c = cacheFor(env);

@@ -1,12 +1,18 @@
 /**
- * The few workerd types the workers tests use, declared locally instead of depending on
- * `@cloudflare/workers-types`.
+ * Types of the workerd test environment: the bindings of the main Worker (wrangler.toml
+ * `[vars]` and the hub's Durable Object, overridden by vitest.config.ts) and its exports,
+ * through the `Cloudflare` namespace that `@cloudflare/workers-types` declares for this.
  */
-declare module "cloudflare:workers" {
-  /** The bindings of the main Worker (wrangler.toml `[vars]`, overridden by vitest.config.ts). */
-  export const env: import("../../worker/index.js").Env & { EDGECACHE_NAMESPACE: string };
-  /** The main Worker's exports, callable as if over a service binding. */
-  export const exports: {
-    default: { fetch(request: Request): Promise<Response> };
-  };
+import type { Env as WorkerEnv } from "../../worker/index.js";
+
+declare global {
+  namespace Cloudflare {
+    interface Env extends WorkerEnv {
+      EDGECACHE_NAMESPACE: string;
+    }
+    interface GlobalProps {
+      mainModule: typeof import("../../worker/index.js");
+      durableNamespaces: "InvalidationHub";
+    }
+  }
 }

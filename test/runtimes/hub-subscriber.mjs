@@ -1,0 +1,92 @@
+// A cache subscribed to the invalidation hub, in whichever runtime runs this file (Node,
+// Deno, Bun), for the end-to-end hub test. It talks over stdin/stdout in JSON lines:
+//   out {"ready": true}                         once subscribed and caught up, and "k" read
+//   in  {"expect": "<value>"}                   wait until L1 holds it (pushed by the hub)
+//   out {"seen": "<value>", "ms": <elapsed>}    with the time from the request to the change
+//   in  {"read": ["k", ...]}                    get the keys (syncing as the bound requires)
+//   out {"values": [...], "stats": {...}}
+//   in  {"exit": true}
+// Env: EDGECACHE_URL, EDGECACHE_TOKEN (Redis REST), HUB_URL, HUB_TOKEN, NAMESPACE, RUNTIME.
+import { createCache } from "edgecache";
+import { upstashStore } from "edgecache/upstash";
+
+const env = (name) =>
+  globalThis.Deno ? globalThis.Deno.env.get(name) : globalThis.process?.env?.[name];
+
+// Node 20 has no global WebSocket; the ws package stands in for it there.
+const WebSocket = globalThis.WebSocket ?? (await import("ws")).WebSocket;
+
+const cache = createCache({
+  store: upstashStore(
+    { url: env("EDGECACHE_URL"), token: env("EDGECACHE_TOKEN") },
+    { timeout: 10_000 },
+  ),
+  namespace: env("NAMESPACE"),
+  // A long window: only the hub can bring changes quickly.
+  sync: {
+    maxStaleness: 60_000,
+    hub: {
+      url: env("HUB_URL"),
+      token: env("HUB_TOKEN"),
+      WebSocket,
+      minBackoff: 50,
+      maxBackoff: 500,
+    },
+  },
+  logger: false,
+});
+
+const write = (obj) => {
+  const line = `${JSON.stringify(obj)}\n`;
+  if (globalThis.Deno) globalThis.Deno.stdout.writeSync(new TextEncoder().encode(line));
+  else globalThis.process.stdout.write(line);
+};
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function until(check, ms) {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (check()) return true;
+    await sleep(1);
+  }
+  return check();
+}
+
+async function* lines() {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  const stream = globalThis.Deno ? globalThis.Deno.stdin.readable : globalThis.process.stdin;
+  for await (const chunk of stream) {
+    buffer += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
+    let at = buffer.indexOf("\n");
+    while (at !== -1) {
+      yield JSON.parse(buffer.slice(0, at));
+      buffer = buffer.slice(at + 1);
+      at = buffer.indexOf("\n");
+    }
+  }
+}
+
+if (!(await until(() => cache.stats().hub?.healthy === true, 15_000))) {
+  write({ error: "never became healthy", stats: cache.stats().hub });
+} else {
+  await cache.get("k");
+  write({ ready: true, runtime: env("RUNTIME") });
+}
+for await (const msg of lines()) {
+  if (msg.expect !== undefined) {
+    const start = performance.now();
+    const ok = await until(() => cache.peek("k") === msg.expect, 10_000);
+    write(
+      ok
+        ? { seen: msg.expect, ms: performance.now() - start }
+        : { timeout: cache.peek("k") ?? null },
+    );
+  } else if (msg.read) {
+    write({ values: await cache.getMany(msg.read), stats: cache.stats().hub });
+  } else if (msg.exit) {
+    break;
+  }
+}
+await cache.close();
+if (!globalThis.Deno) globalThis.process.exit(0);
