@@ -29,6 +29,7 @@ const cache = createCache({
       url: env("HUB_URL"),
       token: env("HUB_TOKEN"),
       WebSocket,
+      shards: Number(env("HUB_SHARDS") ?? "1"),
       minBackoff: 50,
       maxBackoff: 500,
     },
@@ -80,7 +81,7 @@ for await (const msg of lines()) {
     write(
       ok
         ? { seen: msg.expect, ms: performance.now() - start }
-        : { timeout: cache.peek("k") ?? null },
+        : { timeout: cache.peek("k") ?? null, stats: cache.stats() },
     );
   } else if (msg.read) {
     write({ values: await cache.getMany(msg.read), stats: cache.stats().hub });

@@ -1,0 +1,554 @@
+// Invalidation-hub benchmark on loopback with the real pieces: redis-server, the Upstash-REST
+// bridge, and the example Worker with the InvalidationHub Durable Object in workerd (through
+// Miniflare, bundled by wrangler as a deploy would be; see test/hub/harness.mjs).
+//
+// 1. Propagation latency: from `await writer.set(k, v)` resolving to the new value being in
+//    the L1 of each of BENCH_SUBSCRIBERS caches (separate createCache instances in this
+//    process, each with its own hub socket), over BENCH_SETS sequential sets.
+// 2. Publish throughput of one hub object (one shard): records/s it accepts and fans out to
+//    1 and to 10 raw subscriber sockets, publishing over a socket and over HTTP.
+//
+// Run: node bench/hub.mjs   (or npm run bench:hub; needs a current build in dist/)
+// Knobs (env): BENCH_SUBSCRIBERS=100 BENCH_SETS=200 BENCH_WARMUP_SETS=10
+//   BENCH_SET_TIMEOUT=2000 (ms per set) BENCH_RECORDS=20000 (records per throughput run)
+//   BENCH_FANOUT=1,10 BENCH_DEADLINE=170000 (ms for everything)
+import { performance } from "node:perf_hooks";
+import { createCache, mintHubToken } from "edgecache";
+import { BATCH_MS, BATCH_RECORDS, MAX_PUBLISH_RECORDS } from "edgecache/hub";
+import { startRedisServer, startRestBridge } from "edgecache/node";
+import { upstashStore } from "edgecache/upstash";
+import WebSocket from "ws";
+import { startHubWorker } from "../test/hub/harness.mjs";
+
+function intEnv(name, fallback, min = 1) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < min) {
+    throw new Error(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+const SUBSCRIBERS = intEnv("BENCH_SUBSCRIBERS", 100);
+const SETS = intEnv("BENCH_SETS", 200);
+const WARMUP_SETS = intEnv("BENCH_WARMUP_SETS", 10, 0);
+const SET_TIMEOUT = intEnv("BENCH_SET_TIMEOUT", 2_000);
+const RECORDS = intEnv("BENCH_RECORDS", 20_000);
+const DEADLINE = intEnv("BENCH_DEADLINE", 170_000);
+const FANOUT = (process.env.BENCH_FANOUT || "1,10").split(",").map((s) => {
+  const n = Number(s.trim());
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`BENCH_FANOUT: bad count ${s}`);
+  return n;
+});
+// Records per publish in the batched modes: what the hub flushes at once, so every frame a
+// subscriber gets is full. The client itself sends one record per write (the 1/msg mode).
+const PER_PUBLISH = Math.min(BATCH_RECORDS, MAX_PUBLISH_RECORDS);
+// HTTP publishes in flight at once: enough to keep workerd busy, few enough not to just
+// measure undici's queue.
+const HTTP_CONCURRENCY = 8;
+// maxStaleness of the subscribers: far longer than the run, so that nothing but the hub can
+// bring them a new value quickly (no sync runs while they only peek).
+const MAX_STALENESS = 60_000;
+const SECRET = "bench-only-hub-secret-".padEnd(48, "x");
+const REDIS_TOKEN = "bench";
+
+// ---- small helpers -------------------------------------------------------------------------
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Nearest-rank percentile of an ascending array. */
+function percentile(sorted, q) {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}
+
+const ms = (x) => (Number.isFinite(x) ? Math.round(x * 100) / 100 : null);
+const fmt = (x, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : "-");
+
+function summarize(values) {
+  const sorted = Float64Array.from(values).sort();
+  return {
+    n: sorted.length,
+    min: ms(sorted[0]),
+    p50: ms(percentile(sorted, 0.5)),
+    p90: ms(percentile(sorted, 0.9)),
+    p99: ms(percentile(sorted, 0.99)),
+    max: ms(sorted[sorted.length - 1]),
+  };
+}
+
+/** Resolves once `check()` is true, polling every `every` ms; rejects after `timeout` ms. */
+async function until(check, timeout, what, every = 10) {
+  const end = performance.now() + timeout;
+  while (!check()) {
+    if (performance.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await sleep(every);
+  }
+}
+
+function openSocket(url) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.once("open", () => resolve(ws));
+    ws.once("error", reject);
+    ws.once("unexpected-response", (_req, res) =>
+      reject(new Error(`the hub refused a socket: HTTP ${res.statusCode}`)),
+    );
+  });
+}
+
+/** Everything started, closed in reverse order whatever happened. */
+const cleanups = [];
+async function cleanup() {
+  while (cleanups.length > 0) {
+    const fn = cleanups.pop();
+    try {
+      await fn();
+    } catch (error) {
+      console.error(`bench:hub: cleanup step failed: ${error?.message ?? error}`);
+    }
+  }
+}
+
+// ---- setup ---------------------------------------------------------------------------------
+
+async function start() {
+  const t = performance.now();
+  const redis = await startRedisServer();
+  cleanups.push(() => redis.close());
+  const bridge = await startRestBridge({ redisUrl: redis.url, token: REDIS_TOKEN });
+  cleanups.push(() => bridge.close());
+  const hub = await startHubWorker({ redisUrl: bridge.url, redisToken: REDIS_TOKEN, secret: SECRET });
+  cleanups.push(() => hub.close());
+  return { redis, bridge, hub, startupMs: performance.now() - t };
+}
+
+// ---- 1. propagation latency ----------------------------------------------------------------
+
+/**
+ * A `ws` WebSocket whose own 'message' listener goes in right after the first one the hub
+ * client adds. Listeners run in registration order and the client applies a frame's records
+ * to L1 synchronously in its listener, so when ours runs the value is already in L1: the
+ * timestamp taken there is "applied", with no polling. Every reconnection builds a new
+ * socket through this class, so it stays probed.
+ */
+function probedWebSocket(onMessage) {
+  return class ProbedWebSocket extends WebSocket {
+    #probed = false;
+    addEventListener(type, listener, options) {
+      super.addEventListener(type, listener, options);
+      if (type === "message" && !this.#probed) {
+        this.#probed = true;
+        super.addEventListener("message", (event) => onMessage(event.data));
+      }
+    }
+  };
+}
+
+async function latency({ bridge, hub }) {
+  const namespace = "bench-latency";
+  const key = "bench:hot";
+  const token = await mintHubToken({ secret: SECRET, namespace, role: "both" });
+  const errors = [];
+  const onError = (error) => errors.push(error.code);
+  const cacheFor = (WebSocketCtor) =>
+    createCache({
+      store: upstashStore({ url: bridge.url, token: REDIS_TOKEN }),
+      namespace,
+      onError,
+      sync: {
+        maxStaleness: MAX_STALENESS,
+        hub: { url: hub.url, token, WebSocket: WebSocketCtor },
+      },
+    });
+
+  // The round being measured: set before the write starts, so that even a frame arriving
+  // before `set` resolves is caught (it would show as a negative latency).
+  let round;
+  const subscribers = [];
+  const onFrame = (index, data) => {
+    const at = performance.now(); // first, before any of our own work
+    const r = round;
+    if (r === undefined || !Number.isNaN(r.arrivedAt[index])) return;
+    // Pongs and frames about other keys are not this round's delivery.
+    if (typeof data !== "string" || !data.includes(r.needle)) return;
+    r.arrivedAt[index] = at;
+    if (subscribers[index].peek(key) !== r.expected) r.mismatches++;
+    if (++r.arrived === subscribers.length) r.done();
+  };
+
+  const writer = cacheFor(WebSocket);
+  cleanups.push(() => writer.close());
+  for (let i = 0; i < SUBSCRIBERS; i++) {
+    const cache = cacheFor(probedWebSocket((data) => onFrame(i, data)));
+    subscribers.push(cache);
+    cleanups.push(() => cache.close());
+  }
+
+  // Warm-up: every socket connected and caught up with the change log, then each subscriber
+  // reads the key once so that it holds it (the hub updates only keys an instance holds).
+  const tWarm = performance.now();
+  await writer.set(key, -1);
+  const all = [writer, ...subscribers];
+  await until(() => all.every((c) => c.stats().hub.healthy), 30_000, "every hub socket healthy");
+  const connectMs = performance.now() - tWarm;
+  const initial = await Promise.all(subscribers.map((c) => c.get(key)));
+  const cold = initial.filter((v) => v !== -1).length;
+  if (cold > 0) throw new Error(`${cold} subscribers did not read the initial value`);
+
+  const samples = [];
+  const firsts = [];
+  const spreads = [];
+  const setMs = [];
+  let mismatches = 0;
+  let timeouts = 0;
+  let missing = 0;
+  let early = 0;
+  const total = WARMUP_SETS + SETS;
+  for (let s = 0; s < total; s++) {
+    const measured = s >= WARMUP_SETS;
+    const value = s;
+    const r = {
+      expected: value,
+      needle: `"key":"${key}"`,
+      arrivedAt: new Float64Array(subscribers.length).fill(Number.NaN),
+      arrived: 0,
+      mismatches: 0,
+      done: () => {},
+    };
+    const allArrived = new Promise((resolve) => {
+      r.done = resolve;
+    });
+    round = r;
+    const t0 = performance.now();
+    await writer.set(key, value);
+    const t1 = performance.now();
+    let timer;
+    const timedOut = await Promise.race([
+      allArrived.then(() => false),
+      new Promise((resolve) => {
+        timer = setTimeout(() => resolve(true), SET_TIMEOUT);
+      }),
+    ]);
+    clearTimeout(timer);
+    round = undefined;
+    if (!measured) continue;
+    setMs.push(t1 - t0);
+    if (timedOut) timeouts++;
+    missing += subscribers.length - r.arrived;
+    mismatches += r.mismatches;
+    let first = Number.POSITIVE_INFINITY;
+    let last = Number.NEGATIVE_INFINITY;
+    for (const at of r.arrivedAt) {
+      if (Number.isNaN(at)) continue;
+      const latency = at - t1;
+      if (latency < 0) early++;
+      samples.push(latency);
+      first = Math.min(first, latency);
+      last = Math.max(last, latency);
+    }
+    if (r.arrived > 0) {
+      firsts.push(first);
+      spreads.push(last - first);
+    }
+    if (timedOut) await sleep(100); // let a straggling frame pass before the next round
+  }
+
+  // Where the time goes, from the hub's and the clients' own counters.
+  const hubStats = await hub.stats(namespace, 0);
+  const framesReceived = subscribers.reduce((n, c) => n + c.stats().hub.framesReceived, 0);
+  const framesDropped = subscribers.reduce((n, c) => n + c.stats().hub.framesDropped, 0);
+  // Done with these caches: close them now so that their sockets do not compete with the
+  // throughput runs (close is idempotent, so the final cleanup may call it again).
+  await Promise.all(all.map((c) => c.close()));
+  return {
+    subscribers: SUBSCRIBERS,
+    sets: SETS,
+    expectedSamples: SETS * SUBSCRIBERS,
+    arrived: samples.length,
+    missing,
+    timeouts,
+    mismatches,
+    early,
+    connectMs: ms(connectMs),
+    latency: summarize(samples),
+    firstArrival: summarize(firsts),
+    spread: summarize(spreads),
+    setRoundTrip: summarize(setMs),
+    hub: hubStats,
+    clientFramesReceived: framesReceived,
+    clientFramesDropped: framesDropped,
+    absorbedErrors: errors.length,
+  };
+}
+
+// ---- 2. publish throughput of one hub object -----------------------------------------------
+
+function makeRecords(count, origin) {
+  // Realistic small set records: one key each, with a short propagated value.
+  const out = [];
+  for (let i = 0; i < count; i++) {
+    const version = i + 1;
+    out.push({
+      op: "set",
+      first: version,
+      last: version,
+      origin,
+      keys: [{ key: `user:${i}`, version, value: `{"json":{"id":${i},"n":"u${i}"}}`, ttl: 60_000 }],
+    });
+  }
+  return out;
+}
+
+/** Publish frames of `per` records each, as JSON text. */
+function publishFrames(records, per) {
+  const out = [];
+  for (let i = 0; i < records.length; i += per) {
+    out.push(JSON.stringify({ t: "publish", records: records.slice(i, i + per) }));
+  }
+  return out;
+}
+
+/** A raw subscriber socket that counts the records and frames it receives. */
+async function counter(url) {
+  const ws = await openSocket(url);
+  const c = { ws, records: 0, frames: 0, other: 0, lastAt: 0, onProgress: () => {} };
+  ws.on("message", (data, isBinary) => {
+    const text = isBinary ? "" : data.toString();
+    if (!text.startsWith('{"t":"changes"')) {
+      c.other++;
+      return;
+    }
+    c.lastAt = performance.now();
+    c.frames++;
+    c.records += JSON.parse(text).records.length;
+    c.onProgress();
+  });
+  return c;
+}
+
+async function throughputRun({ hub }, mode, subscribers, runIndex) {
+  // A namespace per run: a fresh object, whose counters count this run only.
+  const namespace = `bench-tp-${runIndex}`;
+  const token = await mintHubToken({ secret: SECRET, namespace, role: "both" });
+  const base = hub.url.replace(/^http/, "ws");
+  const socketUrl = `${base}/hub/${namespace}?shard=0&token=${encodeURIComponent(token)}`;
+  const sockets = [];
+  try {
+    const subs = [];
+    for (let i = 0; i < subscribers; i++) {
+      const c = await counter(socketUrl);
+      sockets.push(c.ws);
+      subs.push(c);
+    }
+    // The publishing socket is subscribed too (the router only upgrades subscriptions), so
+    // in socket modes the hub fans out to one more socket than we count.
+    let publisher;
+    if (mode.via === "socket") {
+      publisher = await openSocket(socketUrl);
+      sockets.push(publisher);
+    }
+    const publishUrl = `${hub.url}/hub/${namespace}/publish`;
+    const post = async (body) => {
+      const res = await fetch(publishUrl, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body,
+      });
+      const text = await res.text();
+      if (res.status !== 202) throw new Error(`publish answered ${res.status}: ${text}`);
+    };
+    const send = async (frames) => {
+      if (mode.via === "socket") {
+        // As fast as ws takes them; the kernel and ws buffer what the hub has not read yet.
+        for (const f of frames) publisher.send(f);
+        return;
+      }
+      let next = 0;
+      const worker = async () => {
+        while (next < frames.length) await post(frames[next++]);
+      };
+      await Promise.all(Array.from({ length: HTTP_CONCURRENCY }, worker));
+    };
+    const waitFor = (target, timeout) =>
+      new Promise((resolve) => {
+        const check = () => {
+          if (subs.every((c) => c.records >= target)) resolve(true);
+        };
+        for (const c of subs) c.onProgress = check;
+        check();
+        setTimeout(() => resolve(false), timeout).unref();
+      });
+
+    // Warm-up (object created, code paths hot), not measured.
+    const warm = makeRecords(PER_PUBLISH, "bench-warm");
+    await send(publishFrames(warm, mode.per));
+    if (!(await waitFor(warm.length, 10_000))) throw new Error(`${mode.name}: warm-up lost records`);
+    await sleep(BATCH_MS * 2);
+    const before = await hub.stats(namespace, 0);
+    for (const c of subs) {
+      c.records = 0;
+      c.frames = 0;
+    }
+
+    const records = makeRecords(RECORDS, "bench");
+    const frames = publishFrames(records, mode.per);
+    const t0 = performance.now();
+    await send(frames);
+    const sentAt = performance.now();
+    const complete = await waitFor(RECORDS, 60_000);
+    const end = Math.max(...subs.map((c) => c.lastAt));
+    const after = await hub.stats(namespace, 0);
+    const seconds = (end - t0) / 1000;
+    const received = Math.min(...subs.map((c) => c.records));
+    const framesIn = subs.reduce((n, c) => n + c.frames, 0);
+    return {
+      mode: mode.name,
+      subscribers,
+      fanoutSockets: subscribers + (publisher ? 1 : 0),
+      records: RECORDS,
+      publishes: frames.length,
+      complete,
+      received,
+      ms: ms(end - t0),
+      sendMs: ms(sentAt - t0),
+      recordsPerSec: Math.round(received / seconds),
+      publishesPerSec: Math.round(frames.length / seconds),
+      framesPerSecPerSubscriber: Math.round(framesIn / subs.length / seconds),
+      framesPerSecTotal: Math.round(framesIn / seconds),
+      recordsPerFrame: ms(received / (framesIn / subs.length)),
+      hubPublished: after.published - before.published,
+      hubFramesSent: after.framesSent - before.framesSent,
+      hubDropped: after.dropped - before.dropped,
+    };
+  } finally {
+    for (const ws of sockets) ws.terminate();
+  }
+}
+
+async function throughput(ctx) {
+  const modes = [
+    // What a Node cache does: one publish frame per write, over its socket.
+    { name: "socket, 1 record/msg", via: "socket", per: 1 },
+    { name: `socket, ${PER_PUBLISH} records/msg`, via: "socket", per: PER_PUBLISH },
+    { name: `HTTP, ${PER_PUBLISH} records/req x${HTTP_CONCURRENCY}`, via: "http", per: PER_PUBLISH },
+  ];
+  const runs = [];
+  let i = 0;
+  for (const mode of modes) {
+    for (const n of FANOUT) runs.push(await throughputRun(ctx, mode, n, i++));
+  }
+  return runs;
+}
+
+// ---- report --------------------------------------------------------------------------------
+
+function report(env, lat, runs, totalMs) {
+  const L = lat.latency;
+  console.log("");
+  console.log(
+    `edgecache hub benchmark (Node ${process.version}, workerd via Miniflare, loopback; ` +
+      `hub batches ${BATCH_MS} ms / ${BATCH_RECORDS} records)`,
+  );
+  console.log(`setup: redis + bridge + workerd in ${fmt(env.startupMs, 0)} ms`);
+  console.log("");
+  console.log(
+    `1. propagation: set() resolved -> value in L1, ${lat.subscribers} subscribers x ` +
+      `${lat.sets} sets (sockets healthy after ${fmt(lat.connectMs, 0)} ms)`,
+  );
+  console.log(
+    `   arrived ${lat.arrived}/${lat.expectedSamples}, mismatches ${lat.mismatches}, ` +
+      `rounds timed out ${lat.timeouts}, early ${lat.early}, absorbed errors ${lat.absorbedErrors}`,
+  );
+  const row = (name, s) =>
+    `   ${name.padEnd(28)}${[s.p50, s.p90, s.p99, s.max].map((x) => fmt(x, 2).padStart(9)).join("")}`;
+  console.log(`   ${"ms".padEnd(28)}${["p50", "p90", "p99", "max"].map((x) => x.padStart(9)).join("")}`);
+  console.log(row("latency (all samples)", L));
+  console.log(row("first subscriber per set", lat.firstArrival));
+  console.log(row("first-to-last spread", lat.spread));
+  console.log(row("writer set() round trip", lat.setRoundTrip));
+  console.log(
+    `   hub object: ${lat.hub.published} records in, ${lat.hub.framesSent} frames out; ` +
+      `clients: ${lat.clientFramesReceived} frames in, ${lat.clientFramesDropped} dropped`,
+  );
+  console.log("");
+  console.log(`2. publish throughput of one hub object (${RECORDS} records per run)`);
+  const head = ["mode", "subs", "ms", "records/s", "publishes/s", "frames/s/sub", "frames/s", "rec/frame"];
+  const widths = [30, 6, 9, 11, 13, 14, 10, 10];
+  const line = (cells) => `   ${cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join("")}`;
+  console.log(line(head));
+  for (const r of runs) {
+    console.log(
+      line([
+        r.mode,
+        r.fanoutSockets === r.subscribers ? r.subscribers : `${r.subscribers}+1`,
+        fmt(r.ms, 0),
+        r.recordsPerSec,
+        r.publishesPerSec,
+        r.framesPerSecPerSubscriber,
+        r.framesPerSecTotal,
+        r.recordsPerFrame,
+      ]),
+    );
+  }
+  console.log("   (subs N+1: the publishing socket is subscribed too and receives the fan-out)");
+  console.log(`total ${fmt(totalMs / 1000, 1)} s`);
+  console.log(
+    JSON.stringify({
+      bench: "hub",
+      node: process.version,
+      batchMs: BATCH_MS,
+      batchRecords: BATCH_RECORDS,
+      startupMs: ms(env.startupMs),
+      propagation: lat,
+      throughput: runs,
+      totalMs: ms(totalMs),
+    }),
+  );
+}
+
+// ---- main ----------------------------------------------------------------------------------
+
+async function main() {
+  const t = performance.now();
+  const env = await start();
+  const lat = await latency(env);
+  const runs = await throughput(env);
+  const problems = [];
+  if (lat.arrived !== lat.expectedSamples) {
+    problems.push(`${lat.expectedSamples - lat.arrived} propagation samples never arrived`);
+  }
+  if (lat.mismatches > 0) problems.push(`${lat.mismatches} subscribers held a wrong value`);
+  for (const r of runs) {
+    if (!r.complete) problems.push(`${r.mode} x${r.subscribers}: ${r.received}/${r.records} records`);
+    if (r.hubDropped > 0) problems.push(`${r.mode} x${r.subscribers}: hub dropped ${r.hubDropped}`);
+  }
+  report(env, lat, runs, performance.now() - t);
+  if (problems.length > 0) throw new Error(problems.join("; "));
+}
+
+let deadlineTimer;
+const deadline = new Promise((_, reject) => {
+  deadlineTimer = setTimeout(
+    () => reject(new Error(`did not finish within BENCH_DEADLINE=${DEADLINE} ms`)),
+    DEADLINE,
+  );
+});
+process.once("SIGINT", () => {
+  console.error("bench:hub: interrupted, cleaning up");
+  cleanup().finally(() => process.exit(130));
+});
+
+let code = 0;
+try {
+  await Promise.race([main(), deadline]);
+} catch (error) {
+  console.error(`bench:hub failed: ${error?.stack ?? error}`);
+  code = 1;
+} finally {
+  clearTimeout(deadlineTimer);
+  await cleanup();
+}
+// Keep-alive HTTP connections (undici) would hold the process a few seconds more.
+process.exit(code);

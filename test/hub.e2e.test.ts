@@ -1,0 +1,261 @@
+/**
+ * The invalidation hub end to end: the example Worker with the InvalidationHub Durable
+ * Object runs in workerd (Miniflare, bundled by wrangler) on a real port, a real
+ * redis-server sits behind the bridge, and subscribers run in Node (ws), Deno and Bun.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import WebSocket from "ws";
+import { type Cache, createCache, mintHubToken } from "../src/index.js";
+import { upstashStore } from "../src/stores/upstash.js";
+// @ts-expect-error: plain JS harness shared with the checker and the benchmark
+import { startHubWorker } from "./hub/harness.mjs";
+import { freshNamespace } from "./store-suite.js";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const url = inject("bridgeUrl");
+const token = inject("bridgeToken");
+const secret = randomBytes(32).toString("hex");
+const SHARDS = 2;
+
+type Hub = {
+  url: string;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  restart(): Promise<void>;
+  close(): Promise<void>;
+};
+let hub: Hub;
+const caches: Cache[] = [];
+const sockets: WebSocket[] = [];
+
+/** WebSocket from ws, remembering every socket so a test can cut one. */
+class TrackedWebSocket extends WebSocket {
+  constructor(address: string) {
+    super(address);
+    sockets.push(this);
+  }
+}
+
+async function until(check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("timed out waiting for a condition");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+async function subscriber(namespace: string, hubToken: string): Promise<Cache> {
+  const cache = createCache({
+    store: upstashStore({ url, token }),
+    namespace,
+    // A long window: anything that arrives quickly came through the hub.
+    sync: {
+      maxStaleness: 60_000,
+      hub: {
+        url: hub.url,
+        token: hubToken,
+        WebSocket: TrackedWebSocket as never,
+        shards: SHARDS,
+        minBackoff: 20,
+        maxBackoff: 200,
+      },
+    },
+    logger: false,
+  });
+  caches.push(cache);
+  await until(() => cache.stats().hub?.healthy === true);
+  return cache;
+}
+
+beforeAll(async () => {
+  hub = await startHubWorker({ redisUrl: url, redisToken: token, secret, shards: SHARDS });
+}, 60_000);
+
+afterAll(async () => {
+  for (const c of caches) await c.close();
+  await hub?.close();
+});
+
+describe("hub end to end (workerd hub, real Redis)", () => {
+  it("a write on one instance reaches the others' L1 within milliseconds", async () => {
+    const namespace = freshNamespace("hub");
+    const t = await mintHubToken({ secret, namespace, role: "both" });
+    const [a, b, c] = [
+      await subscriber(namespace, t),
+      await subscriber(namespace, t),
+      await subscriber(namespace, t),
+    ];
+    const keys = ["k0", "k1", "k2", "k3"]; // spread over both shards
+    await a.setMany(keys.map((k) => [k, "v1"]));
+    await b.getMany(keys);
+    await c.getMany(keys);
+    await a.setMany(keys.map((k) => [k, "v2"]));
+    const started = Date.now();
+    await until(() => keys.every((k) => b.peek(k) === "v2" && c.peek(k) === "v2"), 2_000);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    await a.setWithInvalidate("k0", "v3");
+    await until(() => b.peek("k0") === undefined && c.peek("k0") === undefined, 2_000);
+    expect(await b.get("k0")).toBe("v3");
+    await a.delete("k1");
+    await until(() => b.peek("k1") === undefined, 2_000);
+    await a.clear();
+    await until(() => b.stats().l1Items === 0 && c.stats().l1Items === 0, 2_000);
+    expect(b.stats().hub).toMatchObject({ healthy: true, framesDropped: 0 });
+  });
+
+  it("Node, Deno and Bun subscribers all receive a write", async () => {
+    const namespace = freshNamespace("hubrt");
+    const t = await mintHubToken({ secret, namespace, role: "both" });
+    const writer = await subscriber(namespace, t);
+    await writer.set("k", "before");
+    const runtimes = spawnSubscribers(namespace, t);
+    try {
+      await Promise.all(runtimes.map((r) => r.next()));
+      await writer.set("k", "after");
+      for (const r of runtimes) r.send({ expect: "after" });
+      const seen = await Promise.all(runtimes.map((r) => r.next()));
+      expect(
+        seen.map((s, i) => [runtimes[i]!.runtime, (s as { seen?: string }).seen ?? s]),
+      ).toEqual(runtimes.map((r) => [r.runtime, "after"]));
+    } finally {
+      for (const r of runtimes) r.stop();
+    }
+  }, 60_000);
+
+  it("after a cut socket and a Worker restart during writes, every subscriber agrees with L2", async () => {
+    const namespace = freshNamespace("hubfail");
+    const t = await mintHubToken({ secret, namespace, role: "both" });
+    const writer = await subscriber(namespace, t);
+    const readers = [await subscriber(namespace, t), await subscriber(namespace, t)];
+    const keys = Array.from({ length: 12 }, (_, i) => `k${i}`);
+    await writer.setMany(keys.map((k) => [k, 0]));
+    for (const r of readers) await r.getMany(keys);
+    const runtimes = spawnSubscribers(namespace, t);
+    try {
+      await Promise.all(runtimes.map((r) => r.next()));
+      let round = 0;
+      let writing = true;
+      const writes = (async () => {
+        while (writing) {
+          round++;
+          const k = keys[round % keys.length]!;
+          // Some writes fail while the Worker restarts; the hub only accelerates, so they
+          // must still succeed against Redis.
+          if (round % 5 === 0) await writer.setWithInvalidate(k, round);
+          else if (round % 7 === 0) await writer.delete(k);
+          else await writer.set(k, round);
+        }
+      })();
+      await until(() => round > 30);
+      // Cut one subscriber's sockets mid-stream, from the client side.
+      for (const s of sockets.slice(-SHARDS * 2)) s.terminate();
+      await until(() => round > 60);
+      // A deploy: every socket drops. The writes made while the hub is down reach no
+      // subscriber through it: only catching up from the change log can bring them.
+      await hub.stop();
+      const down = round;
+      await until(() => round > down + 20);
+      writing = false;
+      await writes;
+      await hub.start();
+      // Everyone reconnects, catches up from the change log, and then agrees with L2.
+      await until(() => caches.every((c) => c.stats().hub?.healthy === true), 20_000);
+      const truth = await createCache({
+        store: upstashStore({ url, token }),
+        namespace,
+        local: false,
+        sync: false,
+      }).getMany(keys);
+      for (const r of [writer, ...readers]) {
+        expect(
+          keys.map((k) => r.peek(k) ?? null).every((v, i) => v === null || v === truth[i]),
+        ).toBe(true);
+        expect(await r.getMany(keys)).toEqual(truth);
+      }
+      for (const r of runtimes) r.send({ read: keys });
+      const answers = await Promise.all(runtimes.map((r) => r.next()));
+      for (const a of answers)
+        expect((a as { values: unknown[] }).values).toEqual(truth.map((v) => v ?? null));
+      expect(readers[0]!.stats().hub!.reconnects).toBeGreaterThan(0);
+    } finally {
+      for (const r of runtimes) r.stop();
+    }
+  }, 120_000);
+});
+
+/** Node, Deno and Bun processes running test/runtimes/hub-subscriber.mjs. */
+function spawnSubscribers(namespace: string, hubToken: string) {
+  const bin = (name: string) => join(root, "node_modules", ".bin", name);
+  const env = {
+    ...process.env,
+    EDGECACHE_URL: url,
+    EDGECACHE_TOKEN: token,
+    HUB_URL: hub.url,
+    HUB_TOKEN: hubToken,
+    HUB_SHARDS: String(SHARDS),
+    NAMESPACE: namespace,
+  };
+  const script = join(root, "test/runtimes/hub-subscriber.mjs");
+  const host = new URL(url).host;
+  const hubHost = new URL(hub.url).host;
+  const commands: Array<[string, string, string[]]> = [
+    ["node", process.execPath, [script]],
+    [
+      "deno",
+      bin("deno"),
+      [
+        "run",
+        "--no-prompt",
+        `--allow-net=${host},${hubHost}`,
+        "--allow-env",
+        `--allow-read=${root}`,
+        "--node-modules-dir=manual",
+        script,
+      ],
+    ],
+    ["bun", bin("bun"), ["--no-install", "--no-env-file", script]],
+  ];
+  return commands.map(([runtime, cmd, args]) => {
+    const child: ChildProcess = spawn(cmd, args, {
+      cwd: root,
+      env: { ...env, RUNTIME: runtime },
+      stdio: ["pipe", "pipe", "inherit"],
+    });
+    const queue: unknown[] = [];
+    const waiting: Array<(v: unknown) => void> = [];
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      const msg = JSON.parse(line);
+      const w = waiting.shift();
+      if (w) w(msg);
+      else queue.push(msg);
+    });
+    return {
+      runtime,
+      next(): Promise<unknown> {
+        const msg = queue.shift();
+        if (msg !== undefined) return Promise.resolve(msg);
+        return new Promise((resolvePromise, reject) => {
+          const timer = setTimeout(
+            () => reject(new Error(`${runtime} subscriber: no answer`)),
+            30_000,
+          );
+          waiting.push((v) => {
+            clearTimeout(timer);
+            resolvePromise(v);
+          });
+        });
+      },
+      send(msg: unknown) {
+        child.stdin!.write(`${JSON.stringify(msg)}\n`);
+      },
+      stop() {
+        child.kill();
+      },
+    };
+  });
+}
