@@ -10,8 +10,10 @@
 //
 // Run: node bench/hub.mjs   (or npm run bench:hub; needs a current build in dist/)
 // Knobs (env): BENCH_SUBSCRIBERS=100 BENCH_SETS=200 BENCH_WARMUP_SETS=10
-//   BENCH_SET_TIMEOUT=2000 (ms per set) BENCH_RECORDS=20000 (records per throughput run)
-//   BENCH_FANOUT=1,10 BENCH_DEADLINE=170000 (ms for everything)
+//   BENCH_SET_TIMEOUT=2000 (ms per set) BENCH_MAX_STALENESS=60000 (subscribers' window)
+//   BENCH_RECORDS=20000 (records per throughput run) BENCH_FANOUT=1,10
+//   BENCH_DEADLINE=170000 (ms for everything)
+import { readdirSync, readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { createCache, mintHubToken } from "edgecache";
 import { BATCH_MS, BATCH_RECORDS, MAX_PUBLISH_RECORDS } from "edgecache/hub";
@@ -47,9 +49,10 @@ const PER_PUBLISH = Math.min(BATCH_RECORDS, MAX_PUBLISH_RECORDS);
 // HTTP publishes in flight at once: enough to keep workerd busy, few enough not to just
 // measure undici's queue.
 const HTTP_CONCURRENCY = 8;
-// maxStaleness of the subscribers: far longer than the run, so that nothing but the hub can
-// bring them a new value quickly (no sync runs while they only peek).
-const MAX_STALENESS = 60_000;
+// maxStaleness of the subscribers: longer than the latency phase, so that nothing but the hub
+// can bring them a new value quickly (no sync runs while they only peek). `peek` never syncs,
+// so past this window it would return undefined: the phase refuses to run that long.
+const MAX_STALENESS = intEnv("BENCH_MAX_STALENESS", 60_000);
 const SECRET = "bench-only-hub-secret-".padEnd(48, "x");
 const REDIS_TOKEN = "bench";
 
@@ -82,7 +85,8 @@ function summarize(values) {
 async function until(check, timeout, what, every = 10) {
   const end = performance.now() + timeout;
   while (!check()) {
-    if (performance.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    if (performance.now() > end)
+      throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
     await sleep(every);
   }
 }
@@ -96,6 +100,49 @@ function openSocket(url) {
       reject(new Error(`the hub refused a socket: HTTP ${res.statusCode}`)),
     );
   });
+}
+
+/**
+ * CPU time (user + system, ms) of this process's descendants named `name`, from /proc; NaN
+ * where there is no /proc. Tells whether workerd or this process is the busy side.
+ */
+function descendantsCpuMs(name) {
+  try {
+    const tick = 1000 / 100; // USER_HZ, 100 on Linux
+    let total = 0;
+    const visit = (pid) => {
+      for (const task of readdirSync(`/proc/${pid}/task`)) {
+        const kids = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8").trim();
+        for (const kid of kids ? kids.split(" ") : []) {
+          const stat = readFileSync(`/proc/${kid}/stat`, "utf8");
+          // The name is in parentheses and may hold spaces: the fields after it are fixed.
+          const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+          const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+          if (comm === name) total += (Number(fields[11]) + Number(fields[12])) * tick;
+          visit(kid);
+        }
+      }
+    };
+    visit(process.pid);
+    return total;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Wall time and CPU time of this process and of workerd over a stretch of work. */
+function cpuMeter() {
+  const wall = performance.now();
+  const own = process.cpuUsage();
+  const workerd = descendantsCpuMs("workerd");
+  return () => {
+    const elapsed = performance.now() - wall;
+    const used = process.cpuUsage(own);
+    return {
+      nodeCpuPct: Math.round(((used.user + used.system) / 1000 / elapsed) * 100),
+      workerdCpuPct: Math.round(((descendantsCpuMs("workerd") - workerd) / elapsed) * 100),
+    };
+  };
 }
 
 /** Everything started, closed in reverse order whatever happened. */
@@ -119,7 +166,11 @@ async function start() {
   cleanups.push(() => redis.close());
   const bridge = await startRestBridge({ redisUrl: redis.url, token: REDIS_TOKEN });
   cleanups.push(() => bridge.close());
-  const hub = await startHubWorker({ redisUrl: bridge.url, redisToken: REDIS_TOKEN, secret: SECRET });
+  const hub = await startHubWorker({
+    redisUrl: bridge.url,
+    redisToken: REDIS_TOKEN,
+    secret: SECRET,
+  });
   cleanups.push(() => hub.close());
   return { redis, bridge, hub, startupMs: performance.now() - t };
 }
@@ -193,6 +244,8 @@ async function latency({ bridge, hub }) {
   const all = [writer, ...subscribers];
   await until(() => all.every((c) => c.stats().hub.healthy), 30_000, "every hub socket healthy");
   const connectMs = performance.now() - tWarm;
+  // Each cache's window runs from this read on (an L1 miss carries a sync).
+  const warmedAt = performance.now();
   const initial = await Promise.all(subscribers.map((c) => c.get(key)));
   const cold = initial.filter((v) => v !== -1).length;
   if (cold > 0) throw new Error(`${cold} subscribers did not read the initial value`);
@@ -206,7 +259,15 @@ async function latency({ bridge, hub }) {
   let missing = 0;
   let early = 0;
   const total = WARMUP_SETS + SETS;
+  const meter = cpuMeter();
   for (let s = 0; s < total; s++) {
+    if (performance.now() + SET_TIMEOUT - warmedAt > MAX_STALENESS) {
+      throw new Error(
+        `the latency phase would outlast the subscribers' ${MAX_STALENESS} ms window after ` +
+          `${s} of ${total} sets, and peek() returns nothing past it: lower BENCH_SETS or ` +
+          "raise BENCH_MAX_STALENESS",
+      );
+    }
     const measured = s >= WARMUP_SETS;
     const value = s;
     const r = {
@@ -255,6 +316,7 @@ async function latency({ bridge, hub }) {
     if (timedOut) await sleep(100); // let a straggling frame pass before the next round
   }
 
+  const cpu = meter();
   // Where the time goes, from the hub's and the clients' own counters.
   const hubStats = await hub.stats(namespace, 0);
   const framesReceived = subscribers.reduce((n, c) => n + c.stats().hub.framesReceived, 0);
@@ -276,6 +338,7 @@ async function latency({ bridge, hub }) {
     firstArrival: summarize(firsts),
     spread: summarize(spreads),
     setRoundTrip: summarize(setMs),
+    ...cpu,
     hub: hubStats,
     clientFramesReceived: framesReceived,
     clientFramesDropped: framesDropped,
@@ -384,7 +447,8 @@ async function throughputRun({ hub }, mode, subscribers, runIndex) {
     // Warm-up (object created, code paths hot), not measured.
     const warm = makeRecords(PER_PUBLISH, "bench-warm");
     await send(publishFrames(warm, mode.per));
-    if (!(await waitFor(warm.length, 10_000))) throw new Error(`${mode.name}: warm-up lost records`);
+    if (!(await waitFor(warm.length, 10_000)))
+      throw new Error(`${mode.name}: warm-up lost records`);
     await sleep(BATCH_MS * 2);
     const before = await hub.stats(namespace, 0);
     for (const c of subs) {
@@ -394,10 +458,12 @@ async function throughputRun({ hub }, mode, subscribers, runIndex) {
 
     const records = makeRecords(RECORDS, "bench");
     const frames = publishFrames(records, mode.per);
+    const meter = cpuMeter();
     const t0 = performance.now();
     await send(frames);
     const sentAt = performance.now();
     const complete = await waitFor(RECORDS, 60_000);
+    const cpu = meter();
     const end = Math.max(...subs.map((c) => c.lastAt));
     const after = await hub.stats(namespace, 0);
     const seconds = (end - t0) / 1000;
@@ -421,6 +487,7 @@ async function throughputRun({ hub }, mode, subscribers, runIndex) {
       hubPublished: after.published - before.published,
       hubFramesSent: after.framesSent - before.framesSent,
       hubDropped: after.dropped - before.dropped,
+      ...cpu,
     };
   } finally {
     for (const ws of sockets) ws.terminate();
@@ -432,7 +499,11 @@ async function throughput(ctx) {
     // What a Node cache does: one publish frame per write, over its socket.
     { name: "socket, 1 record/msg", via: "socket", per: 1 },
     { name: `socket, ${PER_PUBLISH} records/msg`, via: "socket", per: PER_PUBLISH },
-    { name: `HTTP, ${PER_PUBLISH} records/req x${HTTP_CONCURRENCY}`, via: "http", per: PER_PUBLISH },
+    {
+      name: `HTTP, ${PER_PUBLISH} records/req x${HTTP_CONCURRENCY}`,
+      via: "http",
+      per: PER_PUBLISH,
+    },
   ];
   const runs = [];
   let i = 0;
@@ -463,20 +534,38 @@ function report(env, lat, runs, totalMs) {
   );
   const row = (name, s) =>
     `   ${name.padEnd(28)}${[s.p50, s.p90, s.p99, s.max].map((x) => fmt(x, 2).padStart(9)).join("")}`;
-  console.log(`   ${"ms".padEnd(28)}${["p50", "p90", "p99", "max"].map((x) => x.padStart(9)).join("")}`);
+  console.log(
+    `   ${"ms".padEnd(28)}${["p50", "p90", "p99", "max"].map((x) => x.padStart(9)).join("")}`,
+  );
   console.log(row("latency (all samples)", L));
   console.log(row("first subscriber per set", lat.firstArrival));
   console.log(row("first-to-last spread", lat.spread));
   console.log(row("writer set() round trip", lat.setRoundTrip));
   console.log(
     `   hub object: ${lat.hub.published} records in, ${lat.hub.framesSent} frames out; ` +
-      `clients: ${lat.clientFramesReceived} frames in, ${lat.clientFramesDropped} dropped`,
+      `clients: ${lat.clientFramesReceived} frames in, ${lat.clientFramesDropped} dropped; ` +
+      `cpu: node ${lat.nodeCpuPct}%, workerd ${lat.workerdCpuPct}%`,
+  );
+  console.log(
+    `   (a lone record waits the hub's whole ${BATCH_MS} ms batching window before it is sent)`,
   );
   console.log("");
   console.log(`2. publish throughput of one hub object (${RECORDS} records per run)`);
-  const head = ["mode", "subs", "ms", "records/s", "publishes/s", "frames/s/sub", "frames/s", "rec/frame"];
-  const widths = [30, 6, 9, 11, 13, 14, 10, 10];
-  const line = (cells) => `   ${cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join("")}`;
+  const head = [
+    "mode",
+    "subs",
+    "ms",
+    "records/s",
+    "publishes/s",
+    "frames/s/sub",
+    "frames/s",
+    "rec/frame",
+    "cpu node",
+    "workerd",
+  ];
+  const widths = [30, 6, 7, 11, 13, 14, 10, 10, 10, 9];
+  const line = (cells) =>
+    `   ${cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join("")}`;
   console.log(line(head));
   for (const r of runs) {
     console.log(
@@ -489,6 +578,8 @@ function report(env, lat, runs, totalMs) {
         r.framesPerSecPerSubscriber,
         r.framesPerSecTotal,
         r.recordsPerFrame,
+        `${r.nodeCpuPct}%`,
+        `${r.workerdCpuPct}%`,
       ]),
     );
   }
@@ -521,7 +612,8 @@ async function main() {
   }
   if (lat.mismatches > 0) problems.push(`${lat.mismatches} subscribers held a wrong value`);
   for (const r of runs) {
-    if (!r.complete) problems.push(`${r.mode} x${r.subscribers}: ${r.received}/${r.records} records`);
+    if (!r.complete)
+      problems.push(`${r.mode} x${r.subscribers}: ${r.received}/${r.records} records`);
     if (r.hubDropped > 0) problems.push(`${r.mode} x${r.subscribers}: hub dropped ${r.hubDropped}`);
   }
   report(env, lat, runs, performance.now() - t);
@@ -537,7 +629,7 @@ const deadline = new Promise((_, reject) => {
 });
 process.once("SIGINT", () => {
   console.error("bench:hub: interrupted, cleaning up");
-  cleanup().finally(() => process.exit(130));
+  void cleanup().finally(() => process.exit(130));
 });
 
 let code = 0;

@@ -108,6 +108,21 @@ describe("hub end to end (workerd hub, real Redis)", () => {
     expect(b.stats().hub).toMatchObject({ healthy: true, framesDropped: 0 });
   });
 
+  it("a write made in a Worker is published by RPC through the binding and reaches subscribers", async () => {
+    // The example Worker's cache publishes through env.EDGECACHE_HUB; its namespace is set by
+    // the harness.
+    const namespace = "hub-e2e";
+    const t = await mintHubToken({ secret, namespace, role: "both" });
+    const node = await subscriber(namespace, t);
+    const put = (value: unknown) =>
+      fetch(`${hub.url}/cache/greeting`, { method: "PUT", body: JSON.stringify(value) });
+    expect((await put("hello")).status).toBe(204);
+    expect(await node.get("greeting")).toBe("hello");
+    expect((await put("hello again")).status).toBe(204);
+    await until(() => node.peek("greeting") === "hello again", 2_000);
+    expect(node.stats().hub!.framesReceived).toBeGreaterThan(0);
+  });
+
   it("Node, Deno and Bun subscribers all receive a write", async () => {
     const namespace = freshNamespace("hubrt");
     const t = await mintHubToken({ secret, namespace, role: "both" });

@@ -18,7 +18,7 @@
 import { type Cache, createCache } from "../src/cache.js";
 import { type EdgeCacheErrorCode, isEdgeCacheError } from "../src/errors.js";
 import { upstashStore } from "../src/stores/upstash.js";
-import { type HubEnv, handleHubRequest } from "./hub.js";
+import { type HubEnv, handleHubRequest, hubShards } from "./hub.js";
 
 export { InvalidationHub } from "./hub.js";
 
@@ -51,6 +51,11 @@ function cacheFor(env: Env): Cache {
     // Isolates have 128 MB and are often cold: a small L1 is enough. The built-in L1 uses
     // no timers (which a Worker may never run) and checks expiry on read.
     local: { maxItems: 1_000, maxBytes: 8 << 20 },
+    // Writes are pushed to the long-lived subscribers through the hub, by RPC on the
+    // binding; this isolate itself stays coherent by polling the change log.
+    sync: env.EDGECACHE_HUB
+      ? { hub: { binding: env.EDGECACHE_HUB, shards: hubShards(env) } }
+      : undefined,
   });
   return cache;
 }

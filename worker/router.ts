@@ -4,10 +4,11 @@
  * @module
  */
 import type { ChangeRecord } from "edgecache";
-import { InvalidOptionError } from "edgecache";
 import {
   hubObjectName,
+  InvalidOptionError,
   MAX_FRAME_BYTES,
+  NAMESPACE_PATTERN,
   parseFrame,
   parseRecord,
   recordsByShard,
@@ -23,8 +24,6 @@ export const HUB_ROLE_HEADER = "x-edgecache-role";
 export const HUB_NAMESPACE_HEADER = "x-edgecache-namespace";
 export const HUB_SHARD_HEADER = "x-edgecache-shard";
 
-/** Namespaces as the cache accepts them (letters, digits, `_ . : / -`, up to 128). */
-const NAMESPACE = /^[A-Za-z0-9_.:/-]{1,128}$/;
 /** Shard counts beyond this would make every clear cost hundreds of RPCs. */
 const MAX_SHARDS = 256;
 
@@ -89,7 +88,7 @@ export async function publishToHub(
   namespace: string,
   records: readonly ChangeRecord[],
 ): Promise<{ accepted: number }> {
-  if (typeof namespace !== "string" || !NAMESPACE.test(namespace)) {
+  if (typeof namespace !== "string" || !NAMESPACE_PATTERN.test(namespace)) {
     throw new InvalidOptionError("invalid namespace for the hub");
   }
   if (typeof env.EDGECACHE_HUB?.getByName !== "function") {
@@ -286,7 +285,7 @@ export async function handleHubRequest(
   } catch {
     return problem(400, "the namespace is not valid percent-encoding");
   }
-  if (!NAMESPACE.test(namespace)) return problem(400, "invalid namespace");
+  if (!NAMESPACE_PATTERN.test(namespace)) return problem(400, "invalid namespace");
   let config: Config;
   try {
     config = readConfig(env);

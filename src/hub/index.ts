@@ -3,6 +3,9 @@
  * Durable Object (`edgecache/cloudflare`) and by caches that publish to or subscribe to it.
  * @module
  */
+
+export { EdgeCacheError, InvalidOptionError } from "../errors.js";
+export { NAMESPACE_PATTERN } from "../store.js";
 export {
   BATCH_MS,
   BATCH_RECORDS,

@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { utf8Length } from "../codec.js";
 import type { ChangeRecord } from "../store.js";
 
 /** Records sent by a publisher: exactly the change-log records its write appended. */
@@ -94,6 +95,8 @@ export function parseFrame(
   kind: "changes" | "publish",
 ): { shard?: number; records: ChangeRecord[] } | undefined {
   if (typeof text !== "string" || text.length > MAX_FRAME_BYTES) return undefined;
+  // Characters undercount bytes; count exactly only when it can matter.
+  if (text.length * 3 > MAX_FRAME_BYTES && utf8Length(text) > MAX_FRAME_BYTES) return undefined;
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
