@@ -12,15 +12,45 @@
 // Knobs (env): BENCH_SUBSCRIBERS=100 BENCH_SETS=200 BENCH_WARMUP_SETS=10
 //   BENCH_SET_TIMEOUT=2000 (ms per set) BENCH_MAX_STALENESS=60000 (subscribers' window)
 //   BENCH_RECORDS=20000 (records per throughput run) BENCH_FANOUT=1,10
+//   BENCH_REPEAT=3 (throughput runs per configuration; the median is reported)
+//   BENCH_LATENCY_DEFLATE=both (on, off or both: permessage-deflate in the latency phase)
 //   BENCH_DEADLINE=170000 (ms for everything)
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { availableParallelism, loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
-import { createCache, mintHubToken } from "edgecache";
-import { BATCH_MS, BATCH_RECORDS, MAX_PUBLISH_RECORDS } from "edgecache/hub";
-import { startRedisServer, startRestBridge } from "edgecache/node";
-import { upstashStore } from "edgecache/upstash";
 import WebSocket from "ws";
 import { startHubWorker } from "../test/hub/harness.mjs";
+
+// The benchmark uses the built package (dist/), and the harness bundles the Worker against
+// it too. It does not build (a build empties dist/ under whoever else uses it): say so
+// plainly when dist/ is missing, and warn when a source file is newer than it.
+const dist = new URL("../dist/index.js", import.meta.url);
+if (!existsSync(dist)) {
+  console.error("bench:hub: dist/ is missing: run `npm run build` first");
+  process.exit(1);
+}
+{
+  const built = statSync(dist).mtimeMs;
+  const newest = (dir) => {
+    let t = 0;
+    for (const e of readdirSync(new URL(dir, import.meta.url), { withFileTypes: true })) {
+      const rel = `${dir}/${e.name}`;
+      if (e.name.endsWith(".test.ts")) continue; // tests are not built
+      t = Math.max(
+        t,
+        e.isDirectory() ? newest(rel) : statSync(new URL(rel, import.meta.url)).mtimeMs,
+      );
+    }
+    return t;
+  };
+  if (newest("../src") > built) {
+    console.error("bench:hub: warning: src/ changed after the last build; dist/ may be stale");
+  }
+}
+const { createCache, mintHubToken } = await import("edgecache");
+const { BATCH_MS, BATCH_RECORDS, MAX_PUBLISH_RECORDS } = await import("edgecache/hub");
+const { startRedisServer, startRestBridge } = await import("edgecache/node");
+const { upstashStore } = await import("edgecache/upstash");
 
 function intEnv(name, fallback, min = 1) {
   const raw = process.env[name];
@@ -37,6 +67,13 @@ const SETS = intEnv("BENCH_SETS", 200);
 const WARMUP_SETS = intEnv("BENCH_WARMUP_SETS", 10, 0);
 const SET_TIMEOUT = intEnv("BENCH_SET_TIMEOUT", 2_000);
 const RECORDS = intEnv("BENCH_RECORDS", 20_000);
+const REPEAT = intEnv("BENCH_REPEAT", 3);
+// Propagation is measured with ws's default (permessage-deflate negotiated, what a Node
+// cache gets) and without it, since compression sits on the delivery path.
+const LATENCY_DEFLATE = { on: [true], off: [false], both: [true, false] }[
+  process.env.BENCH_LATENCY_DEFLATE || "both"
+];
+if (LATENCY_DEFLATE === undefined) throw new Error("BENCH_LATENCY_DEFLATE must be on, off or both");
 const DEADLINE = intEnv("BENCH_DEADLINE", 170_000);
 const FANOUT = (process.env.BENCH_FANOUT || "1,10").split(",").map((s) => {
   const n = Number(s.trim());
@@ -91,9 +128,25 @@ async function until(check, timeout, what, every = 10) {
   }
 }
 
-function openSocket(url) {
+/**
+ * The `ws` WebSocket, with or without permessage-deflate. `ws` offers it by default and
+ * workerd accepts it, and since the two keep their compression context between messages,
+ * `ws` then deflates every message it sends, however small (its size threshold only applies
+ * without context takeover), one at a time through the zlib thread pool, and inflates every
+ * frame it receives the same way. That is what a Node cache gets from `new WebSocket(url)`.
+ */
+function webSocketClass(deflate) {
+  if (deflate) return WebSocket;
+  return class PlainWebSocket extends WebSocket {
+    constructor(url, protocols) {
+      super(url, protocols, { perMessageDeflate: false });
+    }
+  };
+}
+
+function openSocket(url, deflate) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
+    const ws = new (webSocketClass(deflate))(url);
     ws.once("open", () => resolve(ws));
     ws.once("error", reject);
     ws.once("unexpected-response", (_req, res) =>
@@ -184,8 +237,8 @@ async function start() {
  * timestamp taken there is "applied", with no polling. Every reconnection builds a new
  * socket through this class, so it stays probed.
  */
-function probedWebSocket(onMessage) {
-  return class ProbedWebSocket extends WebSocket {
+function probedWebSocket(Base, onMessage) {
+  return class ProbedWebSocket extends Base {
     #probed = false;
     addEventListener(type, listener, options) {
       super.addEventListener(type, listener, options);
@@ -197,8 +250,9 @@ function probedWebSocket(onMessage) {
   };
 }
 
-async function latency({ bridge, hub }) {
-  const namespace = "bench-latency";
+async function latency({ bridge, hub }, deflate) {
+  const namespace = `bench-latency-${deflate ? "deflate" : "plain"}`;
+  const Base = webSocketClass(deflate);
   const key = "bench:hot";
   const token = await mintHubToken({ secret: SECRET, namespace, role: "both" });
   const errors = [];
@@ -229,10 +283,22 @@ async function latency({ bridge, hub }) {
     if (++r.arrived === subscribers.length) r.done();
   };
 
-  const writer = cacheFor(WebSocket);
+  // The writer's socket notes when its publish frame is handed to ws: `set` resolves only
+  // after that, and how much later tells how long the write's own continuation waited.
+  let publishedAt = Number.NaN;
+  const writer = cacheFor(
+    class extends Base {
+      send(data, ...rest) {
+        if (typeof data === "string" && data.startsWith('{"t":"publish"')) {
+          publishedAt = performance.now();
+        }
+        return super.send(data, ...rest);
+      }
+    },
+  );
   cleanups.push(() => writer.close());
   for (let i = 0; i < SUBSCRIBERS; i++) {
-    const cache = cacheFor(probedWebSocket((data) => onFrame(i, data)));
+    const cache = cacheFor(probedWebSocket(Base, (data) => onFrame(i, data)));
     subscribers.push(cache);
     cleanups.push(() => cache.close());
   }
@@ -254,6 +320,8 @@ async function latency({ bridge, hub }) {
   const firsts = [];
   const spreads = [];
   const setMs = [];
+  const resolveLag = [];
+  const fromPublish = [];
   let mismatches = 0;
   let timeouts = 0;
   let missing = 0;
@@ -282,9 +350,11 @@ async function latency({ bridge, hub }) {
       r.done = resolve;
     });
     round = r;
+    publishedAt = Number.NaN;
     const t0 = performance.now();
     await writer.set(key, value);
     const t1 = performance.now();
+    const sentAt = publishedAt;
     let timer;
     const timedOut = await Promise.race([
       allArrived.then(() => false),
@@ -296,6 +366,8 @@ async function latency({ bridge, hub }) {
     round = undefined;
     if (!measured) continue;
     setMs.push(t1 - t0);
+    // NaN when the publish went over HTTP (socket down): such rounds are left out here.
+    if (!Number.isNaN(sentAt)) resolveLag.push(t1 - sentAt);
     if (timedOut) timeouts++;
     missing += subscribers.length - r.arrived;
     mismatches += r.mismatches;
@@ -311,6 +383,7 @@ async function latency({ bridge, hub }) {
     }
     if (r.arrived > 0) {
       firsts.push(first);
+      if (!Number.isNaN(sentAt)) fromPublish.push(first + t1 - sentAt);
       spreads.push(last - first);
     }
     if (timedOut) await sleep(100); // let a straggling frame pass before the next round
@@ -325,6 +398,7 @@ async function latency({ bridge, hub }) {
   // throughput runs (close is idempotent, so the final cleanup may call it again).
   await Promise.all(all.map((c) => c.close()));
   return {
+    deflate,
     subscribers: SUBSCRIBERS,
     sets: SETS,
     expectedSamples: SETS * SUBSCRIBERS,
@@ -338,6 +412,8 @@ async function latency({ bridge, hub }) {
     firstArrival: summarize(firsts),
     spread: summarize(spreads),
     setRoundTrip: summarize(setMs),
+    publishToResolved: summarize(resolveLag),
+    publishToFirstArrival: summarize(fromPublish),
     ...cpu,
     hub: hubStats,
     clientFramesReceived: framesReceived,
@@ -374,8 +450,8 @@ function publishFrames(records, per) {
 }
 
 /** A raw subscriber socket that counts the records and frames it receives. */
-async function counter(url) {
-  const ws = await openSocket(url);
+async function counter(url, deflate) {
+  const ws = await openSocket(url, deflate);
   const c = { ws, records: 0, frames: 0, other: 0, lastAt: 0, onProgress: () => {} };
   ws.on("message", (data, isBinary) => {
     const text = isBinary ? "" : data.toString();
@@ -401,7 +477,7 @@ async function throughputRun({ hub }, mode, subscribers, runIndex) {
   try {
     const subs = [];
     for (let i = 0; i < subscribers; i++) {
-      const c = await counter(socketUrl);
+      const c = await counter(socketUrl, mode.deflate);
       sockets.push(c.ws);
       subs.push(c);
     }
@@ -409,7 +485,7 @@ async function throughputRun({ hub }, mode, subscribers, runIndex) {
     // in socket modes the hub fans out to one more socket than we count.
     let publisher;
     if (mode.via === "socket") {
-      publisher = await openSocket(socketUrl);
+      publisher = await openSocket(socketUrl, mode.deflate);
       sockets.push(publisher);
     }
     const publishUrl = `${hub.url}/hub/${namespace}/publish`;
@@ -496,66 +572,100 @@ async function throughputRun({ hub }, mode, subscribers, runIndex) {
 
 async function throughput(ctx) {
   const modes = [
-    // What a Node cache does: one publish frame per write, over its socket.
-    { name: "socket, 1 record/msg", via: "socket", per: 1 },
-    { name: `socket, ${PER_PUBLISH} records/msg`, via: "socket", per: PER_PUBLISH },
+    // Exactly what a Node cache's socket does: one publish frame per write, deflated.
+    { name: "socket, 1 rec/msg, deflate", via: "socket", per: 1, deflate: true },
+    // The same without compression: what the hub object itself can take.
+    { name: "socket, 1 rec/msg", via: "socket", per: 1, deflate: false },
+    { name: `socket, ${PER_PUBLISH} rec/msg`, via: "socket", per: PER_PUBLISH, deflate: false },
     {
-      name: `HTTP, ${PER_PUBLISH} records/req x${HTTP_CONCURRENCY}`,
+      name: `HTTP, ${PER_PUBLISH} rec/req x${HTTP_CONCURRENCY}`,
       via: "http",
       per: PER_PUBLISH,
+      deflate: false,
     },
   ];
+  // Single runs last a fraction of a second and two processes share two cores, so they vary
+  // by 2x: each configuration runs REPEAT times (each on a fresh object) and the run with
+  // the median records/s is reported, with the range.
   const runs = [];
   let i = 0;
   for (const mode of modes) {
-    for (const n of FANOUT) runs.push(await throughputRun(ctx, mode, n, i++));
+    for (const n of FANOUT) {
+      const tries = [];
+      for (let r = 0; r < REPEAT; r++) tries.push(await throughputRun(ctx, mode, n, i++));
+      tries.sort((a, b) => a.recordsPerSec - b.recordsPerSec);
+      runs.push({
+        ...tries[Math.floor((tries.length - 1) / 2)],
+        repeats: tries.length,
+        recordsPerSecMin: tries[0].recordsPerSec,
+        recordsPerSecMax: tries[tries.length - 1].recordsPerSec,
+        // A failed try must not hide behind a good median.
+        complete: tries.every((t) => t.complete),
+        received: Math.min(...tries.map((t) => t.received)),
+        hubDropped: tries.reduce((sum, t) => sum + t.hubDropped, 0),
+      });
+    }
   }
   return runs;
 }
 
 // ---- report --------------------------------------------------------------------------------
 
-function report(env, lat, runs, totalMs) {
-  const L = lat.latency;
+function report(env, lats, runs, totalMs) {
   console.log("");
   console.log(
     `edgecache hub benchmark (Node ${process.version}, workerd via Miniflare, loopback; ` +
       `hub batches ${BATCH_MS} ms / ${BATCH_RECORDS} records)`,
   );
   console.log(`setup: redis + bridge + workerd in ${fmt(env.startupMs, 0)} ms`);
-  console.log("");
+  // Two processes of ours (this one and workerd) share the cores; anything else running
+  // shows up here and in the spread of the numbers.
   console.log(
-    `1. propagation: set() resolved -> value in L1, ${lat.subscribers} subscribers x ` +
-      `${lat.sets} sets (sockets healthy after ${fmt(lat.connectMs, 0)} ms)`,
+    `cores ${availableParallelism()}, load average (1 min) ${fmt(env.loadBefore, 2)} at start, ` +
+      `${fmt(env.loadAfter, 2)} at end`,
   );
-  console.log(
-    `   arrived ${lat.arrived}/${lat.expectedSamples}, mismatches ${lat.mismatches}, ` +
-      `rounds timed out ${lat.timeouts}, early ${lat.early}, absorbed errors ${lat.absorbedErrors}`,
-  );
-  const row = (name, s) =>
-    `   ${name.padEnd(28)}${[s.p50, s.p90, s.p99, s.max].map((x) => fmt(x, 2).padStart(9)).join("")}`;
-  console.log(
-    `   ${"ms".padEnd(28)}${["p50", "p90", "p99", "max"].map((x) => x.padStart(9)).join("")}`,
-  );
-  console.log(row("latency (all samples)", L));
-  console.log(row("first subscriber per set", lat.firstArrival));
-  console.log(row("first-to-last spread", lat.spread));
-  console.log(row("writer set() round trip", lat.setRoundTrip));
-  console.log(
-    `   hub object: ${lat.hub.published} records in, ${lat.hub.framesSent} frames out; ` +
-      `clients: ${lat.clientFramesReceived} frames in, ${lat.clientFramesDropped} dropped; ` +
-      `cpu: node ${lat.nodeCpuPct}%, workerd ${lat.workerdCpuPct}%`,
-  );
+  for (const lat of lats) {
+    console.log("");
+    console.log(
+      `1${lats.length > 1 ? (lat.deflate ? "a" : "b") : ""}. propagation: set() resolved -> ` +
+        `value in L1, ${lat.subscribers} subscribers x ${lat.sets} sets, permessage-deflate ` +
+        `${lat.deflate ? "on (ws default)" : "off"}`,
+    );
+    console.log(
+      `   arrived ${lat.arrived}/${lat.expectedSamples}, mismatches ${lat.mismatches}, ` +
+        `rounds timed out ${lat.timeouts}, early ${lat.early}, absorbed errors ` +
+        `${lat.absorbedErrors}, sockets healthy after ${fmt(lat.connectMs, 0)} ms`,
+    );
+    const row = (name, s) =>
+      `   ${name.padEnd(31)}${[s.p50, s.p90, s.p99, s.max].map((x) => fmt(x, 2).padStart(9)).join("")}`;
+    console.log(
+      `   ${"ms".padEnd(31)}${["p50", "p90", "p99", "max"].map((x) => x.padStart(9)).join("")}`,
+    );
+    console.log(row("latency (all samples)", lat.latency));
+    console.log(row("first subscriber per set", lat.firstArrival));
+    console.log(row("first-to-last spread", lat.spread));
+    console.log(row("first, from publish sent", lat.publishToFirstArrival));
+    console.log(row("writer set() round trip", lat.setRoundTrip));
+    console.log(row("publish sent -> set() resolved", lat.publishToResolved));
+    console.log(
+      `   hub object: ${lat.hub.published} records in, ${lat.hub.framesSent} frames out; ` +
+        `clients: ${lat.clientFramesReceived} frames in, ${lat.clientFramesDropped} dropped; ` +
+        `cpu: node ${lat.nodeCpuPct}%, workerd ${lat.workerdCpuPct}%`,
+    );
+  }
   console.log(
     `   (a lone record waits the hub's whole ${BATCH_MS} ms batching window before it is sent)`,
   );
   console.log("");
-  console.log(`2. publish throughput of one hub object (${RECORDS} records per run)`);
+  console.log(
+    `2. publish throughput of one hub object (${RECORDS} records per run, median of ${REPEAT})`,
+  );
   const head = [
     "mode",
     "subs",
     "ms",
     "records/s",
+    "(min-max)",
     "publishes/s",
     "frames/s/sub",
     "frames/s",
@@ -563,7 +673,7 @@ function report(env, lat, runs, totalMs) {
     "cpu node",
     "workerd",
   ];
-  const widths = [30, 6, 7, 11, 13, 14, 10, 10, 10, 9];
+  const widths = [30, 6, 7, 11, 16, 13, 14, 10, 10, 10, 9];
   const line = (cells) =>
     `   ${cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join("")}`;
   console.log(line(head));
@@ -574,6 +684,7 @@ function report(env, lat, runs, totalMs) {
         r.fanoutSockets === r.subscribers ? r.subscribers : `${r.subscribers}+1`,
         fmt(r.ms, 0),
         r.recordsPerSec,
+        `${r.recordsPerSecMin}-${r.recordsPerSecMax}`,
         r.publishesPerSec,
         r.framesPerSecPerSubscriber,
         r.framesPerSecTotal,
@@ -592,7 +703,9 @@ function report(env, lat, runs, totalMs) {
       batchMs: BATCH_MS,
       batchRecords: BATCH_RECORDS,
       startupMs: ms(env.startupMs),
-      propagation: lat,
+      cores: availableParallelism(),
+      loadAverage: [env.loadBefore, env.loadAfter],
+      propagation: lats,
       throughput: runs,
       totalMs: ms(totalMs),
     }),
@@ -603,20 +716,29 @@ function report(env, lat, runs, totalMs) {
 
 async function main() {
   const t = performance.now();
+  const loadBefore = loadavg()[0];
   const env = await start();
-  const lat = await latency(env);
+  env.loadBefore = loadBefore;
+  const lats = [];
+  for (const deflate of LATENCY_DEFLATE) lats.push(await latency(env, deflate));
   const runs = await throughput(env);
   const problems = [];
-  if (lat.arrived !== lat.expectedSamples) {
-    problems.push(`${lat.expectedSamples - lat.arrived} propagation samples never arrived`);
+  for (const lat of lats) {
+    const which = `propagation (deflate ${lat.deflate ? "on" : "off"})`;
+    if (lat.arrived !== lat.expectedSamples) {
+      problems.push(`${which}: ${lat.expectedSamples - lat.arrived} samples never arrived`);
+    }
+    if (lat.mismatches > 0) {
+      problems.push(`${which}: ${lat.mismatches} times the L1 held another value`);
+    }
   }
-  if (lat.mismatches > 0) problems.push(`${lat.mismatches} subscribers held a wrong value`);
   for (const r of runs) {
     if (!r.complete)
       problems.push(`${r.mode} x${r.subscribers}: ${r.received}/${r.records} records`);
     if (r.hubDropped > 0) problems.push(`${r.mode} x${r.subscribers}: hub dropped ${r.hubDropped}`);
   }
-  report(env, lat, runs, performance.now() - t);
+  env.loadAfter = loadavg()[0];
+  report(env, lats, runs, performance.now() - t);
   if (problems.length > 0) throw new Error(problems.join("; "));
 }
 

@@ -36,7 +36,12 @@ export type EdgeCacheErrorCode =
   /** Data under edgecache's prefix in L2 could not be decoded; it is treated as a miss. */
   | "EC_CORRUPT_ENTRY"
   /** The cache was used after `close()`. */
-  | "EC_CLOSED";
+  | "EC_CLOSED"
+  /**
+   * The invalidation hub could not be reached or refused a publish. Reported, never thrown:
+   * the change log still carries every change, so only propagation speed suffers.
+   */
+  | "EC_HUB_UNAVAILABLE";
 
 /** Where an error happened: the in-process tier or the shared store. */
 export type Tier = "l1" | "l2";
@@ -131,6 +136,14 @@ export class CorruptEntryError extends EdgeCacheError {
   constructor(message: string, options?: EdgeCacheErrorOptions) {
     super("EC_CORRUPT_ENTRY", message, { tier: "l2", ...options });
     this.name = "CorruptEntryError";
+  }
+}
+
+/** A publish to the invalidation hub failed; reported to `onError`, never thrown. */
+export class HubError extends EdgeCacheError {
+  constructor(message: string, options?: EdgeCacheErrorOptions) {
+    super("EC_HUB_UNAVAILABLE", message, options);
+    this.name = "HubError";
   }
 }
 

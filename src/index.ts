@@ -23,6 +23,7 @@ export {
   EdgeCacheError,
   type EdgeCacheErrorCode,
   type EdgeCacheErrorOptions,
+  HubError,
   InvalidKeyError,
   InvalidOptionError,
   isEdgeCacheError,

@@ -153,7 +153,7 @@ function runChecker(args: string[]): Promise<{ code: number; summary: Record<str
 }
 
 describe("the coherence checker on real instances (Node processes and workerd, real Redis)", () => {
-  it("finds no violation, with the faults taking effect", async () => {
+  it("finds no violation, with the faults taking effect and the hub restarted", async () => {
     const { code, summary } = await runChecker([
       "--instances",
       "4",
@@ -163,11 +163,13 @@ describe("the coherence checker on real instances (Node processes and workerd, r
       "500",
       "--pause-ms",
       "600",
+      "--hub",
     ]);
     expect(summary.violations).toBe(0);
     expect(summary.unchecked).toBe(0);
     expect(summary.checked as number).toBeGreaterThan(1000);
     expect(summary.totalFlushes as number).toBeGreaterThan(0); // trimmed log, pause, clears
+    expect((summary.hub as { framesReceived: number }).framesReceived).toBeGreaterThan(0);
     expect(Object.keys(summary.flushes as object)).toEqual(
       expect.arrayContaining(["n0", "n0r", "w0", "w0r"]), // restarted instances took part
     );

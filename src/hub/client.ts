@@ -1,4 +1,4 @@
-import { InvalidOptionError, StoreError } from "../errors.js";
+import { type EdgeCacheError, HubError, InvalidOptionError } from "../errors.js";
 import type { ChangeRecord } from "../store.js";
 import { hubObjectName, parseFrame } from "./protocol.js";
 import { recordsByShard } from "./shard.js";
@@ -90,7 +90,7 @@ export interface HubEvents {
   /** Whether every shard is connected and caught up changed. */
   health(healthy: boolean): void;
   /** A failure worth reporting (never with tokens or values in it). */
-  error(error: StoreError): void;
+  error(error: EdgeCacheError): void;
   now(): number;
 }
 
@@ -314,9 +314,9 @@ export class HubClient {
     } catch (err) {
       this.stats.publishErrors++;
       this.#events.error(
-        err instanceof StoreError
+        err instanceof HubError
           ? err
-          : new StoreError("EC_STORE_UNAVAILABLE", "publishing to the invalidation hub failed"),
+          : new HubError("publishing to the invalidation hub failed", { cause: err }),
       );
     }
   }
@@ -347,8 +347,8 @@ export class HubClient {
       body,
     });
     await res.body?.cancel();
-    if (res.status === 401) throw new StoreError("EC_STORE_AUTH", "the hub refused the token");
-    if (!res.ok) throw new StoreError("EC_STORE_ERROR", `the hub answered ${res.status}`);
+    if (res.status === 401) throw new HubError("the hub refused the token");
+    if (!res.ok) throw new HubError(`the hub answered ${res.status}`);
   }
 
   async #bounded<T>(work: Promise<T>): Promise<T> {
@@ -360,8 +360,7 @@ export class HubClient {
         work,
         new Promise<never>((_, reject) => {
           timer = setTimeout(
-            () =>
-              reject(new StoreError("EC_STORE_TIMEOUT", `hub publish timed out after ${ms} ms`)),
+            () => reject(new HubError(`hub publish timed out after ${ms} ms`)),
             ms,
           );
         }),

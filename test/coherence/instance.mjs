@@ -9,7 +9,18 @@ const config = JSON.parse(process.argv[2]);
 // different instances compare to within microseconds.
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 const random = rng(config.seed);
-const { cache, execute } = checkedCache(config);
+// With the invalidation hub, this instance subscribes and publishes through it too.
+const hub = config.hubUrl
+  ? {
+      url: config.hubUrl,
+      token: config.hubToken,
+      shards: config.hubShards,
+      WebSocket: (await import("ws")).WebSocket,
+      minBackoff: 20,
+      maxBackoff: 500,
+    }
+  : undefined;
+const { cache, execute, codes } = checkedCache({ ...config, hub });
 const records = [];
 let started = 0;
 let seq = 0;
@@ -36,4 +47,4 @@ await Promise.all(Array.from({ length: config.concurrency }, loop));
 const stats = cache.stats();
 await cache.close();
 await writeFile(config.out, records.map((r) => JSON.stringify(r)).join("\n") + "\n");
-console.log(JSON.stringify({ inst: config.inst, stats }));
+console.log(JSON.stringify({ inst: config.inst, stats, errors: codes }));

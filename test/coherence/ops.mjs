@@ -35,9 +35,20 @@ export function pickOp(random, keyCount) {
  * store synchronously, before its first await, so the operation being executed is known
  * when the store is called.
  */
-export function checkedCache({ url, token, namespace, instanceId, M, logLength, batch, broken }) {
+export function checkedCache({
+  url,
+  token,
+  namespace,
+  instanceId,
+  M,
+  logLength,
+  batch,
+  broken,
+  hub,
+}) {
   let current = null;
   let errors = 0;
+  const codes = {};
   const inner = upstashStore({ url, token }, { timeout: 10_000 });
   const stamp = async (call) => {
     const op = current;
@@ -61,10 +72,13 @@ export function checkedCache({ url, token, namespace, instanceId, M, logLength, 
     ttl: 3_600_000, // no expiry during a run: the checker does not model TTLs
     // `broken` turns coherence off while the history still claims the bound: the checker's
     // own test uses it to prove that it finds violations.
-    sync: broken ? false : { maxStaleness: M, logLength, batch },
+    // `hub`: { url, token, WebSocket, shards } of the invalidation hub, for Node instances.
+    sync: broken ? false : { maxStaleness: M, logLength, batch, ...(hub ? { hub } : {}) },
     logger: false,
-    onError: () => {
-      errors++;
+    onError: (error) => {
+      codes[error.code] = (codes[error.code] ?? 0) + 1;
+      // A failed hub publish never changes what a read returns; L2 failures may.
+      if (error.code !== "EC_HUB_UNAVAILABLE") errors++;
     },
   });
 
@@ -113,7 +127,7 @@ export function checkedCache({ url, token, namespace, instanceId, M, logLength, 
     return result;
   }
 
-  return { cache, execute };
+  return { cache, execute, codes };
 }
 
 /** Turns one executed operation into history records (see history.mjs). */

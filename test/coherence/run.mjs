@@ -43,6 +43,9 @@ const { values: args } = parseArgs({
     json: { type: "boolean", default: false },
     // Run the instances without coherence, to show that the checker catches it.
     break: { type: "boolean", default: false },
+    // Node instances also subscribe and publish through the invalidation hub (a workerd
+    // Durable Object), which is restarted half-way, as a deploy would.
+    hub: { type: "boolean", default: false },
   },
 });
 const int = (name) => {
@@ -75,6 +78,19 @@ const redis = await startRedisServer();
 const token = `chk-${seed}`;
 const bridge = await startRestBridge({ redisUrl: redis.url, token });
 const namespace = `chk-${seed}`;
+const HUB_SHARDS = 2;
+const hubSecret = `hub-secret-${seed}-${"x".repeat(32)}`;
+const hub = args.hub
+  ? await (await import("../hub/harness.mjs")).startHubWorker({
+      redisUrl: bridge.url,
+      redisToken: token,
+      secret: hubSecret,
+      shards: HUB_SHARDS,
+    })
+  : undefined;
+const hubToken = hub
+  ? await (await import("edgecache")).mintHubToken({ secret: hubSecret, namespace, role: "both" })
+  : undefined;
 const work = await mkdtemp(join(tmpdir(), "edgecache-coherence-"));
 const faults = [];
 const stats = [];
@@ -101,6 +117,7 @@ async function nodeInstance(slot, inst, ops, extra = {}) {
     batch,
     out,
     broken: args.break,
+    ...(hub ? { hubUrl: hub.url, hubToken, hubShards: HUB_SHARDS } : {}),
     ...settingsOf(slot),
     ...extra,
   };
@@ -197,8 +214,11 @@ try {
       if (slot === 0) {
         // A restarted instance: a fresh process, id and L1 take over half-way.
         faults.push(`${inst} restarted half-way (new process, new id, cold L1)`);
+        if (hub) faults.push("the hub (workerd) restarted at the same moment, as a deploy would");
         jobs.push(
-          nodeInstance(slot, inst, half).then(() => nodeInstance(slot, `${inst}r`, opsPer - half)),
+          nodeInstance(slot, inst, half)
+            .then(() => hub?.restart())
+            .then(() => nodeInstance(slot, `${inst}r`, opsPer - half)),
         );
       } else if (slot === 2 % nodeCount && pauseMs > 0) {
         faults.push(`${inst} paused ${pauseMs} ms after ${half} ops`);
@@ -224,6 +244,7 @@ try {
   }
   await Promise.all(jobs);
 } finally {
+  await hub?.close();
   await bridge.close();
   await redis.close();
 }
@@ -242,6 +263,18 @@ const summary = {
   flushes,
   totalFlushes,
   syncs: stats.reduce((a, s) => a + s.stats.syncs, 0),
+  errors: stats.reduce((all, s) => {
+    for (const [code, n] of Object.entries(s.errors ?? {})) all[code] = (all[code] ?? 0) + n;
+    return all;
+  }, {}),
+  hub: stats.reduce(
+    (all, s) => {
+      all.framesReceived += s.stats.hub?.framesReceived ?? 0;
+      all.reconnects += s.stats.hub?.reconnects ?? 0;
+      return all;
+    },
+    { framesReceived: 0, reconnects: 0 },
+  ),
   faults,
 };
 await rm(work, { recursive: true, force: true });
@@ -254,6 +287,7 @@ if (args.json) {
   );
   log(`faults: ${faults.join("; ")}`);
   log(`flushes per instance: ${JSON.stringify(flushes)}; syncs: ${summary.syncs}`);
+  log(`errors reported: ${JSON.stringify(summary.errors)}`);
   const perBound = bounds
     .map((b) => `${b} ms: ${(result.maxStalenessByBound[b] ?? 0).toFixed(1)} ms`)
     .join(", ");
