@@ -739,8 +739,11 @@ async function main() {
   }
   env.loadAfter = loadavg()[0];
   report(env, lats, runs, performance.now() - t);
-  if (problems.length > 0) throw new Error(problems.join("; "));
+  if (problems.length > 0) throw new BenchFailure(problems.join("; "));
 }
+
+/** A measured failure (lost or wrong deliveries): its message says it all, no stack needed. */
+class BenchFailure extends Error {}
 
 let deadlineTimer;
 const deadline = new Promise((_, reject) => {
@@ -758,7 +761,9 @@ let code = 0;
 try {
   await Promise.race([main(), deadline]);
 } catch (error) {
-  console.error(`bench:hub failed: ${error?.stack ?? error}`);
+  console.error(
+    `bench:hub failed: ${error instanceof BenchFailure ? error.message : (error?.stack ?? error)}`,
+  );
   code = 1;
 } finally {
   clearTimeout(deadlineTimer);

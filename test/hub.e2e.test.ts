@@ -123,6 +123,54 @@ describe("hub end to end (workerd hub, real Redis)", () => {
     expect(node.stats().hub!.framesReceived).toBeGreaterThan(0);
   });
 
+  it("close() closes the sockets and leaves nothing behind: the process exits on its own", async () => {
+    const namespace = freshNamespace("hubclose");
+    const t = await mintHubToken({ secret, namespace, role: "both" });
+    // No process.exit: if a socket, timer or pending promise were left, it would hang.
+    const program = `
+      import { createCache } from "edgecache";
+      import { upstashStore } from "edgecache/upstash";
+      import WebSocket from "ws";
+      const cache = createCache({
+        store: upstashStore({ url: process.env.U, token: process.env.T }),
+        namespace: process.env.NS,
+        sync: { maxStaleness: 60000, hub: { url: process.env.H, token: process.env.HT, WebSocket, shards: ${SHARDS} } },
+      });
+      const deadline = Date.now() + 10000;
+      while (cache.stats().hub?.healthy !== true && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      await cache.set("k", 1);
+      const healthy = cache.stats().hub.healthy;
+      await cache.close();
+      console.log(JSON.stringify({ healthy, closedAt: Date.now() }));
+    `;
+    const started = Date.now();
+    const output = await new Promise<string>((resolvePromise, reject) => {
+      const child = spawn(process.execPath, ["--input-type=module", "-e", program], {
+        cwd: root,
+        env: { ...process.env, U: url, T: token, NS: namespace, H: hub.url, HT: t },
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      let out = "";
+      child.stdout!.on("data", (d) => {
+        out += d;
+      });
+      const timer = setTimeout(() => {
+        child.kill();
+        reject(new Error("the process did not exit after close()"));
+      }, 15_000);
+      child.on("exit", (code) => {
+        clearTimeout(timer);
+        if (code === 0) resolvePromise(out);
+        else reject(new Error(`exit code ${code}`));
+      });
+    });
+    const { healthy, closedAt } = JSON.parse(output.trim());
+    expect(healthy).toBe(true);
+    expect(closedAt).toBeGreaterThanOrEqual(started);
+    // The exit came promptly after close(): nothing kept the event loop alive.
+    expect(Date.now() - closedAt).toBeLessThan(3_000);
+  });
+
   it("Node, Deno and Bun subscribers all receive a write", async () => {
     const namespace = freshNamespace("hubrt");
     const t = await mintHubToken({ secret, namespace, role: "both" });
