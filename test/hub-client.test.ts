@@ -1,0 +1,156 @@
+/**
+ * The hub's shared pieces (tokens, shard choice) and the subscriber's defences, against a
+ * real WebSocket server that plays a misbehaving hub.
+ */
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import WebSocket, { WebSocketServer } from "ws";
+import { recordsByShard, shardOf, verifyHubToken } from "../src/hub/index.js";
+import { createCache, memoryStore, mintHubToken } from "../src/index.js";
+
+const secret = "a-test-secret-that-is-long-enough-000";
+
+describe("hub tokens", () => {
+  it("verify only for the right namespace, role and time, with an intact signature", async () => {
+    const now = () => 1_000_000;
+    const t = await mintHubToken({ secret, namespace: "app", role: "subscribe", ttl: 60_000, now });
+    const ok = { namespace: "app", role: "subscribe" } as const;
+    expect(await verifyHubToken(t, secret, ok, now)).toMatchObject({
+      namespace: "app",
+      role: "subscribe",
+    });
+    expect(
+      await verifyHubToken(t, secret, { namespace: "other", role: "subscribe" }, now),
+    ).toBeUndefined();
+    expect(
+      await verifyHubToken(t, secret, { namespace: "app", role: "publish" }, now),
+    ).toBeUndefined();
+    expect(await verifyHubToken(t, secret, ok, () => 1_060_000)).toBeUndefined(); // expired
+    expect(await verifyHubToken(t, `${secret}x`, ok, now)).toBeUndefined(); // other secret
+    const [v, payload, sig] = t.split(".");
+    const forged = `${v}.${payload!.slice(0, -2)}AA.${sig}`;
+    expect(await verifyHubToken(forged, secret, ok, now)).toBeUndefined();
+    expect(await verifyHubToken("garbage", secret, ok, now)).toBeUndefined();
+    const both = await mintHubToken({ secret, namespace: "app", role: "both", now });
+    expect(
+      await verifyHubToken(both, secret, { namespace: "app", role: "publish" }, now),
+    ).toBeDefined();
+  });
+
+  it("refuses weak secrets and bad claims when minting", async () => {
+    await expect(
+      mintHubToken({ secret: "short", namespace: "app", role: "both" }),
+    ).rejects.toMatchObject({
+      code: "EC_INVALID_OPTION",
+    });
+    await expect(mintHubToken({ secret, namespace: "a{b}", role: "both" })).rejects.toMatchObject({
+      code: "EC_INVALID_OPTION",
+    });
+    await expect(
+      mintHubToken({ secret, namespace: "app", role: "admin" as never }),
+    ).rejects.toMatchObject({
+      code: "EC_INVALID_OPTION",
+    });
+  });
+});
+
+describe("shard choice", () => {
+  it("spreads keys evenly and moves about 1/(n+1) of them when a shard is added", () => {
+    const keys = Array.from({ length: 100_000 }, (_, i) => `user:${i}`);
+    for (const n of [2, 4, 8, 16]) {
+      const counts = new Array(n).fill(0);
+      for (const k of keys) counts[shardOf(k, n)]++;
+      expect(Math.max(...counts) / (keys.length / n)).toBeLessThan(1.1);
+      const moved = keys.filter((k) => shardOf(k, n) !== shardOf(k, n + 1)).length / keys.length;
+      expect(Math.abs(moved - 1 / (n + 1))).toBeLessThan(0.01);
+    }
+  });
+
+  it("splits records by shard, keeping versions, and sends clears everywhere", () => {
+    const parts = recordsByShard(
+      [
+        {
+          op: "set",
+          first: 1,
+          last: 3,
+          origin: "x",
+          keys: [0, 1, 2].map((i) => ({ key: `k${i}`, version: i + 1 })),
+        },
+        { op: "clear", first: 4, last: 4, origin: "x", keys: [] },
+      ],
+      4,
+    );
+    const keys = [...parts.values()].flatMap((rs) => rs.flatMap((r) => r.keys.map((k) => k.key)));
+    expect(keys.sort()).toEqual(["k0", "k1", "k2"]);
+    expect([...parts.values()].filter((rs) => rs.some((r) => r.op === "clear"))).toHaveLength(4);
+  });
+});
+
+describe("a subscriber facing a misbehaving hub", () => {
+  let server: WebSocketServer | undefined;
+  afterEach(async () => {
+    for (const c of server?.clients ?? []) c.terminate();
+    await new Promise((r) => server?.close(r));
+  });
+
+  it("drops malformed, binary, oversized and wrong-shard frames, counts them, and keeps working", async () => {
+    server = new WebSocketServer({ port: 0, host: "127.0.0.1" });
+    await new Promise((r) => server!.once("listening", r));
+    const port = (server.address() as AddressInfo).port;
+    const connected = new Promise<import("ws").WebSocket>((r) => server!.once("connection", r));
+    const store = memoryStore();
+    const writer = createCache({ store, namespace: "app", sync: false });
+    const cache = createCache({
+      store,
+      namespace: "app",
+      sync: {
+        maxStaleness: 60_000,
+        hub: { url: `http://127.0.0.1:${port}`, token: "t", WebSocket: WebSocket as never },
+      },
+    });
+    const socket = await connected;
+    const until = async (check: () => boolean) => {
+      const deadline = Date.now() + 5_000;
+      while (!check()) {
+        if (Date.now() > deadline) throw new Error("timed out");
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    await until(() => cache.stats().hub?.healthy === true);
+    await writer.set("k", "v1");
+    expect(await cache.get("k")).toBe("v1");
+    const good = (value: string, version: number) =>
+      JSON.stringify({
+        t: "changes",
+        shard: 0,
+        records: [
+          {
+            op: "set",
+            first: version,
+            last: version,
+            origin: "w",
+            keys: [{ key: "k", version, value: `sj:{"json":"${value}"}`, ttl: 60_000 }],
+          },
+        ],
+      });
+    for (const junk of [
+      "not json",
+      JSON.stringify({ t: "changes", shard: 0, records: [{ op: "explode" }] }),
+      JSON.stringify({ t: "changes", shard: 3, records: [] }),
+      JSON.stringify({ t: "publish", records: [] }),
+      JSON.stringify({
+        t: "changes",
+        shard: 0,
+        records: [{ op: "set", first: 5, last: 4, origin: "w", keys: [] }],
+      }),
+      "x".repeat((1 << 20) + 1),
+    ]) {
+      socket.send(junk);
+    }
+    socket.send(Buffer.from([1, 2, 3]));
+    socket.send(good("v2", 1_000_000));
+    await until(() => cache.peek("k") === "v2");
+    expect(cache.stats().hub).toMatchObject({ framesDropped: 7, framesReceived: 1, healthy: true });
+    await cache.close();
+  });
+});
