@@ -109,8 +109,10 @@ function parseObjectName(
  * `hubObjectName(namespace, shard)`. Subscribers hold WebSockets to it through
  * {@link handleHubRequest}; publishers call {@link InvalidationHub.publish} over RPC (Workers),
  * `POST /hub/:namespace/publish`, or send a `PublishFrame` over a socket opened with a
- * `"both"` token. Records are batched: one `ChangesFrame` at most every `BATCH_MS` (50 ms),
- * or at once when `BATCH_RECORDS` (100) are waiting, and never larger than `MAX_FRAME_BYTES`.
+ * `"both"` token. A publish goes out at once when no frame went out in the last `BATCH_MS`
+ * (50 ms); otherwise it waits for the end of that window, batched with whatever arrives
+ * meanwhile, or until `BATCH_RECORDS` (100) are waiting. Frames never exceed
+ * `MAX_FRAME_BYTES`.
  *
  * It uses the WebSocket Hibernation API, so idle subscribers cost nothing: `"ping"` is
  * answered `"pong"` by the runtime without waking the object, and each socket's role and
@@ -144,6 +146,7 @@ export class InvalidationHub<Env = unknown> extends DurableObject<Env> {
   /** Their UTF-8 size, commas included. */
   #queueBytes = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #lastFrameAt = 0;
   /** Learnt from the object's name, the router's headers or a socket's attachment. */
   #namespace: string | undefined;
   #shard: number | undefined;
@@ -232,6 +235,7 @@ export class InvalidationHub<Env = unknown> extends DurableObject<Env> {
       } else this.#dropped++;
     }
     this.#published += accepted;
+    this.#schedule();
     return { accepted };
   }
 
@@ -259,6 +263,7 @@ export class InvalidationHub<Env = unknown> extends DurableObject<Env> {
       }
       for (const record of frame.records) this.#enqueue(record);
       this.#published += frame.records.length;
+      this.#schedule();
     } catch {
       this.#dropped++;
     }
@@ -329,7 +334,19 @@ export class InvalidationHub<Env = unknown> extends DurableObject<Env> {
     this.#queue.push(text);
     this.#queueBytes += bytes + 1;
     if (this.#queue.length >= BATCH_RECORDS) this.#flush();
-    else this.#timer ??= setTimeout(() => this.#flush(), BATCH_MS);
+  }
+
+  /**
+   * Sends what a publish queued: at once when no frame went out in the last BATCH_MS
+   * (so a quiet hub adds no delay), otherwise at the end of that window, batched with
+   * whatever else arrives meanwhile (so a busy hub sends at most one frame per window, plus
+   * one per BATCH_RECORDS records).
+   */
+  #schedule(): void {
+    if (this.#queue.length === 0 || this.#timer !== undefined) return;
+    const wait = this.#lastFrameAt + BATCH_MS - Date.now();
+    if (wait <= 0) this.#flush();
+    else this.#timer = setTimeout(() => this.#flush(), wait);
   }
 
   /**
@@ -350,6 +367,7 @@ export class InvalidationHub<Env = unknown> extends DurableObject<Env> {
       if (first) this.#learn(first);
     }
     const frame = `{"t":"changes","shard":${this.#shard ?? 0},"records":[${queue.join(",")}]}`;
+    this.#lastFrameAt = Date.now();
     for (const ws of sockets) {
       try {
         ws.send(frame);

@@ -20,7 +20,11 @@ export interface WebSocketLike {
 }
 
 /** A WebSocket constructor, e.g. the global one, or `WebSocket` from the `ws` package in Node 20. */
-export type WebSocketConstructor = new (url: string) => WebSocketLike;
+export type WebSocketConstructor = new (
+  url: string,
+  protocols?: string | string[],
+  options?: Record<string, unknown>,
+) => WebSocketLike;
 
 /**
  * Options of the invalidation hub (`sync.hub`). Pass `binding` in a Cloudflare Worker (it
@@ -381,7 +385,9 @@ export class HubClient {
       `?shard=${shard.index}&token=${encodeURIComponent(token!)}`;
     let socket: WebSocketLike;
     try {
-      socket = new Ctor(target);
+      // The third argument is for the ws package (standard constructors ignore it): its
+      // default per-message compression costs more than it saves on these small frames.
+      socket = new Ctor(target, undefined, { perMessageDeflate: false });
     } catch {
       this.#retry(shard);
       return;

@@ -10,8 +10,9 @@
  *
  * WebSocket frames are JSON text, except `"ping"`, which the hub answers `"pong"` without
  * waking up:
- * - hub → subscriber: {@link ChangesFrame}, batched (at most every {@link BATCH_MS} ms or
- *   {@link BATCH_RECORDS} records);
+ * - hub → subscriber: {@link ChangesFrame}: at once when none went out in the last
+ *   {@link BATCH_MS} ms, otherwise batched until that window ends or
+ *   {@link BATCH_RECORDS} records wait;
  * - subscriber → hub: {@link PublishFrame}, accepted only on sockets whose token carries the
  *   publish role.
  *
@@ -36,7 +37,7 @@ export interface ChangesFrame {
   records: ChangeRecord[];
 }
 
-/** Longest the hub holds records before sending a frame, in ms. */
+/** The hub sends at most one frame per this many ms (plus one per BATCH_RECORDS records). */
 export const BATCH_MS = 50;
 /** Most records in one frame. */
 export const BATCH_RECORDS = 100;
