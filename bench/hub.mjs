@@ -9,13 +9,13 @@
 //    1 and to 10 raw subscriber sockets, publishing over a socket and over HTTP.
 //
 // Run: node bench/hub.mjs   (or npm run bench:hub; needs a current build in dist/)
-// Knobs (env): BENCH_SUBSCRIBERS=100 BENCH_SETS=200 BENCH_WARMUP_SETS=10 BENCH_GAP_MS=0
-//   (pause before each set: over 50 ms shows a lone write, which the hub sends at once)
+// Knobs (env): BENCH_SUBSCRIBERS=100 BENCH_SETS=200 BENCH_WARMUP_SETS=10 BENCH_GAP_MS=60,0
+//   (pauses before each set, one latency phase each)
 //   BENCH_SET_TIMEOUT=2000 (ms per set) BENCH_MAX_STALENESS=60000 (subscribers' window)
 //   BENCH_RECORDS=20000 (records per throughput run, one record per publish)
 //   BENCH_RECORDS_BATCHED=100000 (records per run, 100 per publish) BENCH_FANOUT=1,10
 //   BENCH_REPEAT=3 (throughput runs per configuration; the median is reported)
-//   BENCH_LATENCY_DEFLATE=both (on, off or both: permessage-deflate in the latency phase)
+//   BENCH_LATENCY_DEFLATE=off (on, off or both: permessage-deflate in the latency phases)
 //   BENCH_DEADLINE=170000 (ms for everything)
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
@@ -66,7 +66,9 @@ function intEnv(name, fallback, min = 1) {
 
 const SUBSCRIBERS = intEnv("BENCH_SUBSCRIBERS", 100);
 const SETS = intEnv("BENCH_SETS", 200);
-const GAP_MS = intEnv("BENCH_GAP_MS", 0);
+// Pauses before each set, one latency phase each: wider than the hub's window shows a write
+// on a quiet hub (sent at once), 0 shows back-to-back writes (at most one frame per window).
+const GAPS = (process.env.BENCH_GAP_MS ?? "60,0").split(",").map(Number);
 const WARMUP_SETS = intEnv("BENCH_WARMUP_SETS", 10, 0);
 const SET_TIMEOUT = intEnv("BENCH_SET_TIMEOUT", 2_000);
 const RECORDS = intEnv("BENCH_RECORDS", 20_000);
@@ -76,7 +78,7 @@ const REPEAT = intEnv("BENCH_REPEAT", 3);
 // Propagation is measured with ws's default (permessage-deflate negotiated, what a Node
 // cache gets) and without it, since compression sits on the delivery path.
 const LATENCY_DEFLATE = { on: [true], off: [false], both: [true, false] }[
-  process.env.BENCH_LATENCY_DEFLATE || "both"
+  process.env.BENCH_LATENCY_DEFLATE || "off"
 ];
 if (LATENCY_DEFLATE === undefined) throw new Error("BENCH_LATENCY_DEFLATE must be on, off or both");
 const DEADLINE = intEnv("BENCH_DEADLINE", 170_000);
@@ -255,8 +257,8 @@ function probedWebSocket(Base, onMessage) {
   };
 }
 
-async function latency({ bridge, hub }, deflate) {
-  const namespace = `bench-latency-${deflate ? "deflate" : "plain"}`;
+async function latency({ bridge, hub }, deflate, gap) {
+  const namespace = `bench-latency-${deflate ? "deflate" : "plain"}-${gap}`;
   const Base = webSocketClass(deflate);
   const key = "bench:hot";
   const token = await mintHubToken({ secret: SECRET, namespace, role: "both" });
@@ -358,7 +360,7 @@ async function latency({ bridge, hub }, deflate) {
     publishedAt = Number.NaN;
     // Writes spaced wider than the hub's window go out at once; back-to-back writes wait
     // for the rest of the window (the hub sends at most one frame per 50 ms).
-    if (GAP_MS > 0) await sleep(GAP_MS);
+    if (gap > 0) await sleep(gap);
     const t0 = performance.now();
     await writer.set(key, value);
     const t1 = performance.now();
@@ -407,6 +409,7 @@ async function latency({ bridge, hub }, deflate) {
   await Promise.all(all.map((c) => c.close()));
   return {
     deflate,
+    gap,
     subscribers: SUBSCRIBERS,
     sets: SETS,
     expectedSamples: SETS * SUBSCRIBERS,
@@ -655,9 +658,10 @@ function report(env, lats, runs, totalMs) {
   for (const lat of lats) {
     console.log("");
     console.log(
-      `1${lats.length > 1 ? (lat.deflate ? "a" : "b") : ""}. propagation: set() resolved -> ` +
-        `value in L1, ${lat.subscribers} subscribers x ${lat.sets} sets, permessage-deflate ` +
-        `${lat.deflate ? "on (ws default)" : "off"}`,
+      `1${lats.length > 1 ? "abcd"[lats.indexOf(lat)] : ""}. propagation: set() resolved -> ` +
+        `value in L1, ${lat.subscribers} subscribers x ${lat.sets} sets, ` +
+        `${lat.gap > 0 ? `${lat.gap} ms between sets` : "back to back"}, permessage-deflate ` +
+        `${lat.deflate ? "on" : "off (the client's default)"}`,
     );
     console.log(
       `   arrived ${lat.arrived}/${lat.expectedSamples}, mismatches ${lat.mismatches}, ` +
@@ -748,11 +752,13 @@ async function main() {
   const env = await start();
   env.loadBefore = loadBefore;
   const lats = [];
-  for (const deflate of LATENCY_DEFLATE) lats.push(await latency(env, deflate));
+  for (const deflate of LATENCY_DEFLATE) {
+    for (const gap of GAPS) lats.push(await latency(env, deflate, gap));
+  }
   const runs = await throughput(env);
   const problems = [];
   for (const lat of lats) {
-    const which = `propagation (deflate ${lat.deflate ? "on" : "off"})`;
+    const which = `propagation (deflate ${lat.deflate ? "on" : "off"}, gap ${lat.gap} ms)`;
     if (lat.arrived !== lat.expectedSamples) {
       problems.push(`${which}: ${lat.expectedSamples - lat.arrived} samples never arrived`);
     }

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import WebSocket, { WebSocketServer } from "ws";
 import { recordsByShard, shardOf, verifyHubToken } from "../src/hub/index.js";
 import { createCache, memoryStore, mintHubToken } from "../src/index.js";
+import { chaosStore, fakeClock } from "./helpers.js";
 
 const secret = "a-test-secret-that-is-long-enough-000";
 
@@ -151,6 +152,49 @@ describe("a subscriber facing a misbehaving hub", () => {
     socket.send(good("v2", 1_000_000));
     await until(() => cache.peek("k") === "v2");
     expect(cache.stats().hub).toMatchObject({ framesDropped: 7, framesReceived: 1, healthy: true });
+    await cache.close();
+  });
+  it("relaxes the window while connected and caught up, and restores maxStaleness the moment the socket drops", async () => {
+    server = new WebSocketServer({ port: 0, host: "127.0.0.1" });
+    await new Promise((r) => server!.once("listening", r));
+    const port = (server.address() as AddressInfo).port;
+    const connected = new Promise<import("ws").WebSocket>((r) => server!.once("connection", r));
+    const clock = fakeClock();
+    const chaos = chaosStore(memoryStore({ now: clock.now }));
+    const cache = createCache({
+      store: chaos.store,
+      namespace: "app",
+      now: clock.now,
+      sync: {
+        maxStaleness: 100,
+        hub: {
+          url: `http://127.0.0.1:${port}`,
+          token: "t",
+          WebSocket: WebSocket as never,
+          relaxedStaleness: 10_000,
+          minBackoff: 60_000, // stay disconnected once cut
+        },
+      },
+    });
+    const socket = await connected;
+    const until = async (check: () => boolean) => {
+      const deadline = Date.now() + 5_000;
+      while (!check()) {
+        if (Date.now() > deadline) throw new Error("timed out");
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    };
+    await until(() => cache.stats().hub?.healthy === true);
+    await cache.set("k", 1);
+    clock.advance(5_000); // far past maxStaleness, inside relaxedStaleness
+    let before = chaos.calls;
+    expect(await cache.get("k")).toBe(1);
+    expect(chaos.calls - before).toBe(0);
+    socket.terminate();
+    await until(() => cache.stats().hub?.healthy === false);
+    before = chaos.calls;
+    expect(await cache.get("k")).toBe(1);
+    expect(chaos.calls - before).toBe(1); // the bound of maxStaleness applies again: a sync
     await cache.close();
   });
 });
