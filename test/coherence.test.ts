@@ -409,20 +409,25 @@ describe("against Redis through the bridge", () => {
   const token = inject("bridgeToken");
   const requests = countRequests(url);
   afterAll(() => requests.restore());
+  // For changing Redis behind the caches' back.
+  const raw = new Redis({ url, token, enableTelemetry: false });
 
-  it("cold get = 1 request with the sync included; warm = 0; 100 keys after the window = 1", async () => {
-    const namespace = freshNamespace("coh");
-    let t = Date.now();
-    const now = () => t;
+  /** Two instances on Redis sharing a namespace and a clock the test moves by hand. */
+  function redisPair(label: string) {
+    const namespace = freshNamespace(label);
+    const clock = { t: Date.now() };
     const make = () =>
       createCache({
         store: upstashStore({ url, token }),
         namespace,
-        now,
+        now: () => clock.t,
         sync: { maxStaleness: M },
       });
-    const a = make();
-    const b = make();
+    return { namespace, clock, a: make(), b: make() };
+  }
+
+  it("cold get = 1 request with the sync included; warm = 0; 100 keys after the window = 1", async () => {
+    const { namespace, clock, a, b } = redisPair("coh");
     const keys = Array.from({ length: 100 }, (_, i) => `k${i}`);
     await a.setMany(keys.map((k) => [k, { k }]));
     requests.reset();
@@ -436,7 +441,7 @@ describe("against Redis through the bridge", () => {
     for (const k of keys) await b.get(k);
     expect(requests.count).toBe(0);
     await a.set("k5", "changed");
-    t += M;
+    clock.t += M;
     requests.reset();
     const values = await b.getMany(keys);
     expect(requests.count).toBe(1);
@@ -445,20 +450,8 @@ describe("against Redis through the bridge", () => {
   });
 
   it("notices a lost counter even after a clear, or once it has grown past the cursor again", async () => {
-    const raw = new Redis({ url, token, enableTelemetry: false });
     for (const withClear of [true, false]) {
-      const namespace = freshNamespace("lost");
-      let t = Date.now();
-      const now = () => t;
-      const make = () =>
-        createCache({
-          store: upstashStore({ url, token }),
-          namespace,
-          now,
-          sync: { maxStaleness: M },
-        });
-      const a = make();
-      const b = make();
+      const { namespace, clock, a, b } = redisPair("lost");
       if (withClear) await a.clear();
       await a.set("k", "v1");
       await a.set("j", "j1");
@@ -467,30 +460,18 @@ describe("against Redis through the bridge", () => {
       await a.set("k", "v2");
       await a.set("x", 1);
       await a.set("x", 2);
-      t += 5 * M;
+      clock.t += 5 * M;
       expect(await b.get("k")).toBe("v2");
     }
   });
 
   it("recovers when Redis loses the namespace's counter and log (a reset)", async () => {
-    const namespace = freshNamespace("reset");
-    const raw = new Redis({ url, token, enableTelemetry: false });
-    let t = Date.now();
-    const now = () => t;
-    const make = () =>
-      createCache({
-        store: upstashStore({ url, token }),
-        namespace,
-        now,
-        sync: { maxStaleness: M },
-      });
-    const a = make();
-    const b = make();
+    const { namespace, clock, a, b } = redisPair("reset");
     for (let i = 0; i < 5; i++) await a.set(`k${i}`, i);
     await b.getMany(["k0", "k1"]);
     await raw.del(`ec:{${namespace}}:v`, `ec:{${namespace}}:log`);
     await a.set("k0", "after reset");
-    t += M;
+    clock.t += M;
     expect(await b.get("k0")).toBe("after reset");
     expect(b.stats().flushes).toBe(1);
   });

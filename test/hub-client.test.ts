@@ -87,18 +87,31 @@ describe("shard choice", () => {
   });
 });
 
+async function until(check: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 describe("a subscriber facing a misbehaving hub", () => {
   let server: WebSocketServer | undefined;
+  /** A real WebSocket server standing in for the hub; resolves its first connection. */
+  async function fakeHub() {
+    server = new WebSocketServer({ port: 0, host: "127.0.0.1" });
+    await new Promise((r) => server!.once("listening", r));
+    const port = (server.address() as AddressInfo).port;
+    const connected = new Promise<import("ws").WebSocket>((r) => server!.once("connection", r));
+    return { port, connected };
+  }
   afterEach(async () => {
     for (const c of server?.clients ?? []) c.terminate();
     await new Promise((r) => server?.close(r));
   });
 
   it("drops malformed, binary, oversized and wrong-shard frames, counts them, and keeps working", async () => {
-    server = new WebSocketServer({ port: 0, host: "127.0.0.1" });
-    await new Promise((r) => server!.once("listening", r));
-    const port = (server.address() as AddressInfo).port;
-    const connected = new Promise<import("ws").WebSocket>((r) => server!.once("connection", r));
+    const { port, connected } = await fakeHub();
     const store = memoryStore();
     const writer = createCache({ store, namespace: "app", sync: false });
     const cache = createCache({
@@ -110,13 +123,6 @@ describe("a subscriber facing a misbehaving hub", () => {
       },
     });
     const socket = await connected;
-    const until = async (check: () => boolean) => {
-      const deadline = Date.now() + 5_000;
-      while (!check()) {
-        if (Date.now() > deadline) throw new Error("timed out");
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    };
     await until(() => cache.stats().hub?.healthy === true);
     await writer.set("k", "v1");
     expect(await cache.get("k")).toBe("v1");
@@ -155,10 +161,7 @@ describe("a subscriber facing a misbehaving hub", () => {
     await cache.close();
   });
   it("relaxes the window while connected and caught up, and restores maxStaleness the moment the socket drops", async () => {
-    server = new WebSocketServer({ port: 0, host: "127.0.0.1" });
-    await new Promise((r) => server!.once("listening", r));
-    const port = (server.address() as AddressInfo).port;
-    const connected = new Promise<import("ws").WebSocket>((r) => server!.once("connection", r));
+    const { port, connected } = await fakeHub();
     const clock = fakeClock();
     const chaos = chaosStore(memoryStore({ now: clock.now }));
     const cache = createCache({
@@ -177,13 +180,6 @@ describe("a subscriber facing a misbehaving hub", () => {
       },
     });
     const socket = await connected;
-    const until = async (check: () => boolean) => {
-      const deadline = Date.now() + 5_000;
-      while (!check()) {
-        if (Date.now() > deadline) throw new Error("timed out");
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    };
     await until(() => cache.stats().hub?.healthy === true);
     await cache.set("k", 1);
     clock.advance(5_000); // far past maxStaleness, inside relaxedStaleness
