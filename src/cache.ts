@@ -421,7 +421,7 @@ class EdgeCache implements Cache {
       this.#changesApplied += record.op === "clear" ? 1 : record.keys.length;
     }
     if (record.op === "clear") {
-      this.#remoteFlushes++;
+      if (record.origin !== this.#origin) this.#remoteFlushes++;
       this.#dropL1();
       return;
     }
