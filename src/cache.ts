@@ -1,38 +1,23 @@
 import { coarseClock } from "./clock.js";
-import { resolveSerializer, type Serializer, utf8Length } from "./codec.js";
+import { utf8Length } from "./codec.js";
+import { Entries, MISS } from "./entries.js";
 import {
   ClosedError,
   CorruptEntryError,
   EdgeCacheError,
   InvalidKeyError,
   InvalidOptionError,
-  SerializationError,
   StoreError,
-  ValueTooLargeError,
 } from "./errors.js";
 import { HubClient } from "./hub/client.js";
-import { type LocalCache, type LocalEntry, resolveLocal } from "./local.js";
-import { consoleLogger, type Logger, silentLogger } from "./logger.js";
-import {
-  type ChangeBatch,
-  type ChangeRecord,
-  NAMESPACE_PATTERN,
-  type Store,
-  type StoreEntry,
-  type StoreWrite,
-  type WriteMeta,
-} from "./store.js";
-import { resolveSync, SyncState, type Verdict } from "./sync/stamps.js";
+import { GuardedL1 } from "./l1.js";
+import type { Logger } from "./logger.js";
+import { resolveOptions } from "./options.js";
+import type { ChangeBatch, ChangeRecord, Store, StoreEntry, WriteMeta } from "./store.js";
+import { SyncState, type Verdict } from "./sync/stamps.js";
 import type { Cache, CacheOptions, CacheStats, SetManyEntry, SetOptions } from "./types.js";
 
 export type { Cache, CacheOptions, CacheStats, SetManyEntry, SetOptions } from "./types.js";
-
-interface Prepared {
-  key: string;
-  value: unknown;
-  write: StoreWrite;
-  size: number;
-}
 
 interface PendingSync {
   promise: Promise<boolean>;
@@ -45,19 +30,12 @@ interface PendingSync {
   background: boolean;
 }
 
-const INSTANCE_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
-
 class EdgeCache implements Cache {
   readonly namespace: string;
   readonly #store: Store;
-  readonly #ttl: number;
-  readonly #local: LocalCache | undefined;
-  readonly #localTtl: number;
+  readonly #tier: GuardedL1;
+  readonly #entries: Entries;
   readonly #copy: ((value: unknown) => unknown) | undefined;
-  readonly #serializer: Serializer;
-  readonly #tag: string;
-  readonly #maxKeyBytes: number;
-  readonly #maxValueBytes: number;
   readonly #logger: Logger;
   readonly #onError: ((error: EdgeCacheError) => void) | undefined;
   readonly #now: () => number;
@@ -85,77 +63,36 @@ class EdgeCache implements Cache {
     errors: 0,
     corrupt: 0,
   };
-  // Guards L1 against late answers. An L2 answer is installed only if its version is at
-  // least every change of that key this instance saw complete meanwhile (`#floors`, kept
-  // while operations overlap), and if L1 was not dropped whole since it was asked for
-  // (`#epoch`).
-  #inflight = 0;
-  readonly #floors = new Map<string, number>();
-  #epoch = 0;
-
   constructor(options: CacheOptions) {
-    if (typeof options !== "object" || options === null) {
-      throw new InvalidOptionError("createCache needs an options object with a store");
-    }
-    const { store } = options;
-    if (
-      typeof store !== "object" ||
-      store === null ||
-      typeof store.get !== "function" ||
-      typeof store.sync !== "function" ||
-      typeof store.set !== "function" ||
-      typeof store.delete !== "function" ||
-      typeof store.clear !== "function"
-    ) {
-      throw new InvalidOptionError(
-        "store must implement the Store interface (get, sync, set, delete, clear)",
-      );
-    }
-    this.#store = store;
-    const ns = options.namespace ?? "default";
-    if (typeof ns !== "string" || !NAMESPACE_PATTERN.test(ns)) {
-      throw new InvalidOptionError(
-        "namespace must be 1-128 characters of letters, digits and _ . : / -",
-      );
-    }
-    this.namespace = ns;
-    this.#ttl = checkTtl(options.ttl ?? 60_000);
-    const local = resolveLocal(options.local);
-    this.#local = local?.cache;
-    this.#localTtl = local?.ttl ?? Number.POSITIVE_INFINITY;
-    this.#copy = local?.copy;
-    this.#serializer = resolveSerializer(options.serializer);
-    this.#tag = this.#serializer.name + ":";
-    this.#maxKeyBytes = checkLimit(options.maxKeyBytes, 1024, "maxKeyBytes");
-    this.#maxValueBytes = checkLimit(options.maxValueBytes, 1 << 20, "maxValueBytes");
-    this.#logger =
-      options.logger === false ? silentLogger : (options.logger ?? consoleLogger("warn"));
-    if (options.onError !== undefined && typeof options.onError !== "function") {
-      throw new InvalidOptionError("onError must be a function");
-    }
-    this.#onError = options.onError;
-    if (options.now !== undefined && typeof options.now !== "function") {
-      throw new InvalidOptionError("now must be a function returning ms");
-    }
-    this.#now = options.now ?? Date.now;
-    const resolution = options.clockResolution ?? 0;
-    if (typeof resolution !== "number" || !Number.isFinite(resolution) || resolution < 0) {
-      throw new InvalidOptionError("clockResolution must be a finite number of ms >= 0");
-    }
-    this.#hitClock = resolution > 0 ? coarseClock(this.#now, resolution) : this.#now;
-    this.#hitSlack = resolution;
-    const sync = resolveSync(options.sync);
+    const o = resolveOptions(options);
+    this.#store = o.store;
+    this.namespace = o.namespace;
+    this.#copy = o.local?.copy;
+    this.#logger = o.logger;
+    this.#onError = o.onError;
+    this.#now = o.now;
+    this.#hitClock = o.clockResolution > 0 ? coarseClock(o.now, o.clockResolution) : o.now;
+    this.#hitSlack = o.clockResolution;
+    this.#tier = new GuardedL1(
+      o.local?.cache,
+      o.local?.ttl ?? Number.POSITIVE_INFINITY,
+      o.clockResolution,
+      o.now,
+    );
+    const sync = o.sync;
     this.#sync = sync && new SyncState(sync);
-    if (options.instanceId !== undefined) {
-      if (typeof options.instanceId !== "string" || !INSTANCE_ID.test(options.instanceId)) {
-        throw new InvalidOptionError("instanceId must be 1-64 of letters, digits, _ . : -");
-      }
-      this.#origin = options.instanceId;
-    }
+    this.#entries = new Entries({
+      serializer: o.serializer,
+      ttl: o.ttl,
+      maxKeyBytes: o.maxKeyBytes,
+      maxValueBytes: o.maxValueBytes,
+      propagateMaxBytes: sync ? sync.propagateMaxBytes : -1,
+    });
+    this.#origin = o.instanceId;
     if (sync?.hub) {
       const state = this.#sync!;
       const relaxed = Math.max(sync.maxStaleness, sync.hub.options.relaxedStaleness ?? 0);
-      this.#hub = new HubClient(sync.hub, ns, {
+      this.#hub = new HubClient(sync.hub, o.namespace, {
         records: (records, receivedAt) => this.#fromHub(records, receivedAt),
         // Only a sync sent after the socket opened covers what it may have missed.
         opened: () => this.#startSync(false).promise,
@@ -172,10 +109,10 @@ class EdgeCache implements Cache {
 
   async get<T = unknown>(key: string): Promise<T | undefined> {
     this.#open();
-    this.#checkKey(key);
+    this.#entries.checkKey(key);
     const t = this.#hitClock();
     if (this.#sync === undefined || this.#sync.fresh(t, this.#hitSlack)) {
-      const entry = this.#l1(key, t);
+      const entry = this.#tier.lookup(key, t);
       if (entry !== undefined) {
         this.#stats.l1Hits++;
         this.#refreshAhead(t);
@@ -188,11 +125,11 @@ class EdgeCache implements Cache {
 
   peek<T = unknown>(key: string): T | undefined {
     this.#open();
-    this.#checkKey(key);
+    this.#entries.checkKey(key);
     const t = this.#hitClock();
     const entry =
       this.#sync === undefined || this.#sync.fresh(t, this.#hitSlack)
-        ? this.#l1(key, t)
+        ? this.#tier.lookup(key, t)
         : undefined;
     if (entry === undefined) {
       this.#stats.l1Misses++;
@@ -209,7 +146,7 @@ class EdgeCache implements Cache {
   async getMany<T = unknown>(keys: readonly string[]): Promise<Array<T | undefined>> {
     this.#open();
     if (!Array.isArray(keys)) throw new InvalidKeyError("getMany expects an array of keys");
-    for (const key of keys) this.#checkKey(key);
+    for (const key of keys) this.#entries.checkKey(key);
     const t = this.#hitClock();
     const fresh = this.#sync === undefined || this.#sync.fresh(t, this.#hitSlack);
     const out: unknown[] = new Array(keys.length);
@@ -217,7 +154,7 @@ class EdgeCache implements Cache {
     const slow = new Map<string, number[]>();
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i]!;
-      const entry = fresh ? this.#l1(key, t) : undefined;
+      const entry = fresh ? this.#tier.lookup(key, t) : undefined;
       if (entry !== undefined) {
         this.#stats.l1Hits++;
         out[i] = this.#out(entry.value);
@@ -251,7 +188,7 @@ class EdgeCache implements Cache {
     const held: number[] = [];
     const missing: number[] = [];
     keys.forEach((key, i) => {
-      (this.#l1(key, t) === undefined ? missing : held).push(i);
+      (this.#tier.lookup(key, t) === undefined ? missing : held).push(i);
     });
     let synced = this.#sync === undefined || this.#sync.fresh(t, this.#hitSlack);
     if (missing.length > 0) {
@@ -266,7 +203,7 @@ class EdgeCache implements Cache {
     const again: number[] = [];
     const now = this.#now();
     for (const i of held) {
-      const entry = synced ? this.#l1(keys[i]!, now) : undefined;
+      const entry = synced ? this.#tier.lookup(keys[i]!, now) : undefined;
       if (entry !== undefined) {
         this.#stats.l1Hits++;
         out[i] = entry.value;
@@ -292,8 +229,8 @@ class EdgeCache implements Cache {
     this.#stats.l1Misses += keys.length;
     const sentAt = this.#now();
     const request = this.#sync?.request();
-    let epoch = this.#epoch;
-    this.#inflight++;
+    let epoch = this.#tier.epoch;
+    this.#tier.begin();
     try {
       let entries: ReadonlyArray<StoreEntry | undefined>;
       let changes: ChangeBatch | undefined;
@@ -316,11 +253,11 @@ class EdgeCache implements Cache {
       let synced = false;
       let installable = true;
       if (request !== undefined && changes !== undefined) {
-        const before = this.#epoch;
+        const before = this.#tier.epoch;
         synced = this.#apply(changes, request.cursor, sentAt).kind !== "unverified";
         // The entries come from the same snapshot as the log just applied: an L1 drop that
         // this answer caused does not make them stale (one by anything else does).
-        if (before === epoch) epoch = this.#epoch;
+        if (before === epoch) epoch = this.#tier.epoch;
         installable = this.#current(changes.head);
       }
       const values = keys.map((key, i) => {
@@ -329,22 +266,28 @@ class EdgeCache implements Cache {
           this.#stats.l2Misses++;
           return undefined;
         }
-        const value = this.#decode(entry.value);
+        const value = this.#entries.decode(entry.value);
         if (value === MISS) {
           this.#stats.l2Misses++;
           this.#corrupt(1, key);
           return undefined;
         }
         this.#stats.l2Hits++;
-        const expiresAt = sentAt + Math.min(entry.ttl, this.#localTtl);
-        if (installable && this.#epoch === epoch) {
-          this.#install(key, value, entry.version, expiresAt, utf8Length(entry.value) + key.length);
+        const expiresAt = this.#tier.expiry(sentAt, entry.ttl);
+        if (installable && this.#tier.epoch === epoch) {
+          this.#tier.install(
+            key,
+            value,
+            entry.version,
+            expiresAt,
+            utf8Length(entry.value) + key.length,
+          );
         }
         return value;
       });
       return { values, synced };
     } finally {
-      this.#settle();
+      this.#tier.settle();
     }
   }
 
@@ -364,7 +307,7 @@ class EdgeCache implements Cache {
     const sync = this.#sync!;
     const sentAt = this.#now();
     const request = sync.request();
-    this.#inflight++;
+    this.#tier.begin();
     const pending = { sentAt, background } as PendingSync;
     let settled = false;
     const run = async (): Promise<boolean> => {
@@ -379,7 +322,7 @@ class EdgeCache implements Cache {
         return false;
       } finally {
         settled = true;
-        this.#settle();
+        this.#tier.settle();
         if (this.#pendingSync === pending) this.#pendingSync = undefined;
         this.#background.delete(pending.promise);
       }
@@ -406,7 +349,7 @@ class EdgeCache implements Cache {
   /** Applies a change batch to L1, per the verdict of the sync state. */
   #apply(batch: ChangeBatch, asked: number, sentAt: number): Verdict {
     const verdict = this.#sync!.accept(batch, asked, sentAt);
-    if (verdict.kind === "flush") this.#dropL1();
+    if (verdict.kind === "flush") this.#tier.drop();
     else if (verdict.kind === "apply") {
       for (const record of verdict.records) this.#applyRecord(record, sentAt);
     }
@@ -422,32 +365,21 @@ class EdgeCache implements Cache {
     }
     if (record.op === "clear") {
       if (record.origin !== this.#origin) this.#remoteFlushes++;
-      this.#dropL1();
+      this.#tier.drop();
       return;
     }
-    const local = this.#local;
     for (const change of record.keys) {
-      this.#raiseFloor(change.key, change.version);
-      const current = local?.get(change.key);
-      if (local === undefined || current === undefined || current.version >= change.version) {
-        continue;
-      }
-      // Only keys this instance holds are updated: a propagated value refreshes the copy in
-      // place, anything else drops it.
-      if (change.value !== undefined && change.ttl !== undefined && change.ttl > 0) {
-        const value = this.#decode(change.value);
-        if (value !== MISS) {
-          local.set(change.key, {
-            value,
-            version: change.version,
-            expiresAt: sentAt + Math.min(change.ttl, this.#localTtl),
-            size: utf8Length(change.value) + change.key.length,
-          });
-          continue;
+      // Decoding is only worth it for a key this instance holds at an older version.
+      let value: unknown;
+      if (change.value !== undefined && this.#tier.holdsOlder(change.key, change.version)) {
+        value = this.#entries.decode(change.value);
+        if (value === MISS) {
+          this.#corrupt(1, change.key);
+          value = undefined;
         }
-        this.#corrupt(1, change.key);
       }
-      local.delete(change.key);
+      const size = change.value === undefined ? 0 : utf8Length(change.value) + change.key.length;
+      this.#tier.change(change, value, sentAt, size);
     }
   }
 
@@ -459,11 +391,11 @@ class EdgeCache implements Cache {
   #fromHub(records: ChangeRecord[], receivedAt: number): void {
     if (this.#closed) return;
     // Counted as an operation, so that answers already in flight get floors for these keys.
-    this.#inflight++;
+    this.#tier.begin();
     try {
       for (const record of records) this.#applyRecord(record, receivedAt - HUB_TRANSIT_MARGIN);
     } finally {
-      this.#settle();
+      this.#tier.settle();
     }
   }
 
@@ -508,16 +440,16 @@ class EdgeCache implements Cache {
       if (!Array.isArray(entry)) {
         throw new InvalidOptionError("setMany entries are [key, value, options?]");
       }
-      return this.#prepare(entry[0], entry[1], entry[2]);
+      return this.#entries.prepare(entry[0], entry[1], entry[2]);
     });
     if (prepared.length === 0) return;
     const keys = prepared.map((p) => p.key);
     const started = this.#now();
     const meta = this.#meta();
-    let epoch = this.#epoch;
+    let epoch = this.#tier.epoch;
     let installable: boolean;
     let versions: number[];
-    this.#inflight++;
+    this.#tier.begin();
     try {
       const result = await this.#store.set(
         this.namespace,
@@ -528,30 +460,36 @@ class EdgeCache implements Cache {
       if (!Array.isArray(versions) || versions.length !== prepared.length) {
         throw new StoreError("EC_STORE_ERROR", "store.set returned the wrong number of versions");
       }
-      const before = this.#epoch;
+      const before = this.#tier.epoch;
       installable = this.#written(result.changes, meta, started);
-      if (before === epoch) epoch = this.#epoch;
+      if (before === epoch) epoch = this.#tier.epoch;
     } catch (err) {
-      this.#forget(keys);
-      this.#settle();
+      this.#tier.forget(keys);
+      this.#tier.settle();
       throw this.#failed(err, "set", keys);
     }
     this.#stats.sets += prepared.length;
     // A clear or flush while the write was in flight, or an answer overtaken by a newer
     // sync, leaves the keys out of L1: a later read fetches whatever L2 holds by then.
-    installable &&= this.#epoch === epoch;
+    installable &&= this.#tier.epoch === epoch;
     prepared.forEach((p, i) => {
       const version = versions[i]!;
-      this.#raiseFloor(p.key, version);
+      this.#tier.raiseFloor(p.key, version);
       if (!installable) {
-        this.#local?.delete(p.key);
+        this.#tier.delete(p.key);
         return;
       }
       // Measured from before the request: the L2 expiry started later, so L1 never outlives it.
-      const expiresAt = started + Math.min(p.write.ttl, this.#localTtl);
-      this.#install(p.key, this.#copy ? this.#copy(p.value) : p.value, version, expiresAt, p.size);
+      const expiresAt = this.#tier.expiry(started, p.write.ttl);
+      this.#tier.install(
+        p.key,
+        this.#copy ? this.#copy(p.value) : p.value,
+        version,
+        expiresAt,
+        p.size,
+      );
     });
-    this.#settle();
+    this.#tier.settle();
     if (this.#hub) {
       const elapsed = this.#now() - started;
       await this.#publish([
@@ -582,12 +520,12 @@ class EdgeCache implements Cache {
   async deleteMany(keys: readonly string[]): Promise<void> {
     this.#open();
     if (!Array.isArray(keys)) throw new InvalidKeyError("deleteMany expects an array of keys");
-    for (const key of keys) this.#checkKey(key);
+    for (const key of keys) this.#entries.checkKey(key);
     if (keys.length === 0) return;
     const unique = [...new Set(keys)];
     const started = this.#now();
     const meta = this.#meta();
-    this.#inflight++;
+    this.#tier.begin();
     let version: number;
     try {
       const result = await this.#store.delete(this.namespace, unique, meta);
@@ -597,16 +535,16 @@ class EdgeCache implements Cache {
       }
       this.#written(result.changes, meta, started);
     } catch (err) {
-      this.#forget(unique);
-      this.#settle();
+      this.#tier.forget(unique);
+      this.#tier.settle();
       throw this.#failed(err, "delete", unique);
     }
     this.#stats.deletes += unique.length;
     for (const key of unique) {
-      this.#raiseFloor(key, version);
-      this.#local?.delete(key);
+      this.#tier.raiseFloor(key, version);
+      this.#tier.delete(key);
     }
-    this.#settle();
+    this.#tier.settle();
     await this.#publish([
       {
         op: "delete",
@@ -622,7 +560,7 @@ class EdgeCache implements Cache {
     this.#open();
     const started = this.#now();
     const meta = this.#meta();
-    this.#inflight++;
+    this.#tier.begin();
     let version: number;
     try {
       const result = await this.#store.clear(this.namespace, meta);
@@ -630,13 +568,13 @@ class EdgeCache implements Cache {
       this.#written(result.changes, meta, started);
     } catch (err) {
       // Whether or not L2 applied it, an empty L1 is never wrong.
-      this.#dropL1();
-      this.#settle();
+      this.#tier.drop();
+      this.#tier.settle();
       throw this.#failed(err, "clear", []);
     }
     this.#stats.clears++;
-    this.#dropL1();
-    this.#settle();
+    this.#tier.drop();
+    this.#tier.settle();
     await this.#publish([
       { op: "clear", first: version, last: version, origin: meta.origin, keys: [] },
     ]);
@@ -678,9 +616,9 @@ class EdgeCache implements Cache {
     const sync = this.#sync?.stats;
     return {
       ...this.#stats,
-      l1Items: this.#local?.size ?? 0,
-      l1Bytes: this.#local?.bytes ?? 0,
-      l1Evictions: this.#local?.evictions ?? 0,
+      l1Items: this.#tier.size,
+      l1Bytes: this.#tier.bytes,
+      l1Evictions: this.#tier.evictions,
       syncs: sync?.syncs ?? 0,
       changesApplied: this.#changesApplied,
       flushes: (sync?.flushes ?? 0) + this.#remoteFlushes,
@@ -695,7 +633,7 @@ class EdgeCache implements Cache {
     this.#closed = true;
     this.#hub?.close();
     await Promise.allSettled([...this.#background, this.#pendingSync?.promise]);
-    this.#local?.clear();
+    this.#tier.drop();
   }
 
   // ---- helpers -------------------------------------------------------------------------
@@ -704,133 +642,8 @@ class EdgeCache implements Cache {
     if (this.#closed) throw new ClosedError();
   }
 
-  #checkKey(key: unknown): asserts key is string {
-    if (typeof key !== "string") throw new InvalidKeyError("keys must be strings");
-    if (key.length === 0) throw new InvalidKeyError("keys must not be empty");
-    // UTF-8 needs at most 3 bytes per UTF-16 unit; only long keys need counting.
-    if (key.length * 3 > this.#maxKeyBytes && utf8Length(key) > this.#maxKeyBytes) {
-      throw new InvalidKeyError(`keys must be at most ${this.#maxKeyBytes} UTF-8 bytes`);
-    }
-  }
-
-  #prepare(key: unknown, value: unknown, options: SetOptions | undefined): Prepared {
-    this.#checkKey(key);
-    let ttl = this.#ttl;
-    let propagate = true;
-    if (options !== undefined) {
-      if (typeof options !== "object" || options === null) {
-        throw new InvalidOptionError("set options must be an object", { key });
-      }
-      if (options.ttl !== undefined) ttl = checkTtl(options.ttl, key);
-      if (options.propagate !== undefined) {
-        if (options.propagate !== "value" && options.propagate !== "invalidate") {
-          throw new InvalidOptionError('propagate must be "value" or "invalidate"', { key });
-        }
-        propagate = options.propagate === "value";
-      }
-    }
-    if (value === undefined) {
-      throw new SerializationError("undefined cannot be cached (a miss reads as undefined)", {
-        key,
-      });
-    }
-    let text: string;
-    try {
-      text = this.#serializer.serialize(value);
-    } catch (err) {
-      if (err instanceof SerializationError) {
-        throw new SerializationError(err.message, { key });
-      }
-      throw new SerializationError(
-        `serializer "${this.#serializer.name}" could not encode the value`,
-        { key },
-      );
-    }
-    if (typeof text !== "string") {
-      throw new SerializationError(
-        `serializer "${this.#serializer.name}" did not return a string`,
-        { key },
-      );
-    }
-    const payload = this.#tag + text;
-    const bytes = utf8Length(payload);
-    if (bytes > this.#maxValueBytes) {
-      throw new ValueTooLargeError(bytes, this.#maxValueBytes, { key });
-    }
-    const sync = this.#sync?.settings;
-    return {
-      key,
-      value,
-      write: {
-        key,
-        value: payload,
-        ttl,
-        propagate: propagate && sync !== undefined && bytes <= sync.propagateMaxBytes,
-      },
-      size: bytes + key.length,
-    };
-  }
-
-  /** The fresh L1 entry of `key` at `t`, dropping an expired one. The hot path: kept flat. */
-  #l1(key: string, t: number): LocalEntry | undefined {
-    const local = this.#local;
-    if (local === undefined) return undefined;
-    const entry = local.get(key);
-    if (entry === undefined) return undefined;
-    if (entry.expiresAt > t + this.#hitSlack) return entry;
-    local.delete(key);
-    return undefined;
-  }
-
   #out(value: unknown): unknown {
     return this.#copy === undefined ? value : this.#copy(value);
-  }
-
-  #decode(payload: string): unknown {
-    if (typeof payload !== "string" || !payload.startsWith(this.#tag)) return MISS;
-    try {
-      const value = this.#serializer.deserialize(payload.slice(this.#tag.length));
-      return value === undefined ? MISS : value;
-    } catch {
-      return MISS;
-    }
-  }
-
-  #install(key: string, value: unknown, version: number, expiresAt: number, size: number): void {
-    const local = this.#local;
-    if (local === undefined || !(expiresAt > this.#now())) return;
-    if (version < (this.#floors.get(key) ?? 0)) return;
-    const current = local.get(key);
-    if (current !== undefined && current.version > version) return;
-    local.set(key, { value, version, expiresAt, size });
-  }
-
-  // Drops L1 whole; answers asked for before this are not installed afterwards.
-  #dropL1(): void {
-    this.#local?.clear();
-    this.#epoch++;
-  }
-
-  // Remember the newest completed change of a key while answers that started earlier may
-  // still arrive; once nothing else is in flight the floors are no longer needed.
-  #raiseFloor(key: string, version: number): void {
-    if (this.#inflight > 1 && version > (this.#floors.get(key) ?? 0)) {
-      this.#floors.set(key, version);
-    }
-  }
-
-  // A failed write may or may not have reached L2: drop the keys from L1 and refuse any
-  // answer for them until the operations in flight have settled.
-  #forget(keys: string[]): void {
-    for (const key of keys) {
-      this.#local?.delete(key);
-      if (this.#inflight > 1) this.#floors.set(key, Number.POSITIVE_INFINITY);
-    }
-  }
-
-  #settle(): void {
-    this.#inflight--;
-    if (this.#inflight === 0) this.#floors.clear();
   }
 
   #corrupt(count: number, key: string | undefined): void {
@@ -868,29 +681,8 @@ class EdgeCache implements Cache {
   }
 }
 
-const MISS: unique symbol = Symbol("miss");
-
 /** How much earlier than their TTL says values pushed by the hub leave L1, in ms. */
 const HUB_TRANSIT_MARGIN = 1000;
-
-function checkTtl(ttl: unknown, key?: string): number {
-  if (typeof ttl !== "number" || !Number.isFinite(ttl) || ttl <= 0) {
-    throw new InvalidOptionError(
-      "ttl must be a finite number of ms greater than 0",
-      key ? { key } : {},
-    );
-  }
-  // Redis PX takes whole milliseconds; round up so a tiny TTL never becomes 0.
-  return Math.ceil(ttl);
-}
-
-function checkLimit(value: unknown, fallback: number, name: string): number {
-  const v = value ?? fallback;
-  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1) {
-    throw new InvalidOptionError(`${name} must be a positive integer`);
-  }
-  return v;
-}
 
 /**
  * Creates a two-level cache: an in-process L1 in front of a shared L2 store, kept coherent

@@ -452,34 +452,42 @@ describe("faults", () => {
     expect(sjCache.stats().corrupt).toBe(1);
   });
 
-  it("a late L2 answer never overwrites a newer local delete, set or clear in L1", async () => {
-    const { cache, chaos } = setup();
-    const writer = createCache({ store: chaos.store, namespace: "app" });
-    await writer.set("k", "old");
+  // With coherence on, the change log also keeps such answers out; with it off, the floors
+  // are the only guard, so both are tested.
+  it.each([
+    ["coherence on", {}],
+    ["coherence off", { sync: false as const }],
+  ])(
+    "a late L2 answer never overwrites a newer local delete, set or clear in L1 (%s)",
+    async (_, options) => {
+      const { cache, chaos } = setup(options);
+      const writer = createCache({ store: chaos.store, namespace: "app" });
+      await writer.set("k", "old");
 
-    let release = chaos.holdReads();
-    const read = cache.get("k");
-    await cache.delete("k");
-    release();
-    expect(await read).toBe("old"); // the read overlapped the delete: either answer is fine
-    expect(cache.peek("k")).toBeUndefined(); // ...but L1 must not keep the deleted value
+      let release = chaos.holdReads();
+      const read = cache.get("k");
+      await cache.delete("k");
+      release();
+      expect(await read).toBe("old"); // the read overlapped the delete: either answer is fine
+      expect(cache.peek("k")).toBeUndefined(); // ...but L1 must not keep the deleted value
 
-    await writer.set("k", "old2");
-    release = chaos.holdReads();
-    const read2 = cache.get("k");
-    await cache.set("k", "new");
-    release();
-    await read2;
-    expect(cache.peek("k")).toBe("new");
+      await writer.set("k", "old2");
+      release = chaos.holdReads();
+      const read2 = cache.get("k");
+      await cache.set("k", "new");
+      release();
+      await read2;
+      expect(cache.peek("k")).toBe("new");
 
-    release = chaos.holdReads();
-    const read3 = cache.get("j");
-    await writer.set("j", "before-clear");
-    await cache.clear();
-    release();
-    await read3;
-    expect(cache.peek("j")).toBeUndefined();
-  });
+      release = chaos.holdReads();
+      const read3 = cache.get("j");
+      await writer.set("j", "before-clear");
+      await cache.clear();
+      release();
+      await read3;
+      expect(cache.peek("j")).toBeUndefined();
+    },
+  );
 
   it("onError that throws is contained", async () => {
     const logged: string[] = [];

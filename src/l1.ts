@@ -1,0 +1,143 @@
+import type { LocalCache, LocalEntry } from "./local.js";
+import type { ChangedKey } from "./store.js";
+
+/**
+ * The L1 tier with the guards that keep late answers out of it. An answer from L2 may be
+ * installed only if its version is at least every change of that key this instance saw
+ * complete while the answer was on its way (the floors, kept while operations overlap),
+ * and only if L1 was not dropped whole since it was asked for (the epoch).
+ */
+export class GuardedL1 {
+  readonly #local: LocalCache | undefined;
+  readonly #ttl: number;
+  readonly #slack: number;
+  readonly #now: () => number;
+  #inflight = 0;
+  readonly #floors = new Map<string, number>();
+  #epoch = 0;
+
+  /**
+   * @param local the L1 itself, or undefined for none
+   * @param ttl longest an entry may live in L1, in ms
+   * @param slack how far the hit path's clock reading may lag the real clock, in ms
+   */
+  constructor(local: LocalCache | undefined, ttl: number, slack: number, now: () => number) {
+    this.#local = local;
+    this.#ttl = ttl;
+    this.#slack = slack;
+    this.#now = now;
+  }
+
+  /** Bumped whenever L1 is dropped whole. */
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  /** The fresh entry of `key` at `t`, dropping an expired one. The hot path: kept flat. */
+  lookup(key: string, t: number): LocalEntry | undefined {
+    const local = this.#local;
+    if (local === undefined) return undefined;
+    const entry = local.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt > t + this.#slack) return entry;
+    local.delete(key);
+    return undefined;
+  }
+
+  /** When an entry fetched at `sentAt` with `ttl` ms left in L2 must leave L1. */
+  expiry(sentAt: number, ttl: number): number {
+    return sentAt + Math.min(ttl, this.#ttl);
+  }
+
+  /** Puts an answer in L1 unless a newer change of the key was seen meanwhile. */
+  install(key: string, value: unknown, version: number, expiresAt: number, size: number): void {
+    const local = this.#local;
+    if (local === undefined || !(expiresAt > this.#now())) return;
+    if (version < (this.#floors.get(key) ?? 0)) return;
+    const current = local.get(key);
+    if (current !== undefined && current.version > version) return;
+    local.set(key, { value, version, expiresAt, size });
+  }
+
+  /**
+   * Applies one key of a change record. Only keys L1 holds at an older version change: a
+   * propagated value (already decoded, `undefined` if it could not be) replaces the copy in
+   * place, anything else drops it.
+   */
+  change(change: ChangedKey, value: unknown, sentAt: number, size: number): void {
+    this.raiseFloor(change.key, change.version);
+    const local = this.#local;
+    const current = local?.get(change.key);
+    if (local === undefined || current === undefined || current.version >= change.version) return;
+    if (value !== undefined && change.ttl !== undefined && change.ttl > 0) {
+      local.set(change.key, {
+        value,
+        version: change.version,
+        expiresAt: this.expiry(sentAt, change.ttl),
+        size,
+      });
+      return;
+    }
+    local.delete(change.key);
+  }
+
+  /** Whether `key` is in L1 at an older version than `version` (worth decoding a value for). */
+  holdsOlder(key: string, version: number): boolean {
+    const current = this.#local?.get(key);
+    return current !== undefined && current.version < version;
+  }
+
+  delete(key: string): void {
+    this.#local?.delete(key);
+  }
+
+  /** Drops L1 whole; answers asked for before this are not installed afterwards. */
+  drop(): void {
+    this.#local?.clear();
+    this.#epoch++;
+  }
+
+  /** An operation that may install answers or change keys starts. */
+  begin(): void {
+    this.#inflight++;
+  }
+
+  /** It ended; once nothing is in flight the floors are no longer needed. */
+  settle(): void {
+    this.#inflight--;
+    if (this.#inflight === 0) this.#floors.clear();
+  }
+
+  /**
+   * Remember the newest completed change of a key while answers that started earlier may
+   * still arrive (any operation in flight besides the current one).
+   */
+  raiseFloor(key: string, version: number): void {
+    if (this.#inflight > 1 && version > (this.#floors.get(key) ?? 0)) {
+      this.#floors.set(key, version);
+    }
+  }
+
+  /**
+   * A failed write may or may not have reached L2: drop the keys from L1 and refuse any
+   * answer for them until the operations in flight have settled.
+   */
+  forget(keys: readonly string[]): void {
+    for (const key of keys) {
+      this.#local?.delete(key);
+      if (this.#inflight > 1) this.#floors.set(key, Number.POSITIVE_INFINITY);
+    }
+  }
+
+  get size(): number {
+    return this.#local?.size ?? 0;
+  }
+
+  get bytes(): number {
+    return this.#local?.bytes ?? 0;
+  }
+
+  get evictions(): number {
+    return this.#local?.evictions ?? 0;
+  }
+}
