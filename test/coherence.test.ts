@@ -427,7 +427,7 @@ describe("against Redis through the bridge", () => {
   }
 
   it("cold get = 1 request with the sync included; warm = 0; 100 keys after the window = 1", async () => {
-    const { namespace, clock, a, b } = redisPair("coh");
+    const { clock, a, b } = redisPair("coh");
     const keys = Array.from({ length: 100 }, (_, i) => `k${i}`);
     await a.setMany(keys.map((k) => [k, { k }]));
     requests.reset();
