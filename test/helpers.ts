@@ -134,3 +134,15 @@ export function chaosStore(inner: Store) {
     },
   };
 }
+
+/**
+ * Waits until `check` holds, polling every 5 ms; for conditions another process or a socket
+ * brings about. Fails after `ms` rather than hanging.
+ */
+export async function until(check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("timed out waiting for a condition");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

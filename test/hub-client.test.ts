@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import WebSocket, { WebSocketServer } from "ws";
 import { recordsByShard, shardOf, verifyHubToken } from "../src/hub/index.js";
 import { createCache, memoryStore, mintHubToken } from "../src/index.js";
-import { chaosStore, fakeClock } from "./helpers.js";
+import { chaosStore, fakeClock, until } from "./helpers.js";
 
 const secret = "a-test-secret-that-is-long-enough-000";
 
@@ -86,14 +86,6 @@ describe("shard choice", () => {
     expect([...parts.values()].filter((rs) => rs.some((r) => r.op === "clear"))).toHaveLength(4);
   });
 });
-
-async function until(check: () => boolean): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 describe("a subscriber facing a misbehaving hub", () => {
   let server: WebSocketServer | undefined;

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import WebSocket from "ws";
 import { type Cache, createCache, mintHubToken } from "../src/index.js";
 import { upstashStore } from "../src/stores/upstash.js";
+import { until } from "./helpers.js";
 // @ts-expect-error: plain JS harness shared with the checker and the benchmark
 import { startHubWorker } from "./hub/harness.mjs";
 import { freshNamespace } from "./store-suite.js";
@@ -38,14 +39,6 @@ class TrackedWebSocket extends WebSocket {
   constructor(address: string) {
     super(address);
     sockets.push(this);
-  }
-}
-
-async function until(check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error("timed out waiting for a condition");
-    await new Promise((r) => setTimeout(r, 5));
   }
 }
 
