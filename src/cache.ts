@@ -229,7 +229,7 @@ class EdgeCache implements Cache {
     this.#stats.l1Misses += keys.length;
     const sentAt = this.#now();
     const request = this.#sync?.request();
-    let epoch = this.#tier.epoch;
+    const epoch = this.#tier.epoch;
     this.#tier.begin();
     try {
       let entries: ReadonlyArray<StoreEntry | undefined>;
@@ -250,16 +250,7 @@ class EdgeCache implements Cache {
         this.#absorb(this.#failed(err, "get", keys));
         return { values: keys.map(() => undefined), synced: false };
       }
-      let synced = false;
-      let installable = true;
-      if (request !== undefined && changes !== undefined) {
-        const before = this.#tier.epoch;
-        synced = this.#apply(changes, request.cursor, sentAt).kind !== "unverified";
-        // The entries come from the same snapshot as the log just applied: an L1 drop that
-        // this answer caused does not make them stale (one by anything else does).
-        if (before === epoch) epoch = this.#tier.epoch;
-        installable = this.#current(changes.head);
-      }
+      const { synced, installable } = this.#answered(changes, request?.cursor, sentAt, epoch);
       const values = keys.map((key, i) => {
         const entry = entries[i];
         if (entry === undefined) {
@@ -274,7 +265,7 @@ class EdgeCache implements Cache {
         }
         this.#stats.l2Hits++;
         const expiresAt = this.#tier.expiry(sentAt, entry.ttl);
-        if (installable && this.#tier.epoch === epoch) {
+        if (installable) {
           this.#tier.install(
             key,
             value,
@@ -446,7 +437,7 @@ class EdgeCache implements Cache {
     const keys = prepared.map((p) => p.key);
     const started = this.#now();
     const meta = this.#meta();
-    let epoch = this.#tier.epoch;
+    const epoch = this.#tier.epoch;
     let installable: boolean;
     let versions: number[];
     this.#tier.begin();
@@ -460,9 +451,7 @@ class EdgeCache implements Cache {
       if (!Array.isArray(versions) || versions.length !== prepared.length) {
         throw new StoreError("EC_STORE_ERROR", "store.set returned the wrong number of versions");
       }
-      const before = this.#tier.epoch;
-      installable = this.#written(result.changes, meta, started);
-      if (before === epoch) epoch = this.#tier.epoch;
+      installable = this.#written(result.changes, meta, started, epoch);
     } catch (err) {
       this.#tier.forget(keys);
       this.#tier.settle();
@@ -471,7 +460,6 @@ class EdgeCache implements Cache {
     this.#stats.sets += prepared.length;
     // A clear or flush while the write was in flight, or an answer overtaken by a newer
     // sync, leaves the keys out of L1: a later read fetches whatever L2 holds by then.
-    installable &&= this.#tier.epoch === epoch;
     prepared.forEach((p, i) => {
       const version = versions[i]!;
       this.#tier.raiseFloor(p.key, version);
@@ -525,6 +513,7 @@ class EdgeCache implements Cache {
     const unique = [...new Set(keys)];
     const started = this.#now();
     const meta = this.#meta();
+    const epoch = this.#tier.epoch;
     this.#tier.begin();
     let version: number;
     try {
@@ -533,7 +522,7 @@ class EdgeCache implements Cache {
       if (!Number.isSafeInteger(version)) {
         throw new StoreError("EC_STORE_ERROR", "store.delete returned no version");
       }
-      this.#written(result.changes, meta, started);
+      this.#written(result.changes, meta, started, epoch);
     } catch (err) {
       this.#tier.forget(unique);
       this.#tier.settle();
@@ -560,12 +549,13 @@ class EdgeCache implements Cache {
     this.#open();
     const started = this.#now();
     const meta = this.#meta();
+    const epoch = this.#tier.epoch;
     this.#tier.begin();
     let version: number;
     try {
       const result = await this.#store.clear(this.namespace, meta);
       version = result.version;
-      this.#written(result.changes, meta, started);
+      this.#written(result.changes, meta, started, epoch);
     } catch (err) {
       // Whether or not L2 applied it, an empty L1 is never wrong.
       this.#tier.drop();
@@ -588,26 +578,39 @@ class EdgeCache implements Cache {
       : { origin: this.#origin, logLength: 0 };
   }
 
-  /**
-   * A write's answer carries the change log up to and including the write itself. Returns
-   * whether its snapshot is still current enough to install the written values in L1.
-   */
-  #written(changes: ChangeBatch | undefined, meta: WriteMeta, sentAt: number): boolean {
-    if (meta.sync === undefined) return true;
-    if (changes === undefined) {
+  /** A write's answer carries the change log up to and including the write itself. */
+  #written(
+    changes: ChangeBatch | undefined,
+    meta: WriteMeta,
+    sentAt: number,
+    epoch: number,
+  ): boolean {
+    if (meta.sync !== undefined && changes === undefined) {
       throw new StoreError("EC_STORE_ERROR", "the store ignored the sync request of a write");
     }
-    this.#apply(changes, meta.sync.cursor, sentAt);
-    return this.#current(changes.head);
+    return this.#answered(changes, meta.sync?.cursor, sentAt, epoch).installable;
   }
 
   /**
-   * Whether values from a snapshot at `head` may enter L1: only if the cursor has not moved
-   * past it. Changes between the snapshot and the cursor were applied while those keys were
-   * not in L1, so they would never be applied to them again.
+   * Takes an L2 answer asked for at `epoch`: applies the change log it carried (if a sync
+   * rode along from cursor `asked`) and says whether its own values may enter L1. They may
+   * not if L1 was dropped by anything else since `epoch` (a drop this very log causes does
+   * not count: the values come from the same snapshot), nor if the cursor has moved past
+   * the answer's snapshot: changes in between were applied while those keys were not in
+   * L1, so they would never be applied to them again.
    */
-  #current(head: number): boolean {
-    return this.#sync === undefined || head >= this.#sync.cursor;
+  #answered(
+    changes: ChangeBatch | undefined,
+    asked: number | undefined,
+    sentAt: number,
+    epoch: number,
+  ): { synced: boolean; installable: boolean } {
+    const undisturbed = this.#tier.epoch === epoch;
+    if (changes === undefined || asked === undefined) {
+      return { synced: false, installable: undisturbed };
+    }
+    const synced = this.#apply(changes, asked, sentAt).kind !== "unverified";
+    return { synced, installable: undisturbed && changes.head >= this.#sync!.cursor };
   }
 
   // ---- lifecycle -----------------------------------------------------------------------
