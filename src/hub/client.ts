@@ -148,18 +148,23 @@ function frames(
   }
   const out: Array<{ text: string; records: ChangeRecord[] }> = [];
   let batch: ChangeRecord[] = [];
+  let texts: string[] = [];
   let size = 0;
   const flush = () => {
-    if (batch.length > 0)
-      out.push({ text: JSON.stringify({ t: "publish", records: batch }), records: batch });
+    // Assembled from the records' own JSON, so each is serialized once.
+    if (batch.length > 0) {
+      out.push({ text: `{"t":"publish","records":[${texts.join(",")}]}`, records: batch });
+    }
     batch = [];
+    texts = [];
     size = 0;
   };
   for (const r of parts) {
-    const bytes = JSON.stringify(r).length;
-    if (batch.length > 0 && (size + bytes > FRAME_BYTES || batch.length >= 500)) flush();
+    const text = JSON.stringify(r);
+    if (batch.length > 0 && (size + text.length > FRAME_BYTES || batch.length >= 500)) flush();
     batch.push(r);
-    size += bytes;
+    texts.push(text);
+    size += text.length;
   }
   flush();
   return out;
