@@ -1,23 +1,70 @@
+import { Breaker, guardStore, resolveBreaker } from "./breaker.js";
 import { coarseClock } from "./clock.js";
 import { utf8Length } from "./codec.js";
-import { Entries, MISS } from "./entries.js";
+import { type Decoded, Entries, MISS, type Prepared } from "./entries.js";
 import {
   ClosedError,
   CorruptEntryError,
   EdgeCacheError,
   InvalidKeyError,
   InvalidOptionError,
+  LoaderError,
   StoreError,
 } from "./errors.js";
 import { HubClient } from "./hub/client.js";
 import { GuardedL1 } from "./l1.js";
+import { type LoadSettings, resolveLoad } from "./load.js";
+import type { LocalEntry } from "./local.js";
 import type { Logger } from "./logger.js";
 import { resolveOptions } from "./options.js";
-import type { ChangeBatch, ChangeRecord, Store, StoreEntry, WriteMeta } from "./store.js";
+import {
+  type ChangeBatch,
+  type ChangeRecord,
+  NAMESPACE_PATTERN,
+  type Store,
+  type StoreEntry,
+  type WriteMeta,
+} from "./store.js";
 import { SyncState, type Verdict } from "./sync/stamps.js";
-import type { Cache, CacheOptions, CacheStats, SetManyEntry, SetOptions } from "./types.js";
+import type {
+  Cache,
+  CacheOptions,
+  CacheStats,
+  GetOrSetOptions,
+  Group,
+  Loader,
+  NamespaceOptions,
+  SetManyEntry,
+  SetOptions,
+} from "./types.js";
 
-export type { Cache, CacheOptions, CacheStats, SetManyEntry, SetOptions } from "./types.js";
+export type {
+  Cache,
+  CacheOptions,
+  CacheStats,
+  GetOrSetOptions,
+  Group,
+  Loader,
+  LoaderContext,
+  NamespaceOptions,
+  SetManyEntry,
+  SetOptions,
+} from "./types.js";
+
+/** How a load ended, shared by every caller that joined it. */
+type Outcome =
+  | { kind: "value"; value: unknown }
+  | { kind: "negative"; negative: "error" | "absent" }
+  | { kind: "error"; error: unknown }
+  /** A background refresh found another instance's lease: that instance refreshes. */
+  | { kind: "skipped" };
+
+/** What a namespace inherits from the cache that made it. */
+interface Inherited {
+  store: Store;
+  breaker: Breaker | undefined;
+  options: NamespaceOptions;
+}
 
 interface PendingSync {
   promise: Promise<boolean>;
@@ -31,8 +78,16 @@ interface PendingSync {
 }
 
 class EdgeCache implements Cache {
-  readonly namespace: string;
+  readonly name: string;
+  readonly #options: CacheOptions;
   readonly #store: Store;
+  readonly #breaker: Breaker | undefined;
+  readonly #load: LoadSettings;
+  // Loads running on this instance, by key: concurrent misses join them.
+  readonly #loads = new Map<string, Promise<Outcome>>();
+  // Loads waiting for another instance's value, woken early when a change of the key arrives.
+  readonly #waiters = new Map<string, Set<() => void>>();
+  readonly #children = new Map<string, { group: EdgeCache; options: NamespaceOptions }>();
   readonly #tier: GuardedL1;
   readonly #entries: Entries;
   readonly #copy: ((value: unknown) => unknown) | undefined;
@@ -62,11 +117,26 @@ class EdgeCache implements Cache {
     clears: 0,
     errors: 0,
     corrupt: 0,
+    loads: 0,
+    loadErrors: 0,
+    coalesced: 0,
+    lockWaits: 0,
+    staleHits: 0,
+    graceHits: 0,
   };
-  constructor(options: CacheOptions) {
+  constructor(options: CacheOptions, inherited?: Inherited) {
     const o = resolveOptions(options);
-    this.#store = o.store;
-    this.namespace = o.namespace;
+    this.#options = options;
+    if (inherited) {
+      this.#store = inherited.store;
+      this.#breaker = inherited.breaker;
+    } else {
+      const breaker = resolveBreaker(options.breaker);
+      this.#breaker = breaker && new Breaker(breaker, o.now);
+      this.#store = this.#breaker ? guardStore(o.store, this.#breaker) : o.store;
+    }
+    this.#load = resolveLoad(inherited?.options ?? {}, o.ttl);
+    this.name = o.namespace;
     this.#copy = o.local?.copy;
     this.#logger = o.logger;
     this.#onError = o.onError;
@@ -84,6 +154,7 @@ class EdgeCache implements Cache {
     this.#entries = new Entries({
       serializer: o.serializer,
       ttl: o.ttl,
+      jitter: o.jitter,
       maxKeyBytes: o.maxKeyBytes,
       maxValueBytes: o.maxValueBytes,
       propagateMaxBytes: sync ? sync.propagateMaxBytes : -1,
@@ -119,8 +190,9 @@ class EdgeCache implements Cache {
         return this.#out(entry.value) as T;
       }
     }
-    const [value] = await this.#slowRead([key], t);
-    return (value === undefined ? undefined : this.#out(value)) as T | undefined;
+    const { entries } = await this.#slowRead([key], t, false);
+    const entry = entries[0];
+    return (entry === undefined ? undefined : this.#out(entry.value)) as T | undefined;
   }
 
   peek<T = unknown>(key: string): T | undefined {
@@ -168,10 +240,10 @@ class EdgeCache implements Cache {
       this.#refreshAhead(t);
       return out as Array<T | undefined>;
     }
-    const values = await this.#slowRead([...slow.keys()], t);
+    const { entries } = await this.#slowRead([...slow.keys()], t, false);
     let j = 0;
     for (const slots of slow.values()) {
-      const v = values[j++];
+      const v = entries[j++]?.value;
       // Each slot gets its own copy when copies are on; duplicates must not share one.
       for (const i of slots) out[i] = v === undefined ? undefined : this.#out(v);
     }
@@ -181,32 +253,44 @@ class EdgeCache implements Cache {
   /**
    * Reads distinct keys that L1 could not answer on its own at `t`: misses, and entries
    * whose sync window ran out. At most two requests: the misses with a sync riding along
-   * (or a sync alone), then a read of the entries that sync invalidated.
+   * (or a sync alone), then a read of the entries that sync invalidated. Answers the fresh
+   * entries, and with `stale` the stale ones too (for getOrSet); `failed` when L2 could not
+   * be read or could not vouch for L1.
    */
-  async #slowRead(keys: string[], t: number): Promise<unknown[]> {
-    const out: unknown[] = new Array(keys.length);
+  async #slowRead(
+    keys: string[],
+    t: number,
+    stale: boolean,
+  ): Promise<{ entries: Array<LocalEntry | undefined>; failed: boolean }> {
+    const out: Array<LocalEntry | undefined> = new Array(keys.length);
     const held: number[] = [];
     const missing: number[] = [];
     keys.forEach((key, i) => {
       (this.#tier.lookup(key, t) === undefined ? missing : held).push(i);
     });
     let synced = this.#sync === undefined || this.#sync.fresh(t, this.#hitSlack);
+    let failed = false;
     if (missing.length > 0) {
-      const read = await this.#fetch(missing.map((i) => keys[i]!));
+      const read = await this.#fetch(
+        missing.map((i) => keys[i]!),
+        stale,
+      );
       missing.forEach((i, j) => {
-        out[i] = read.values[j];
+        out[i] = read.entries[j];
       });
       synced ||= read.synced;
+      failed = read.failed;
     }
-    if (held.length === 0) return out;
+    if (held.length === 0) return { entries: out, failed };
     if (!synced) synced = await this.#syncFor(t);
+    if (!synced) failed = true;
     const again: number[] = [];
     const now = this.#now();
     for (const i of held) {
       const entry = synced ? this.#tier.lookup(keys[i]!, now) : undefined;
       if (entry !== undefined) {
         this.#stats.l1Hits++;
-        out[i] = entry.value;
+        out[i] = entry;
       } else if (synced) {
         again.push(i);
       } else {
@@ -216,29 +300,39 @@ class EdgeCache implements Cache {
       }
     }
     if (again.length > 0) {
-      const read = await this.#fetch(again.map((i) => keys[i]!));
+      const read = await this.#fetch(
+        again.map((i) => keys[i]!),
+        stale,
+      );
       again.forEach((i, j) => {
-        out[i] = read.values[j];
+        out[i] = read.entries[j];
       });
+      failed ||= read.failed;
     }
-    return out;
+    return { entries: out, failed };
   }
 
-  /** One L2 read of `keys` (counted as L1 misses), with a sync riding along when on. */
-  async #fetch(keys: string[]): Promise<{ values: unknown[]; synced: boolean }> {
+  /**
+   * One L2 read of `keys` (counted as L1 misses), with a sync riding along when on. Stale
+   * entries count as misses, and are answered only when `stale` asks for them.
+   */
+  async #fetch(
+    keys: string[],
+    stale: boolean,
+  ): Promise<{ entries: Array<LocalEntry | undefined>; synced: boolean; failed: boolean }> {
     this.#stats.l1Misses += keys.length;
     const sentAt = this.#now();
     const request = this.#sync?.request();
     const epoch = this.#tier.epoch;
     this.#tier.begin();
     try {
-      let entries: ReadonlyArray<StoreEntry | undefined>;
+      let stored: ReadonlyArray<StoreEntry | undefined>;
       let changes: ChangeBatch | undefined;
       try {
-        const result = await this.#store.get(this.namespace, keys, request);
-        entries = result.entries;
+        const result = await this.#store.get(this.name, keys, request);
+        stored = result.entries;
         changes = result.changes;
-        if (!Array.isArray(entries) || entries.length !== keys.length) {
+        if (!Array.isArray(stored) || stored.length !== keys.length) {
           throw new StoreError("EC_STORE_ERROR", "store.get returned the wrong number of entries");
         }
         if (request !== undefined && changes === undefined) {
@@ -248,38 +342,463 @@ class EdgeCache implements Cache {
       } catch (err) {
         this.#stats.l2Misses += keys.length;
         this.#absorb(this.#failed(err, "get", keys));
-        return { values: keys.map(() => undefined), synced: false };
+        return { entries: keys.map(() => undefined), synced: false, failed: true };
       }
       const { synced, installable } = this.#answered(changes, request?.cursor, sentAt, epoch);
-      const values = keys.map((key, i) => {
-        const entry = entries[i];
-        if (entry === undefined) {
+      const entries = keys.map((key, i) => {
+        const found = stored[i];
+        if (found === undefined) {
           this.#stats.l2Misses++;
           return undefined;
         }
-        const value = this.#entries.decode(entry.value);
-        if (value === MISS) {
+        const decoded = this.#entries.decode(found.value);
+        if (decoded === MISS) {
           this.#stats.l2Misses++;
           this.#corrupt(1, key);
           return undefined;
         }
-        this.#stats.l2Hits++;
-        const expiresAt = this.#tier.expiry(sentAt, entry.ttl);
-        if (installable) {
-          this.#tier.install(
-            key,
-            value,
-            entry.version,
-            expiresAt,
-            utf8Length(entry.value) + key.length,
-          );
+        const entry = this.#tier.entry(
+          decoded,
+          found.version,
+          sentAt,
+          found.ttl,
+          utf8Length(found.value) + key.length,
+        );
+        if (installable) this.#tier.install(key, entry);
+        if (entry.expiresAt > sentAt) {
+          this.#stats.l2Hits++;
+          return entry;
         }
-        return value;
+        this.#stats.l2Misses++;
+        return stale ? entry : undefined;
       });
-      return { values, synced };
+      return { entries, synced, failed: false };
     } finally {
       this.#tier.settle();
     }
+  }
+
+  // ---- read-through ---------------------------------------------------------------------
+
+  async getOrSet<T>(key: string, loader: Loader<T>, options?: GetOrSetOptions): Promise<T> {
+    this.#open();
+    this.#entries.checkKey(key);
+    if (typeof loader !== "function") {
+      throw new InvalidOptionError("getOrSet needs a loader function", { key });
+    }
+    const o =
+      options === undefined ? this.#load : resolveLoad(options, this.#load.ttl, this.#load, key);
+    const t = this.#hitClock();
+    if (this.#sync === undefined || this.#sync.fresh(t, this.#hitSlack)) {
+      const entry = this.#tier.lookup(key, t);
+      if (entry !== undefined) {
+        this.#stats.l1Hits++;
+        this.#refreshAhead(t);
+        return this.#cached(entry, key) as T;
+      }
+    }
+    // What L1 still holds: served within grace if L2 cannot be read.
+    const held = this.#tier.lookupStale(key, t);
+    const { entries, failed } = await this.#slowRead([key], t, true);
+    const now = this.#now();
+    const found = entries[0];
+    if (found !== undefined && found.expiresAt > now) return this.#cached(found, key) as T;
+    // Past its TTL, or (when L2 failed) not vouched for by a sync: usable only as stale.
+    const last = found ?? (failed ? held : undefined);
+    let stale: LocalEntry | undefined;
+    if (last !== undefined && last.negative === undefined) {
+      const age = now - last.expiresAt;
+      if (age < o.staleWhileRevalidate) {
+        this.#stats.staleHits++;
+        this.#revalidate(key, loader as Loader, o, last);
+        return this.#out(last.value) as T;
+      }
+      if (age < o.grace) stale = last;
+    }
+    return (await this.#loadFor(key, loader as Loader, o, stale)) as T;
+  }
+
+  /** A fresh entry's answer: its value, or what a negative entry remembers. */
+  #cached(entry: LocalEntry, key: string): unknown {
+    if (entry.negative === "error") {
+      throw new LoaderError("EC_LOADER_FAILED", "the loader failed recently (negative cache)", {
+        key,
+      });
+    }
+    return entry.value === undefined ? undefined : this.#out(entry.value);
+  }
+
+  /** Waits for the key's load (joining one in flight), within this caller's timeouts. */
+  async #loadFor(
+    key: string,
+    loader: Loader,
+    o: LoadSettings,
+    stale: LocalEntry | undefined,
+  ): Promise<unknown> {
+    let flight = this.#flight(key, loader, o, stale, false);
+    const soft = stale !== undefined ? o.timeout : undefined;
+    const hard = o.hardTimeout;
+    let outcome: Outcome | "soft" | "hard";
+    if (soft === undefined && hard === undefined) outcome = await flight;
+    else {
+      const timers: Array<ReturnType<typeof setTimeout>> = [];
+      const race: Array<Promise<Outcome | "soft" | "hard">> = [flight];
+      if (soft !== undefined) {
+        race.push(new Promise((r) => timers.push(setTimeout(() => r("soft"), soft))));
+      }
+      if (hard !== undefined) {
+        race.push(new Promise((r) => timers.push(setTimeout(() => r("hard"), hard))));
+      }
+      outcome = await Promise.race(race);
+      for (const timer of timers) clearTimeout(timer);
+      if (typeof outcome === "string") {
+        // The load goes on and caches its result; only this caller stops waiting.
+        this.#keepAlive(flight, o);
+        if (outcome === "soft" && stale !== undefined) {
+          this.#stats.staleHits++;
+          return this.#out(stale.value);
+        }
+        const error = new LoaderError(
+          "EC_LOADER_TIMEOUT",
+          `the loader did not finish within ${hard} ms`,
+          { key },
+        );
+        if (stale !== undefined) return this.#graced(key, stale, error, o);
+        throw error;
+      }
+    }
+    if (outcome.kind === "skipped") {
+      // Joined a background refresh that left the load to another instance: load (or wait
+      // for that instance) in the foreground instead.
+      flight = this.#flight(key, loader, o, stale, false);
+      outcome = await flight;
+    }
+    switch (outcome.kind) {
+      case "value":
+        return outcome.value === undefined ? undefined : this.#out(outcome.value);
+      case "negative":
+        return this.#cached(
+          { value: undefined, version: 0, expiresAt: 0, size: 0, negative: outcome.negative },
+          key,
+        );
+      case "error": {
+        if (stale !== undefined) {
+          const error =
+            outcome.error instanceof LoaderError
+              ? outcome.error
+              : new LoaderError("EC_LOADER_FAILED", "the loader failed", {
+                  key,
+                  cause: outcome.error,
+                });
+          return this.#graced(key, stale, error, o);
+        }
+        throw outcome.error;
+      }
+      default:
+        // A second skip cannot happen: foreground loads never skip.
+        throw new LoaderError("EC_LOADER_FAILED", "the load was skipped", { key });
+    }
+  }
+
+  /**
+   * Serves a stale value because the load failed, reports why, and keeps serving it for
+   * `graceBackoff` so the failing loader is not called on every read.
+   */
+  #graced(key: string, stale: LocalEntry, error: LoaderError, o: LoadSettings): unknown {
+    this.#stats.graceHits++;
+    this.#absorb(error);
+    if (o.graceBackoff > 0) {
+      const until = this.#now() + o.graceBackoff;
+      this.#tier.install(key, {
+        ...stale,
+        expiresAt: until,
+        staleUntil: Math.max(stale.staleUntil ?? 0, until),
+      });
+    }
+    return this.#out(stale.value);
+  }
+
+  /** The key's load on this instance: the one in flight, or a new one. Never rejects. */
+  #flight(
+    key: string,
+    loader: Loader,
+    o: LoadSettings,
+    stale: LocalEntry | undefined,
+    background: boolean,
+  ): Promise<Outcome> {
+    const running = this.#loads.get(key);
+    if (running !== undefined) {
+      this.#stats.coalesced++;
+      return running;
+    }
+    const flight = this.#runLoad(key, loader, o, stale, background).finally(() => {
+      if (this.#loads.get(key) === flight) this.#loads.delete(key);
+    });
+    this.#loads.set(key, flight);
+    return flight;
+  }
+
+  /** Stale-while-revalidate: one background refresh per key; errors are reported. */
+  #revalidate(key: string, loader: Loader, o: LoadSettings, stale: LocalEntry): void {
+    if (this.#loads.has(key)) return;
+    const work = this.#flight(key, loader, o, stale, true).then((outcome) => {
+      if (outcome.kind === "error") {
+        this.#absorb(
+          outcome.error instanceof LoaderError
+            ? outcome.error
+            : new LoaderError("EC_LOADER_FAILED", "a background refresh failed", {
+                key,
+                cause: outcome.error,
+              }),
+        );
+      }
+    });
+    this.#keepAlive(work, o);
+  }
+
+  /** Lets background work finish: through `waitUntil` when there is one, in-process anyway. */
+  #keepAlive(work: Promise<unknown>, o: LoadSettings): void {
+    this.#background.add(work);
+    void work.finally(() => this.#background.delete(work));
+    const waitUntil = o.waitUntil ?? this.#sync?.settings.waitUntil;
+    if (waitUntil === undefined) return;
+    try {
+      waitUntil(work);
+    } catch {
+      // Outside a request context: it runs in-process.
+    }
+  }
+
+  /**
+   * Loads the key, with a lease in L2 when `lock` asks for one: whoever takes the lease
+   * loads; the others wait for its value and load themselves only if it never comes.
+   */
+  async #runLoad(
+    key: string,
+    loader: Loader,
+    o: LoadSettings,
+    stale: LocalEntry | undefined,
+    background: boolean,
+  ): Promise<Outcome> {
+    const store = this.#store;
+    const lock = o.lock;
+    if (lock === undefined || store.acquireLease === undefined) {
+      return this.#loadAndStore(key, loader, o, stale);
+    }
+    const token = crypto.randomUUID();
+    const deadline = this.#now() + lock.wait;
+    let delay = 10;
+    let waited = false;
+    for (;;) {
+      let taken: boolean;
+      try {
+        taken = await store.acquireLease(this.name, key, token, lock.ttl);
+      } catch (err) {
+        // L2 cannot arbitrate: load here rather than not at all.
+        this.#absorb(this.#failed(err, "acquireLease", [key]));
+        return this.#loadAndStore(key, loader, o, stale);
+      }
+      if (taken) {
+        try {
+          // The holder before us may have stored its value and let go since we looked.
+          const seen = await this.#lookAgain(key);
+          if (seen !== undefined) return seen;
+          return await this.#loadAndStore(key, loader, o, stale);
+        } finally {
+          const release = store
+            .releaseLease?.(this.name, key, token)
+            .catch((err) => this.#absorb(this.#failed(err, "releaseLease", [key])));
+          if (release) this.#keepAlive(release, o);
+        }
+      }
+      if (background) return { kind: "skipped" };
+      if (!waited) {
+        waited = true;
+        this.#stats.lockWaits++;
+      }
+      if (this.#now() >= deadline) return this.#loadAndStore(key, loader, o, stale);
+      await this.#nap(key, delay * (0.5 + Math.random() / 2));
+      delay = Math.min(delay * 2, 250);
+      const seen = await this.#lookAgain(key);
+      if (seen !== undefined) return seen;
+    }
+  }
+
+  /** A fresh answer for `key` that appeared meanwhile: in L1 (a hub push) or in L2. */
+  async #lookAgain(key: string): Promise<Outcome | undefined> {
+    const now = this.#now();
+    let entry: LocalEntry | undefined = this.#tier.lookup(key, now);
+    if (entry === undefined) {
+      const read = await this.#fetch([key], false);
+      entry = read.entries[0];
+    }
+    if (entry === undefined) return undefined;
+    return entry.negative === undefined
+      ? { kind: "value", value: entry.value }
+      : { kind: "negative", negative: entry.negative };
+  }
+
+  /** Sleeps up to `ms`, waking early when a change of `key` arrives. */
+  #nap(key: string, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      let set = this.#waiters.get(key);
+      if (set === undefined) {
+        set = new Set();
+        this.#waiters.set(key, set);
+      }
+      const waiters = set;
+      const done = (): void => {
+        clearTimeout(timer);
+        waiters.delete(done);
+        if (waiters.size === 0 && this.#waiters.get(key) === waiters) this.#waiters.delete(key);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      waiters.add(done);
+    });
+  }
+
+  #wake(key: string): void {
+    const waiters = this.#waiters.get(key);
+    if (waiters === undefined) return;
+    for (const done of [...waiters]) done();
+  }
+
+  /** Calls the loader and caches what it returns (or, with `negativeTtl`, its failure). */
+  async #loadAndStore(
+    key: string,
+    loader: Loader,
+    o: LoadSettings,
+    stale: LocalEntry | undefined,
+  ): Promise<Outcome> {
+    this.#stats.loads++;
+    const controller = new AbortController();
+    const hard = o.hardTimeout;
+    const timer =
+      hard === undefined
+        ? undefined
+        : setTimeout(
+            () =>
+              controller.abort(
+                new LoaderError(
+                  "EC_LOADER_TIMEOUT",
+                  `the loader did not finish within ${hard} ms`,
+                  {
+                    key,
+                  },
+                ),
+              ),
+            hard,
+          );
+    let value: unknown;
+    try {
+      value = await loader(key, { key, stale: stale?.value, signal: controller.signal });
+    } catch (error) {
+      this.#stats.loadErrors++;
+      // A value within grace is better than a remembered failure: keep it.
+      if (o.negativeTtl !== undefined && stale === undefined) {
+        await this.#storeLoaded(key, undefined, o, "error");
+      }
+      return { kind: "error", error };
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+    }
+    if (value === undefined) {
+      if (o.negativeTtl !== undefined) await this.#storeLoaded(key, undefined, o, "absent");
+      return { kind: "value", value: undefined };
+    }
+    await this.#storeLoaded(key, value, o, undefined);
+    return { kind: "value", value };
+  }
+
+  /**
+   * Caches a loaded value. A value that cannot be cached (encoding, size) or a write L2
+   * refuses is reported, not thrown: the caller still gets what the loader returned, and
+   * L1 keeps it for its TTL when L2 could not take it.
+   */
+  async #storeLoaded(
+    key: string,
+    value: unknown,
+    o: LoadSettings,
+    negative: "error" | "absent" | undefined,
+  ): Promise<void> {
+    let prepared: Prepared;
+    try {
+      prepared = this.#entries.prepare(
+        key,
+        value,
+        {
+          ttl: negative === undefined ? o.ttl : (o.negativeTtl as number),
+          ...(o.jitter === undefined ? {} : { jitter: o.jitter }),
+          ...(o.propagate === undefined ? {} : { propagate: o.propagate }),
+        },
+        negative === undefined ? { tail: o.tail } : { negative },
+      );
+    } catch (err) {
+      this.#absorb(err instanceof EdgeCacheError ? err : this.#failed(err, "set", [key]));
+      return;
+    }
+    try {
+      await this.#commit([prepared]);
+    } catch (err) {
+      this.#absorb(err instanceof EdgeCacheError ? err : this.#failed(err, "set", [key]));
+      const now = this.#now();
+      const copy =
+        this.#copy && prepared.value !== undefined ? this.#copy(prepared.value) : undefined;
+      // Version 0: any change of the key seen later replaces it.
+      this.#tier.install(
+        key,
+        this.#tier.entry(
+          { value: copy ?? prepared.value, tail: prepared.tail, negative: prepared.negative },
+          0,
+          now,
+          prepared.write.ttl,
+          prepared.size,
+        ),
+      );
+    }
+  }
+
+  // ---- namespaces ----------------------------------------------------------------------
+
+  namespace<V = unknown>(name: string, options?: NamespaceOptions<V>): Group<V> {
+    this.#open();
+    const full = `${this.name}/${name}`;
+    if (typeof name !== "string" || name.length === 0 || !NAMESPACE_PATTERN.test(full)) {
+      throw new InvalidOptionError(
+        "a namespace name is letters, digits and _ . : / -, and the full name (parent/name) at most 128 characters",
+      );
+    }
+    const existing = this.#children.get(full);
+    if (existing !== undefined) {
+      if (options !== undefined && options !== existing.options) {
+        throw new InvalidOptionError(
+          `namespace "${name}" exists already; get it again with namespace(name) alone`,
+        );
+      }
+      return existing.group as unknown as Group<V>;
+    }
+    const o = (options ?? {}) as NamespaceOptions;
+    if (typeof o !== "object" || o === null) {
+      throw new InvalidOptionError("namespace options must be an object");
+    }
+    const parent = this.#options;
+    const local =
+      o.local !== undefined
+        ? o.local
+        : typeof parent.local === "object" && parent.local !== null && "get" in parent.local
+          ? undefined // a LocalCache instance serves one cache only: the child gets its own
+          : parent.local;
+    const childOptions: CacheOptions = { ...parent, namespace: full };
+    if (o.ttl !== undefined) childOptions.ttl = o.ttl;
+    if (local === undefined) delete childOptions.local;
+    else childOptions.local = local;
+    const inherited: Inherited = { store: this.#store, breaker: this.#breaker, options: o };
+    const group = o.loader
+      ? new ReadThroughGroup(childOptions, inherited)
+      : new GroupCache(childOptions, inherited);
+    this.#children.set(full, { group, options: o });
+    return group as unknown as Group<V>;
   }
 
   // ---- coherence -----------------------------------------------------------------------
@@ -306,7 +825,7 @@ class EdgeCache implements Cache {
         // Awaited before anything else, so a store that throws synchronously still ends
         // up in the catch below after `pending` is complete.
         await undefined;
-        const batch = await this.#store.sync(this.namespace, request);
+        const batch = await this.#store.sync(this.name, request);
         return this.#apply(batch, request.cursor, sentAt).kind !== "unverified";
       } catch (err) {
         this.#absorb(this.#failed(err, "sync", []));
@@ -361,16 +880,15 @@ class EdgeCache implements Cache {
     }
     for (const change of record.keys) {
       // Decoding is only worth it for a key this instance holds at an older version.
-      let value: unknown;
+      let decoded: Decoded | undefined;
       if (change.value !== undefined && this.#tier.holdsOlder(change.key, change.version)) {
-        value = this.#entries.decode(change.value);
-        if (value === MISS) {
-          this.#corrupt(1, change.key);
-          value = undefined;
-        }
+        const d = this.#entries.decode(change.value);
+        if (d === MISS) this.#corrupt(1, change.key);
+        else decoded = d;
       }
       const size = change.value === undefined ? 0 : utf8Length(change.value) + change.key.length;
-      this.#tier.change(change, value, sentAt, size);
+      this.#tier.change(change, decoded, sentAt, size);
+      if (this.#waiters.size > 0) this.#wake(change.key);
     }
   }
 
@@ -434,6 +952,11 @@ class EdgeCache implements Cache {
       return this.#entries.prepare(entry[0], entry[1], entry[2]);
     });
     if (prepared.length === 0) return;
+    await this.#commit(prepared);
+  }
+
+  /** Writes prepared entries to L2, then L1, then tells the hub; throws if L2 did not take them. */
+  async #commit(prepared: Prepared[]): Promise<void> {
     const keys = prepared.map((p) => p.key);
     const started = this.#now();
     const meta = this.#meta();
@@ -443,7 +966,7 @@ class EdgeCache implements Cache {
     this.#tier.begin();
     try {
       const result = await this.#store.set(
-        this.namespace,
+        this.name,
         prepared.map((p) => p.write),
         meta,
       );
@@ -468,13 +991,16 @@ class EdgeCache implements Cache {
         return;
       }
       // Measured from before the request: the L2 expiry started later, so L1 never outlives it.
-      const expiresAt = this.#tier.expiry(started, p.write.ttl);
+      const value = this.#copy && p.value !== undefined ? this.#copy(p.value) : p.value;
       this.#tier.install(
         p.key,
-        this.#copy ? this.#copy(p.value) : p.value,
-        version,
-        expiresAt,
-        p.size,
+        this.#tier.entry(
+          { value, tail: p.tail, negative: p.negative },
+          version,
+          started,
+          p.write.ttl,
+          p.size,
+        ),
       );
     });
     this.#tier.settle();
@@ -517,7 +1043,7 @@ class EdgeCache implements Cache {
     this.#tier.begin();
     let version: number;
     try {
-      const result = await this.#store.delete(this.namespace, unique, meta);
+      const result = await this.#store.delete(this.name, unique, meta);
       version = result.version;
       if (!Number.isSafeInteger(version)) {
         throw new StoreError("EC_STORE_ERROR", "store.delete returned no version");
@@ -553,7 +1079,7 @@ class EdgeCache implements Cache {
     this.#tier.begin();
     let version: number;
     try {
-      const result = await this.#store.clear(this.namespace, meta);
+      const result = await this.#store.clear(this.name, meta);
       version = result.version;
       this.#written(result.changes, meta, started, epoch);
     } catch (err) {
@@ -628,6 +1154,7 @@ class EdgeCache implements Cache {
       syncLag: sync?.syncLag ?? 0,
       cursor: this.#sync?.cursor ?? -1,
       hub: this.#hub && { healthy: this.#hub.healthy, ...this.#hub.stats },
+      breaker: this.#breaker?.stats,
     };
   }
 
@@ -635,7 +1162,12 @@ class EdgeCache implements Cache {
     if (this.#closed) return;
     this.#closed = true;
     this.#hub?.close();
-    await Promise.allSettled([...this.#background, this.#pendingSync?.promise]);
+    await Promise.allSettled([
+      ...[...this.#children.values()].map((c) => c.group.close()),
+      ...this.#background,
+      ...this.#loads.values(),
+      this.#pendingSync?.promise,
+    ]);
     this.#tier.drop();
   }
 
@@ -680,7 +1212,23 @@ class EdgeCache implements Cache {
       }
       return;
     }
-    this.#logger.warn(error.message, { code: error.code, namespace: this.namespace });
+    this.#logger.warn(error.message, { code: error.code, namespace: this.name });
+  }
+}
+
+/** A namespace of a cache. */
+class GroupCache extends EdgeCache {
+  readonly options: Readonly<NamespaceOptions>;
+  constructor(options: CacheOptions, inherited: Inherited) {
+    super(options, inherited);
+    this.options = inherited.options;
+  }
+}
+
+/** A namespace with a loader: `get` reads through it. */
+class ReadThroughGroup extends GroupCache {
+  override get<T = unknown>(key: string): Promise<T | undefined> {
+    return this.getOrSet(key, this.options.loader as Loader<T>);
   }
 }
 

@@ -5,6 +5,7 @@ import {
   SerializationError,
   ValueTooLargeError,
 } from "./errors.js";
+import type { Negative } from "./local.js";
 import type { StoreWrite } from "./store.js";
 import type { SetOptions } from "./types.js";
 
@@ -15,9 +16,40 @@ export const MISS: unique symbol = Symbol("miss");
 export interface Prepared {
   key: string;
   value: unknown;
+  /** `write.ttl` is the L2 lifetime: the fresh TTL plus `tail`. */
   write: StoreWrite;
   /** Bytes L1 budgets for it: the encoded value plus the key. */
   size: number;
+  /** Ms the entry outlives its freshness, for stale-while-revalidate and grace. */
+  tail: number;
+  negative: Negative | undefined;
+}
+
+/** What `getOrSet` writes beyond a plain `set`. */
+export interface WriteExtra {
+  /** Ms the entry stays in L2 (as stale) after its TTL. */
+  tail?: number;
+  /** A remembered loader outcome instead of a value. */
+  negative?: Negative;
+}
+
+/** A payload decoded: the value and what the envelope says about it. */
+export interface Decoded {
+  /** The value; `undefined` for a negative entry. */
+  value: unknown;
+  /** Ms the entry outlives its freshness in L2 (0 for plain entries). */
+  tail: number;
+  negative: Negative | undefined;
+}
+
+/** Validates a jitter fraction, 0 <= j < 1. */
+export function checkJitter(jitter: unknown, key?: string): number {
+  if (typeof jitter !== "number" || !(jitter >= 0 && jitter < 1)) {
+    throw new InvalidOptionError("jitter must be a number from 0 up to (not including) 1", {
+      ...(key ? { key } : {}),
+    });
+  }
+  return jitter;
 }
 
 /** Validates a TTL in ms and rounds it up to whole ms (Redis PX takes integers; never 0). */
@@ -34,11 +66,19 @@ export function checkTtl(ttl: unknown, key?: string): number {
 /**
  * Keys and values as the cache stores them: key rules, and values encoded once, tagged with
  * the serializer's name (an entry written with another serializer decodes as a miss).
+ *
+ * Payloads: `<name>:<text>` for a plain value; `<name>~<tail>:<text>` for a value that stays
+ * in L2 `tail` ms past its freshness (its TTL counts the tail, so freshness is measured by
+ * Redis' clock alone, with no clock skew between instances); `<name>!e` and `<name>!u` for
+ * remembered loader failures and empty loads.
  */
 export class Entries {
   readonly #serializer: Serializer;
   readonly #tag: string;
+  readonly #tailTag: string;
+  readonly #negativeTag: string;
   readonly #ttl: number;
+  readonly #jitter: number;
   readonly #maxKeyBytes: number;
   readonly #maxValueBytes: number;
   readonly #propagateMaxBytes: number;
@@ -47,13 +87,17 @@ export class Entries {
   constructor(options: {
     serializer: Serializer;
     ttl: number;
+    jitter: number;
     maxKeyBytes: number;
     maxValueBytes: number;
     propagateMaxBytes: number;
   }) {
     this.#serializer = options.serializer;
     this.#tag = options.serializer.name + ":";
+    this.#tailTag = options.serializer.name + "~";
+    this.#negativeTag = options.serializer.name + "!";
     this.#ttl = options.ttl;
+    this.#jitter = options.jitter;
     this.#maxKeyBytes = options.maxKeyBytes;
     this.#maxValueBytes = options.maxValueBytes;
     this.#propagateMaxBytes = options.propagateMaxBytes;
@@ -69,21 +113,42 @@ export class Entries {
   }
 
   /** Validates and encodes one write; throws a typed error, having changed nothing. */
-  prepare(key: unknown, value: unknown, options: SetOptions | undefined): Prepared {
+  prepare(
+    key: unknown,
+    value: unknown,
+    options: SetOptions | undefined,
+    extra: WriteExtra = {},
+  ): Prepared {
     this.checkKey(key);
     let ttl = this.#ttl;
+    let jitter = this.#jitter;
     let propagate = true;
     if (options !== undefined) {
       if (typeof options !== "object" || options === null) {
         throw new InvalidOptionError("set options must be an object", { key });
       }
       if (options.ttl !== undefined) ttl = checkTtl(options.ttl, key);
+      if (options.jitter !== undefined) jitter = checkJitter(options.jitter, key);
       if (options.propagate !== undefined) {
         if (options.propagate !== "value" && options.propagate !== "invalidate") {
           throw new InvalidOptionError('propagate must be "value" or "invalidate"', { key });
         }
         propagate = options.propagate === "value";
       }
+    }
+    // Shortened by up to `jitter`, never lengthened: entries written together expire apart.
+    if (jitter > 0) ttl = Math.max(1, Math.ceil(ttl * (1 - jitter * Math.random())));
+    const tail = extra.tail ?? 0;
+    if (extra.negative !== undefined) {
+      const payload = this.#negativeTag + (extra.negative === "error" ? "e" : "u");
+      return {
+        key,
+        value: undefined,
+        write: { key, value: payload, ttl, propagate },
+        size: payload.length + key.length,
+        tail: 0,
+        negative: extra.negative,
+      };
     }
     if (value === undefined) {
       throw new SerializationError("undefined cannot be cached (a miss reads as undefined)", {
@@ -101,7 +166,7 @@ export class Entries {
     if (typeof text !== "string") {
       throw new SerializationError(`serializer "${name}" did not return a string`, { key });
     }
-    const payload = this.#tag + text;
+    const payload = (tail > 0 ? `${this.#tailTag}${tail}:` : this.#tag) + text;
     const bytes = utf8Length(payload);
     if (bytes > this.#maxValueBytes) {
       throw new ValueTooLargeError(bytes, this.#maxValueBytes, { key });
@@ -109,17 +174,39 @@ export class Entries {
     return {
       key,
       value,
-      write: { key, value: payload, ttl, propagate: propagate && bytes <= this.#propagateMaxBytes },
+      write: {
+        key,
+        value: payload,
+        ttl: ttl + tail,
+        propagate: propagate && bytes <= this.#propagateMaxBytes,
+      },
       size: bytes + key.length,
+      tail,
+      negative: undefined,
     };
   }
 
   /** The value in `payload`, or {@link MISS} for anything this cache did not write. */
-  decode(payload: string): unknown {
-    if (typeof payload !== "string" || !payload.startsWith(this.#tag)) return MISS;
+  decode(payload: string): Decoded | typeof MISS {
+    if (typeof payload !== "string") return MISS;
+    let tail = 0;
+    let start: number;
+    if (payload.startsWith(this.#tag)) start = this.#tag.length;
+    else if (payload.startsWith(this.#tailTag)) {
+      const colon = payload.indexOf(":", this.#tailTag.length);
+      const digits = payload.slice(this.#tailTag.length, colon);
+      if (colon < 0 || !/^[1-9][0-9]{0,12}$/.test(digits)) return MISS;
+      tail = Number(digits);
+      start = colon + 1;
+    } else if (payload.startsWith(this.#negativeTag)) {
+      const rest = payload.slice(this.#negativeTag.length);
+      if (rest === "e") return { value: undefined, tail: 0, negative: "error" };
+      if (rest === "u") return { value: undefined, tail: 0, negative: "absent" };
+      return MISS;
+    } else return MISS;
     try {
-      const value = this.#serializer.deserialize(payload.slice(this.#tag.length));
-      return value === undefined ? MISS : value;
+      const value = this.#serializer.deserialize(payload.slice(start));
+      return value === undefined ? MISS : { value, tail, negative: undefined };
     } catch {
       return MISS;
     }

@@ -33,6 +33,12 @@ export type EdgeCacheErrorCode =
   | "EC_STORE_AUTH"
   /** The L2 store answered with an error (a Redis error reply) or an answer of the wrong shape. */
   | "EC_STORE_ERROR"
+  /** L2 calls are paused by the circuit breaker after repeated failures. */
+  | "EC_CIRCUIT_OPEN"
+  /** A loader failed; or, with `negativeTtl`, failed recently and is not called again yet. */
+  | "EC_LOADER_FAILED"
+  /** A loader did not finish within `hardTimeout`. */
+  | "EC_LOADER_TIMEOUT"
   /** Data under edgecache's prefix in L2 could not be decoded; it is treated as a miss. */
   | "EC_CORRUPT_ENTRY"
   /** The cache was used after `close()`. */
@@ -121,7 +127,11 @@ export class StoreError extends EdgeCacheError {
   constructor(
     code: Extract<
       EdgeCacheErrorCode,
-      "EC_STORE_UNAVAILABLE" | "EC_STORE_TIMEOUT" | "EC_STORE_AUTH" | "EC_STORE_ERROR"
+      | "EC_STORE_UNAVAILABLE"
+      | "EC_STORE_TIMEOUT"
+      | "EC_STORE_AUTH"
+      | "EC_STORE_ERROR"
+      | "EC_CIRCUIT_OPEN"
     >,
     message: string,
     options?: EdgeCacheErrorOptions,
@@ -144,6 +154,23 @@ export class HubError extends EdgeCacheError {
   constructor(message: string, options?: EdgeCacheErrorOptions) {
     super("EC_HUB_UNAVAILABLE", message, options);
     this.name = "HubError";
+  }
+}
+
+/**
+ * A `getOrSet` loader failed (`EC_LOADER_FAILED`: reported to `onError` when a stale value
+ * was served instead, or thrown when a failure remembered by `negativeTtl` short-circuits
+ * the loader) or ran past `hardTimeout` (`EC_LOADER_TIMEOUT`, thrown). The loader's own
+ * error, when there is one, is the `cause`.
+ */
+export class LoaderError extends EdgeCacheError {
+  constructor(
+    code: Extract<EdgeCacheErrorCode, "EC_LOADER_FAILED" | "EC_LOADER_TIMEOUT">,
+    message: string,
+    options?: EdgeCacheErrorOptions,
+  ) {
+    super(code, message, options);
+    this.name = "LoaderError";
   }
 }
 

@@ -3,11 +3,17 @@
  * Workers, Deno, Bun and Node.
  * @module
  */
+export type { BreakerOptions, BreakerStats } from "./breaker.js";
 export {
   type Cache,
   type CacheOptions,
   type CacheStats,
   createCache,
+  type GetOrSetOptions,
+  type Group,
+  type Loader,
+  type LoaderContext,
+  type NamespaceOptions,
   type SetManyEntry,
   type SetOptions,
 } from "./cache.js";
@@ -27,13 +33,20 @@ export {
   InvalidKeyError,
   InvalidOptionError,
   isEdgeCacheError,
+  LoaderError,
   SerializationError,
   StoreError,
   type Tier,
   ValueTooLargeError,
 } from "./errors.js";
 export { type HubRole, type MintHubTokenOptions, mintHubToken } from "./hub/token.js";
-export { type LocalCache, type LocalEntry, type LocalOptions, lruLocal } from "./local.js";
+export {
+  type LocalCache,
+  type LocalEntry,
+  type LocalOptions,
+  lruLocal,
+  type Negative,
+} from "./local.js";
 export { consoleLogger, type Logger, type LogLevel, silentLogger } from "./logger.js";
 export type {
   ChangeBatch,

@@ -1,3 +1,4 @@
+import type { Decoded } from "./entries.js";
 import type { LocalCache, LocalEntry } from "./local.js";
 import type { ChangedKey } from "./store.js";
 
@@ -40,8 +41,16 @@ export class GuardedL1 {
     const entry = local.get(key);
     if (entry === undefined) return undefined;
     if (entry.expiresAt > t + this.#slack) return entry;
-    local.delete(key);
+    // A stale entry stays for getOrSet (stale-while-revalidate, grace) until it runs out.
+    if (!((entry.staleUntil ?? 0) > t)) local.delete(key);
     return undefined;
+  }
+
+  /** The entry of `key` at `t`, fresh or still within its stale time. */
+  lookupStale(key: string, t: number): LocalEntry | undefined {
+    const entry = this.#local?.get(key);
+    if (entry === undefined) return undefined;
+    return entry.expiresAt > t + this.#slack || (entry.staleUntil ?? 0) > t ? entry : undefined;
   }
 
   /** When an entry fetched at `sentAt` with `ttl` ms left in L2 must leave L1. */
@@ -49,14 +58,29 @@ export class GuardedL1 {
     return sentAt + Math.min(ttl, this.#ttl);
   }
 
+  /**
+   * The L1 entry for a decoded payload read at `sentAt` with `ttl` ms left in L2: fresh for
+   * `ttl - tail` (within L1's own TTL), kept as stale until L2 lets it go.
+   */
+  entry(decoded: Decoded, version: number, sentAt: number, ttl: number, size: number): LocalEntry {
+    const expiresAt = this.expiry(sentAt, ttl - decoded.tail);
+    if (decoded.negative !== undefined) {
+      return { value: undefined, version, expiresAt, size, negative: decoded.negative };
+    }
+    return decoded.tail > 0
+      ? { value: decoded.value, version, expiresAt, size, staleUntil: sentAt + ttl }
+      : { value: decoded.value, version, expiresAt, size };
+  }
+
   /** Puts an answer in L1 unless a newer change of the key was seen meanwhile. */
-  install(key: string, value: unknown, version: number, expiresAt: number, size: number): void {
+  install(key: string, entry: LocalEntry): void {
     const local = this.#local;
-    if (local === undefined || !(expiresAt > this.#now())) return;
-    if (version < (this.#floors.get(key) ?? 0)) return;
+    if (local === undefined) return;
+    if (!(Math.max(entry.expiresAt, entry.staleUntil ?? 0) > this.#now())) return;
+    if (entry.version < (this.#floors.get(key) ?? 0)) return;
     const current = local.get(key);
-    if (current !== undefined && current.version > version) return;
-    local.set(key, { value, version, expiresAt, size });
+    if (current !== undefined && current.version > entry.version) return;
+    local.set(key, entry);
   }
 
   /**
@@ -64,18 +88,13 @@ export class GuardedL1 {
    * propagated value (already decoded, `undefined` if it could not be) replaces the copy in
    * place, anything else drops it.
    */
-  change(change: ChangedKey, value: unknown, sentAt: number, size: number): void {
+  change(change: ChangedKey, decoded: Decoded | undefined, sentAt: number, size: number): void {
     this.raiseFloor(change.key, change.version);
     const local = this.#local;
     const current = local?.get(change.key);
     if (local === undefined || current === undefined || current.version >= change.version) return;
-    if (value !== undefined && change.ttl !== undefined && change.ttl > 0) {
-      local.set(change.key, {
-        value,
-        version: change.version,
-        expiresAt: this.expiry(sentAt, change.ttl),
-        size,
-      });
+    if (decoded !== undefined && change.ttl !== undefined && change.ttl > 0) {
+      local.set(change.key, this.entry(decoded, change.version, sentAt, change.ttl, size));
       return;
     }
     local.delete(change.key);

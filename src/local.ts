@@ -11,7 +11,20 @@ export interface LocalEntry {
   readonly expiresAt: number;
   /** Budgeted size in bytes: the encoded value plus the key. */
   readonly size: number;
+  /**
+   * Past `expiresAt` the entry is stale: plain reads miss it, but `getOrSet` may still
+   * serve it (stale-while-revalidate, grace) until this time. Unset: gone at `expiresAt`.
+   */
+  readonly staleUntil?: number;
+  /**
+   * A remembered loader outcome rather than a value (`getOrSet` with `negativeTtl`): the
+   * loader failed, or found nothing. `value` is `undefined`.
+   */
+  readonly negative?: Negative;
 }
+
+/** What a negative entry remembers: the loader threw, or returned `undefined`. */
+export type Negative = "error" | "absent";
 
 /**
  * The in-process tier. The built-in one is an `lru-cache`; supply your own (an LFU, a

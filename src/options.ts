@@ -1,5 +1,5 @@
 import { resolveSerializer, type Serializer } from "./codec.js";
-import { checkTtl } from "./entries.js";
+import { checkJitter, checkTtl } from "./entries.js";
 import { type EdgeCacheError, InvalidOptionError } from "./errors.js";
 import { type ResolvedLocal, resolveLocal } from "./local.js";
 import { consoleLogger, type Logger, silentLogger } from "./logger.js";
@@ -22,6 +22,7 @@ export interface ResolvedOptions {
   clockResolution: number;
   sync: SyncSettings | undefined;
   instanceId: string | undefined;
+  jitter: number;
 }
 
 const INSTANCE_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -94,5 +95,6 @@ export function resolveOptions(options: CacheOptions): ResolvedOptions {
     clockResolution,
     sync: resolveSync(options.sync),
     instanceId,
+    jitter: checkJitter(options.jitter ?? 0),
   };
 }

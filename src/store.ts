@@ -21,6 +21,8 @@
  * @module
  */
 
+import { InvalidOptionError } from "./errors.js";
+
 /** One entry as read from a store. */
 export interface StoreEntry {
   /** The string the cache wrote. */
@@ -154,6 +156,15 @@ export interface Store {
   ): Promise<StoreWriteResult<number>>;
   /** Makes every current entry unreadable and records it; resolves to the clear's version. */
   clear(namespace: string, meta: WriteMeta): Promise<StoreWriteResult<number>>;
+  /**
+   * Takes a short lease on `key` for `token` unless someone holds one (Redis `SET NX PX`):
+   * resolves true if this call took it. The lease ends after `ttl` ms even if its holder
+   * dies. Used by `getOrSet({ lock: true })` so that one instance loads a key while the
+   * others wait. Optional: without it, loads are coalesced per instance only.
+   */
+  acquireLease?(namespace: string, key: string, token: string, ttl: number): Promise<boolean>;
+  /** Ends the lease on `key` if `token` still holds it; a no-op otherwise. */
+  releaseLease?(namespace: string, key: string, token: string): Promise<void>;
   /** Releases connections or timers. Optional. */
   close?(): Promise<void>;
 }
@@ -163,3 +174,11 @@ export interface Store {
  * whitespace; this keeps two namespaces from ever producing the same key.
  */
 export const NAMESPACE_PATTERN = /^[A-Za-z0-9_.:/-]{1,128}$/;
+
+/** Checks a lease TTL for `acquireLease`: whole ms, at least 1. */
+export function leaseTtl(ttl: number): number {
+  if (!Number.isSafeInteger(ttl) || ttl < 1) {
+    throw new InvalidOptionError("a lease ttl must be a whole number of ms, at least 1");
+  }
+  return ttl;
+}

@@ -1,3 +1,4 @@
+import type { BreakerOptions, BreakerStats } from "./breaker.js";
 import type { SerializerOption } from "./codec.js";
 import type { EdgeCacheError } from "./errors.js";
 import type { HubStats } from "./hub/client.js";
@@ -89,6 +90,119 @@ export interface CacheOptions {
    * @default a random UUID, made on the first write
    */
   instanceId?: string;
+  /**
+   * The L2 circuit breaker: after repeated L2 failures, stop calling L2 for a while and
+   * serve from L1 and loaders; it recovers on its own. Shared by the cache's namespaces.
+   * `false` turns it off.
+   * @default { threshold: 5, cooldown: 5000 }
+   */
+  breaker?: BreakerOptions | false;
+  /**
+   * Default TTL jitter of writes: each entry's TTL is shortened by a random fraction of up
+   * to this (0 <= jitter < 1), so entries written together do not expire together.
+   * @default 0
+   */
+  jitter?: number;
+}
+
+/** What a loader gets besides the key. */
+export interface LoaderContext<V = unknown> {
+  /** The key to load. */
+  readonly key: string;
+  /** The stale value being replaced, when there is one (a refresh, or a load within grace). */
+  readonly stale: V | undefined;
+  /** Aborted when the load runs past `hardTimeout`; pass it on to `fetch` and the like. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * Loads the value of a key on a miss. Return `undefined` for "no such value" (not cached
+ * unless `negativeTtl` is set); throw to report a failure.
+ */
+export type Loader<V = unknown> = (key: string, context: LoaderContext<V>) => V | Promise<V>;
+
+/** Options of {@link Cache.getOrSet}; a namespace's options give their defaults. */
+export interface GetOrSetOptions {
+  /**
+   * How long a loaded value is fresh, in ms.
+   * @default the cache's (or namespace's) `ttl`
+   */
+  ttl?: number;
+  /**
+   * Shorten the TTL by a random fraction of up to this (0 <= jitter < 1).
+   * @default the cache's `jitter`
+   */
+  jitter?: number;
+  /**
+   * For this many ms after a value goes stale, a read answers with the stale value at once
+   * and refreshes it in the background, once per key (through `waitUntil` when given).
+   * Refresh errors are reported to `onError`.
+   * @default 0
+   */
+  staleWhileRevalidate?: number;
+  /**
+   * Fail-safe: for this many ms after a value goes stale, keep it, and serve it when the
+   * loader or L2 fails (the failure goes to `onError`). Stale entries live in L2 for
+   * `max(staleWhileRevalidate, grace)` past their TTL.
+   * @default 0
+   */
+  grace?: number;
+  /**
+   * After a load fails and a value is served from grace, serve that value for this many ms
+   * before calling the loader again, so a failing origin is not called on every read.
+   * @default 5000
+   */
+  graceBackoff?: number;
+  /**
+   * Soft timeout in ms: when a stale value is at hand (within grace or
+   * staleWhileRevalidate) and the loader has not finished by then, answer with the stale
+   * value; the load goes on in the background and caches its result.
+   */
+  timeout?: number;
+  /**
+   * Hard timeout in ms: a load that has not finished by then rejects with
+   * `LoaderError` (`EC_LOADER_TIMEOUT`), or serves the value within grace if there is one.
+   * The loader's `signal` is aborted.
+   */
+  hardTimeout?: number;
+  /**
+   * Coalesce loads across instances: the first instance to miss takes a short lease in L2
+   * (`SET NX PX`) and loads; the others wait for its value (polling L2 with backoff, or
+   * woken by the hub), and load themselves only if the lease ends without one. Within one
+   * instance, concurrent loads of a key are always coalesced. `ttl` is the lease's length
+   * (it ends early when its holder finishes, and on its own if the holder dies); `wait` is
+   * how long others wait before loading themselves.
+   * @default false
+   */
+  lock?: boolean | { ttl?: number; wait?: number };
+  /**
+   * Negative caching: remember a loader's failure (rethrown as `LoaderError`,
+   * `EC_LOADER_FAILED`) or its `undefined` for this many ms, in L1 and L2, instead of
+   * calling it again. Unset: failures and `undefined` are not cached.
+   */
+  negativeTtl?: number;
+  /**
+   * Hands background loads (refreshes, loads that outlived `timeout`) to the runtime, e.g.
+   * `ctx.waitUntil` in Workers.
+   * @default the `sync.waitUntil` option; in-process otherwise
+   */
+  waitUntil?: (promise: Promise<unknown>) => void;
+  /**
+   * What other instances get when a loaded value is written (see {@link SetOptions}).
+   * @default "value"
+   */
+  propagate?: "value" | "invalidate";
+}
+
+/** Options of {@link Cache.namespace}: the namespace's loader and its defaults. */
+export interface NamespaceOptions<V = unknown> extends GetOrSetOptions {
+  /** The loader of this namespace: `get` loads through it on a miss (read-through). */
+  loader?: Loader<V>;
+  /**
+   * This namespace's own L1 budget.
+   * @default the parent's `local` options (a separate L1 of the same size)
+   */
+  local?: false | LocalOptions;
 }
 
 /** Options of one `set`. */
@@ -102,6 +216,12 @@ export interface SetOptions {
    * @default "value"
    */
   propagate?: "value" | "invalidate";
+  /**
+   * Shorten this entry's TTL by a random fraction of up to `jitter` (0 <= jitter < 1), so
+   * that entries written together do not all expire, and reload, at the same moment.
+   * @default the cache's `jitter`
+   */
+  jitter?: number;
 }
 
 /** One entry of `setMany`: `[key, value]` or `[key, value, { ttl }]`. */
@@ -145,12 +265,26 @@ export interface CacheStats {
   cursor: number;
   /** The invalidation hub's state, when `sync.hub` is set. */
   hub: ({ healthy: boolean } & HubStats) | undefined;
+  /** Loader calls made by this instance. */
+  loads: number;
+  /** Loader calls that threw or timed out. */
+  loadErrors: number;
+  /** `getOrSet` calls that joined a load already running on this instance. */
+  coalesced: number;
+  /** Loads that waited for another instance's lease instead of calling the loader. */
+  lockWaits: number;
+  /** Stale values served at once (stale-while-revalidate, or a soft timeout). */
+  staleHits: number;
+  /** Stale values served because the loader or L2 failed (grace). */
+  graceHits: number;
+  /** The L2 circuit breaker, when on. */
+  breaker: BreakerStats | undefined;
 }
 
 /** A two-level cache bound to one namespace. Create one with {@link createCache}. */
 export interface Cache {
-  /** The namespace this cache reads and writes. */
-  readonly namespace: string;
+  /** The namespace this cache reads and writes (for a namespace: `parent/name`). */
+  readonly name: string;
   /**
    * The value under `key`, or `undefined` on a miss. An L1 hit costs no I/O; otherwise one
    * L2 request. L2 failures are served as misses and reported to `onError`.
@@ -185,6 +319,18 @@ export interface Cache {
   deleteMany(keys: readonly string[]): Promise<void>;
   /** Makes every entry of this namespace a miss, in one L2 request. Other namespaces are untouched. */
   clear(): Promise<void>;
+  /**
+   * The value under `key`; on a miss, calls `loader` once (however many callers ask at once),
+   * caches what it returns and returns it. See {@link GetOrSetOptions} for coalescing across
+   * instances, stale-while-revalidate, grace, timeouts and negative caching.
+   */
+  getOrSet<T>(key: string, loader: Loader<T>, options?: GetOrSetOptions): Promise<T>;
+  /**
+   * A cache scoped to the namespace `<this namespace>/<name>`: its own keys, change log,
+   * TTL, L1 budget and, optionally, a loader that `get` reads through. Shares this cache's
+   * store, breaker, serializer and settings. Asking again for a name returns the same one.
+   */
+  namespace<V = unknown>(name: string, options?: NamespaceOptions<V>): Group<V>;
   /** Counters and L1 occupancy. */
   stats(): CacheStats;
   /**
@@ -192,4 +338,14 @@ export interface Cache {
    * Does not close the store, which may be shared.
    */
   close(): Promise<void>;
+}
+
+/**
+ * A namespace of a cache (the Go seed's group). With a loader, `get` is read-through:
+ * a miss loads, caches and returns the value.
+ */
+export interface Group<V = unknown> extends Cache {
+  get<T = V>(key: string): Promise<T | undefined>;
+  /** The namespace's loader and defaults, as given. */
+  readonly options: Readonly<NamespaceOptions<V>>;
 }

@@ -97,6 +97,12 @@ export function chaosStore(inner: Store) {
     delete: (ns, k, meta) => guard(() => lateWrite(() => inner.delete(ns, k, meta))),
     clear: (ns, meta) => guard(() => lateWrite(() => inner.clear(ns, meta))),
   };
+  const { acquireLease, releaseLease } = inner;
+  if (acquireLease && releaseLease) {
+    store.acquireLease = (ns, key, token, ttl) =>
+      guard(() => acquireLease.call(inner, ns, key, token, ttl));
+    store.releaseLease = (ns, key, token) => guard(() => releaseLease.call(inner, ns, key, token));
+  }
   return {
     store,
     set mode(m: ChaosMode) {

@@ -1,14 +1,15 @@
 import { InvalidOptionError } from "../errors.js";
-import type {
-  ChangeBatch,
-  ChangedKey,
-  ChangeRecord,
-  Store,
-  StoreEntry,
-  StoreWrite,
-  StoreWriteResult,
-  SyncRequest,
-  WriteMeta,
+import {
+  type ChangeBatch,
+  type ChangedKey,
+  type ChangeRecord,
+  leaseTtl,
+  type Store,
+  type StoreEntry,
+  type StoreWrite,
+  type StoreWriteResult,
+  type SyncRequest,
+  type WriteMeta,
 } from "../store.js";
 
 /** Options of {@link memoryStore}. */
@@ -74,6 +75,8 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store {
     throw new InvalidOptionError("memoryStore maxItems must be a positive integer");
   }
   const spaces = new Map<string, Space>();
+  // Load leases by namespace and key; expired ones are replaced on the next acquire.
+  const leases = new Map<string, { token: string; expiresAt: number }>();
   let size = 0;
 
   const space = (ns: string): Space => {
@@ -214,6 +217,22 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store {
         keys: [],
       });
       return written(ns, version, meta);
+    },
+    async acquireLease(ns, key, token, ttl) {
+      leaseTtl(ttl);
+      const t = now();
+      const id = `${ns}\u0000${key}`;
+      const held = leases.get(id);
+      if (held !== undefined && held.expiresAt > t) return false;
+      if (leases.size >= 10_000) {
+        for (const [k, l] of leases) if (l.expiresAt <= t) leases.delete(k);
+      }
+      leases.set(id, { token, expiresAt: t + ttl });
+      return true;
+    },
+    async releaseLease(ns, key, token) {
+      const id = `${ns}\u0000${key}`;
+      if (leases.get(id)?.token === token) leases.delete(id);
     },
   };
 }

@@ -8,6 +8,7 @@
  * - `p:{ns}:c`       the version of the last clear; entries at or below it are invisible
  * - `p:{ns}:log`     the change log: a stream whose entry ids are `<last version>-0`
  * - `p:{ns}:k:<key>` an entry: `ec1:<version>:<value>` with a PX expiry
+ * - `p:{ns}:l:<key>` a load lease (`getOrSet({ lock: true })`): a random token, PX expiry
  *
  * A log record is `o <op> i <origin> f <first version>` followed, per key, by
  * `k <redis key> v <value or ""> x <expiry, Redis ms, or 0>`: `v` is empty unless the write
@@ -185,4 +186,10 @@ redis.call('SET', KEYS[2], v)
 local maxlen = tonumber(ARGV[2])
 if maxlen > 0 then append(KEYS[3], v, maxlen, { 'o', 'c', 'i', ARGV[1], 'f', string.format('%d', v) }) end
 return { v, after(KEYS[1], KEYS[3]) }
+`;
+
+/** Ends a lease only if the caller's token still holds it. KEYS: lease; ARGV: token. */
+export const RELEASE_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 `;

@@ -4,6 +4,7 @@ import {
   type ChangeBatch,
   type ChangedKey,
   type ChangeRecord,
+  leaseTtl,
   NAMESPACE_PATTERN,
   type Store,
   type StoreEntry,
@@ -16,6 +17,7 @@ import {
   DELETE_SCRIPT,
   ENTRY_MAGIC,
   READ_SCRIPT,
+  RELEASE_SCRIPT,
   SYNC_SCRIPT,
   WRITE_SCRIPT,
 } from "./scripts.js";
@@ -133,6 +135,7 @@ export function upstashStore(
     write: script(WRITE_SCRIPT),
     delete: script(DELETE_SCRIPT),
     clear: script(CLEAR_SCRIPT),
+    release: script(RELEASE_SCRIPT),
   };
 
   const base = (ns: string): string => {
@@ -271,6 +274,14 @@ export function upstashStore(
       const b = base(ns);
       const raw = await run(scripts.clear, [b + "v", b + "c", b + "log"], metaArgs(meta));
       return written(raw, b, meta);
+    },
+    async acquireLease(ns, key, token, ttl) {
+      const raw = await send(["SET", `${base(ns)}l:${key}`, token, "NX", "PX", leaseTtl(ttl)]);
+      if (raw !== "OK" && raw !== null) throw shapeError();
+      return raw === "OK";
+    },
+    async releaseLease(ns, key, token) {
+      await run(scripts.release, [`${base(ns)}l:${key}`], [token]);
     },
   };
 

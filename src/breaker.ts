@@ -1,0 +1,161 @@
+import { EdgeCacheError, InvalidOptionError, StoreError } from "./errors.js";
+import type { Store } from "./store.js";
+
+/**
+ * Options of the L2 circuit breaker (`createCache({ breaker })`). After `threshold`
+ * consecutive failed L2 calls the circuit opens: for `cooldown` ms every L2 call fails at
+ * once with `EC_CIRCUIT_OPEN` instead of waiting on a backend that is down, so reads are
+ * served from L1 and loaders. Then one trial call is let through (half-open): if it
+ * succeeds the circuit closes, otherwise it opens for another `cooldown`.
+ *
+ * @example
+ * ```ts
+ * createCache({ store, breaker: { threshold: 3, cooldown: 10_000 } });
+ * createCache({ store, breaker: false }); // always call L2
+ * ```
+ */
+export interface BreakerOptions {
+  /**
+   * Consecutive failed L2 calls that open the circuit.
+   * @default 5
+   */
+  threshold?: number;
+  /**
+   * How long the circuit stays open before a trial call, in ms.
+   * @default 5000
+   */
+  cooldown?: number;
+}
+
+/** The breaker's state, as `stats().breaker` reports it. */
+export interface BreakerStats {
+  /** `closed`: calls go through; `open`: they fail at once; `half-open`: one trial is out. */
+  state: "closed" | "open" | "half-open";
+  /** Consecutive failures counted towards `threshold`. */
+  failures: number;
+  /** Times the circuit opened. */
+  opens: number;
+  /** Calls refused while open. */
+  rejected: number;
+}
+
+/** Resolved {@link BreakerOptions}; `undefined` means no breaker. */
+export interface BreakerSettings {
+  threshold: number;
+  cooldown: number;
+}
+
+export function resolveBreaker(
+  option: BreakerOptions | false | undefined,
+): BreakerSettings | undefined {
+  if (option === false) return undefined;
+  const o = option ?? {};
+  if (typeof o !== "object" || o === null) {
+    throw new InvalidOptionError("breaker must be false or { threshold, cooldown }");
+  }
+  const threshold = o.threshold ?? 5;
+  if (typeof threshold !== "number" || !Number.isSafeInteger(threshold) || threshold < 1) {
+    throw new InvalidOptionError("breaker.threshold must be a positive integer");
+  }
+  const cooldown = o.cooldown ?? 5000;
+  if (typeof cooldown !== "number" || !Number.isFinite(cooldown) || cooldown <= 0) {
+    throw new InvalidOptionError("breaker.cooldown must be a positive number of ms");
+  }
+  return { threshold, cooldown };
+}
+
+/** Only failures of the backend count; bad input (a typed validation error) does not. */
+function isBackendFailure(err: unknown): boolean {
+  return err instanceof StoreError || !(err instanceof EdgeCacheError);
+}
+
+/** The circuit breaker shared by a cache and its namespaces (they share one store). */
+export class Breaker {
+  readonly #settings: BreakerSettings;
+  readonly #now: () => number;
+  #state: BreakerStats["state"] = "closed";
+  #failures = 0;
+  #openedAt = 0;
+  #opens = 0;
+  #rejected = 0;
+
+  constructor(settings: BreakerSettings, now: () => number) {
+    this.#settings = settings;
+    this.#now = now;
+  }
+
+  get stats(): BreakerStats {
+    this.#tick();
+    return {
+      state: this.#state,
+      failures: this.#failures,
+      opens: this.#opens,
+      rejected: this.#rejected,
+    };
+  }
+
+  /** Runs one L2 call through the breaker. */
+  async run<T>(call: () => Promise<T>): Promise<T> {
+    this.#tick();
+    const trial = this.#state === "half-open";
+    if (this.#state === "open" || (trial && this.#trialOut)) {
+      this.#rejected++;
+      throw new StoreError(
+        "EC_CIRCUIT_OPEN",
+        "L2 calls are paused after repeated failures (circuit open)",
+      );
+    }
+    if (trial) this.#trialOut = true;
+    try {
+      const result = await call();
+      this.#failures = 0;
+      this.#state = "closed";
+      return result;
+    } catch (err) {
+      if (!isBackendFailure(err)) {
+        // Bad input says nothing about the backend; a trial that hit it is simply over.
+        if (trial) this.#state = "closed";
+        throw err;
+      }
+      this.#failures++;
+      if (trial || this.#failures >= this.#settings.threshold) this.#open();
+      throw err;
+    } finally {
+      if (trial) this.#trialOut = false;
+    }
+  }
+
+  // Whether the half-open trial call is in flight.
+  #trialOut = false;
+
+  #open(): void {
+    this.#state = "open";
+    this.#openedAt = this.#now();
+    this.#opens++;
+  }
+
+  #tick(): void {
+    if (this.#state === "open" && this.#now() - this.#openedAt >= this.#settings.cooldown) {
+      this.#state = "half-open";
+    }
+  }
+}
+
+/** `store` with every call going through `breaker`. */
+export function guardStore(store: Store, breaker: Breaker): Store {
+  const guarded: Store = {
+    name: store.name,
+    get: (ns, keys, sync) => breaker.run(() => store.get(ns, keys, sync)),
+    sync: (ns, request) => breaker.run(() => store.sync(ns, request)),
+    set: (ns, writes, meta) => breaker.run(() => store.set(ns, writes, meta)),
+    delete: (ns, keys, meta) => breaker.run(() => store.delete(ns, keys, meta)),
+    clear: (ns, meta) => breaker.run(() => store.clear(ns, meta)),
+  };
+  if (store.acquireLease && store.releaseLease) {
+    const acquire = store.acquireLease.bind(store);
+    const release = store.releaseLease.bind(store);
+    guarded.acquireLease = (ns, key, token, ttl) => breaker.run(() => acquire(ns, key, token, ttl));
+    guarded.releaseLease = (ns, key, token) => breaker.run(() => release(ns, key, token));
+  }
+  return guarded;
+}

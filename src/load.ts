@@ -1,0 +1,105 @@
+import { checkJitter, checkTtl } from "./entries.js";
+import { InvalidOptionError } from "./errors.js";
+import type { GetOrSetOptions, Loader, NamespaceOptions } from "./types.js";
+
+/** {@link GetOrSetOptions} resolved against a namespace's defaults. */
+export interface LoadSettings {
+  loader: Loader | undefined;
+  ttl: number;
+  jitter: number | undefined;
+  staleWhileRevalidate: number;
+  grace: number;
+  graceBackoff: number;
+  /** How long entries stay in L2 past their TTL: max(staleWhileRevalidate, grace). */
+  tail: number;
+  timeout: number | undefined;
+  hardTimeout: number | undefined;
+  lock: { ttl: number; wait: number } | undefined;
+  negativeTtl: number | undefined;
+  waitUntil: ((promise: Promise<unknown>) => void) | undefined;
+  propagate: "value" | "invalidate" | undefined;
+}
+
+const LOCK_TTL = 10_000;
+
+function ms(name: string, value: unknown, key: string | undefined, zero = true): number {
+  if (
+    typeof value !== "number" ||
+    !Number.isFinite(value) ||
+    value < 0 ||
+    (!zero && value === 0) ||
+    value > 2 ** 40
+  ) {
+    throw new InvalidOptionError(
+      `${name} must be a finite number of ms${zero ? " >= 0" : " > 0"}`,
+      key === undefined ? {} : { key },
+    );
+  }
+  return Math.ceil(value);
+}
+
+function optionalMs(name: string, value: unknown, key?: string): number | undefined {
+  return value === undefined ? undefined : ms(name, value, key, false);
+}
+
+/**
+ * Validates load options: a namespace's at creation (`key` undefined), a call's against
+ * them. Anything not given falls back to `base`.
+ */
+export function resolveLoad(
+  options: GetOrSetOptions | NamespaceOptions,
+  ttl: number,
+  base?: LoadSettings,
+  key?: string,
+): LoadSettings {
+  if (typeof options !== "object" || options === null) {
+    throw new InvalidOptionError("getOrSet options must be an object", key ? { key } : {});
+  }
+  const loader = "loader" in options ? options.loader : base?.loader;
+  if (loader !== undefined && typeof loader !== "function") {
+    throw new InvalidOptionError("loader must be a function");
+  }
+  const swr =
+    options.staleWhileRevalidate === undefined
+      ? (base?.staleWhileRevalidate ?? 0)
+      : ms("staleWhileRevalidate", options.staleWhileRevalidate, key);
+  const grace = options.grace === undefined ? (base?.grace ?? 0) : ms("grace", options.grace, key);
+  let lock = base?.lock;
+  if (options.lock !== undefined) {
+    if (options.lock === false) lock = undefined;
+    else if (options.lock === true) lock = { ttl: LOCK_TTL, wait: LOCK_TTL };
+    else if (typeof options.lock === "object" && options.lock !== null) {
+      const lockTtl = optionalMs("lock.ttl", options.lock.ttl, key) ?? LOCK_TTL;
+      lock = { ttl: lockTtl, wait: optionalMs("lock.wait", options.lock.wait, key) ?? lockTtl };
+    } else {
+      throw new InvalidOptionError("lock must be a boolean or { ttl, wait }", key ? { key } : {});
+    }
+  }
+  if (options.waitUntil !== undefined && typeof options.waitUntil !== "function") {
+    throw new InvalidOptionError("waitUntil must be a function", key ? { key } : {});
+  }
+  const { propagate } = options;
+  if (propagate !== undefined && propagate !== "value" && propagate !== "invalidate") {
+    throw new InvalidOptionError('propagate must be "value" or "invalidate"', key ? { key } : {});
+  }
+  const timeout = optionalMs("timeout", options.timeout, key) ?? base?.timeout;
+  const hardTimeout = optionalMs("hardTimeout", options.hardTimeout, key) ?? base?.hardTimeout;
+  return {
+    loader,
+    ttl: options.ttl === undefined ? (base?.ttl ?? ttl) : checkTtl(options.ttl, key),
+    jitter: options.jitter === undefined ? base?.jitter : checkJitter(options.jitter, key),
+    staleWhileRevalidate: swr,
+    grace,
+    graceBackoff:
+      options.graceBackoff === undefined
+        ? (base?.graceBackoff ?? 5000)
+        : ms("graceBackoff", options.graceBackoff, key),
+    tail: Math.max(swr, grace),
+    timeout,
+    hardTimeout,
+    lock,
+    negativeTtl: optionalMs("negativeTtl", options.negativeTtl, key) ?? base?.negativeTtl,
+    waitUntil: options.waitUntil ?? base?.waitUntil,
+    propagate: propagate ?? base?.propagate,
+  };
+}

@@ -1,0 +1,673 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import {
+  type CacheOptions,
+  createCache,
+  type EdgeCacheError,
+  isEdgeCacheError,
+  type LoaderContext,
+  memoryStore,
+} from "../src/index.js";
+import { chaosStore, fakeClock } from "./helpers.js";
+
+function setup(options: Partial<CacheOptions> = {}) {
+  const clock = fakeClock();
+  const chaos = chaosStore(memoryStore({ now: clock.now }));
+  const errors: EdgeCacheError[] = [];
+  const make = (extra: Partial<CacheOptions> = {}) =>
+    createCache({
+      store: chaos.store,
+      namespace: "app",
+      now: clock.now,
+      onError: (e) => errors.push(e),
+      ...options,
+      ...extra,
+    });
+  return { cache: make(), make, chaos, clock, errors };
+}
+
+/** A loader that counts its calls and answers what `answer` says, when `release` is called. */
+function gatedLoader<V>(answer: (n: number) => V | Error) {
+  let calls = 0;
+  const pending: Array<() => void> = [];
+  const contexts: LoaderContext[] = [];
+  const loader = (_key: string, ctx: LoaderContext): Promise<V> => {
+    const n = ++calls;
+    contexts.push(ctx);
+    return new Promise<V>((resolve, reject) => {
+      pending.push(() => {
+        const a = answer(n);
+        if (a instanceof Error) reject(a);
+        else resolve(a);
+      });
+    });
+  };
+  return {
+    loader,
+    contexts,
+    get calls() {
+      return calls;
+    },
+    /** Let every load started so far finish. */
+    release() {
+      for (const p of pending.splice(0)) p();
+    },
+  };
+}
+
+const flush = () => new Promise((r) => setTimeout(r, 0));
+
+async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (err) {
+    return err;
+  }
+  throw new Error("expected a rejection");
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("getOrSet: loading and coalescing", () => {
+  it("loads on a miss, caches in L1 and L2, and does not load again", async () => {
+    const { cache, make } = setup();
+    let calls = 0;
+    const load = async (key: string) => {
+      calls++;
+      return { key, at: new Date(0) };
+    };
+    expect(await cache.getOrSet("user:1", load)).toEqual({ key: "user:1", at: new Date(0) });
+    expect(await cache.getOrSet("user:1", load)).toEqual({ key: "user:1", at: new Date(0) });
+    expect(calls).toBe(1);
+    // Another instance finds it in L2.
+    const other = make();
+    expect(await other.get("user:1")).toEqual({ key: "user:1", at: new Date(0) });
+    expect(await other.getOrSet("user:1", load)).toEqual({ key: "user:1", at: new Date(0) });
+    expect(calls).toBe(1);
+    expect(cache.stats()).toMatchObject({ loads: 1, coalesced: 0 });
+  });
+
+  it("calls the loader once for any number of concurrent misses of a key", async () => {
+    const { cache } = setup();
+    const gate = gatedLoader(() => "v");
+    const all = Promise.all(Array.from({ length: 100 }, () => cache.getOrSet("k", gate.loader)));
+    await flush();
+    gate.release();
+    expect(await all).toEqual(Array(100).fill("v"));
+    expect(gate.calls).toBe(1);
+    expect(cache.stats()).toMatchObject({ loads: 1, coalesced: 99 });
+    // Different keys load separately.
+    const other = cache.getOrSet("k2", gate.loader);
+    await flush();
+    gate.release();
+    expect(await other).toBe("v");
+    expect(gate.calls).toBe(2);
+  });
+
+  it("hands every caller the loader's error, and does not cache it", async () => {
+    const { cache } = setup();
+    const boom = new Error("origin down");
+    const gate = gatedLoader((n) => (n === 1 ? boom : "ok"));
+    const both = Promise.allSettled([
+      cache.getOrSet("k", gate.loader),
+      cache.getOrSet("k", gate.loader),
+    ]);
+    await flush();
+    gate.release();
+    const [a, b] = await both;
+    expect(a).toEqual({ status: "rejected", reason: boom });
+    expect(b).toEqual({ status: "rejected", reason: boom });
+    const again = cache.getOrSet("k", gate.loader);
+    await flush();
+    gate.release();
+    expect(await again).toBe("ok");
+    expect(gate.calls).toBe(2);
+    expect(cache.stats().loadErrors).toBe(1);
+  });
+
+  it("does not cache undefined unless negativeTtl asks", async () => {
+    const { cache, clock, make } = setup();
+    let calls = 0;
+    const nothing = async () => {
+      calls++;
+      return undefined;
+    };
+    expect(await cache.getOrSet("gone", nothing)).toBeUndefined();
+    expect(await cache.getOrSet("gone", nothing)).toBeUndefined();
+    expect(calls).toBe(2);
+    expect(await cache.getOrSet("gone", nothing, { negativeTtl: 1000 })).toBeUndefined();
+    expect(await cache.getOrSet("gone", nothing, { negativeTtl: 1000 })).toBeUndefined();
+    expect(calls).toBe(3);
+    // Remembered in L2 too: another instance does not load either, and a plain get misses.
+    const other = make();
+    expect(await other.getOrSet("gone", nothing)).toBeUndefined();
+    expect(await other.get("gone")).toBeUndefined();
+    expect(await other.has("gone")).toBe(false);
+    expect(calls).toBe(3);
+    clock.advance(1001);
+    expect(await cache.getOrSet("gone", nothing)).toBeUndefined();
+    expect(calls).toBe(4);
+  });
+
+  it("remembers a failure for negativeTtl with a typed error, on every instance", async () => {
+    const { cache, clock, make } = setup();
+    let calls = 0;
+    const failing = async () => {
+      calls++;
+      throw new Error("db down: secret-detail");
+    };
+    await expect(cache.getOrSet("k", failing, { negativeTtl: 500 })).rejects.toThrow("db down");
+    const err = (await rejection(cache.getOrSet("k", failing))) as EdgeCacheError;
+    expect(isEdgeCacheError(err, "EC_LOADER_FAILED")).toBe(true);
+    expect(err.message).not.toContain("secret");
+    const other = make();
+    expect(
+      isEdgeCacheError(await rejection(other.getOrSet("k", failing)), "EC_LOADER_FAILED"),
+    ).toBe(true);
+    expect(calls).toBe(1);
+    clock.advance(501);
+    await expect(cache.getOrSet("k", async () => "back")).resolves.toBe("back");
+  });
+
+  it("a write from elsewhere replaces a remembered failure", async () => {
+    const { cache, make } = setup({ sync: { maxStaleness: 0 } });
+    await expect(
+      cache.getOrSet(
+        "k",
+        async () => {
+          throw new Error("x");
+        },
+        { negativeTtl: 60_000 },
+      ),
+    ).rejects.toThrow("x");
+    await make().set("k", "fixed");
+    expect(await cache.getOrSet("k", async () => "loaded")).toBe("fixed");
+  });
+
+  it("validates its input and changes nothing on bad input", async () => {
+    const { cache } = setup();
+    const load = async () => 1;
+    for (const [key, loader, options] of [
+      ["", load, undefined],
+      ["k", "not a function", undefined],
+      ["k", load, { ttl: -1 }],
+      ["k", load, { staleWhileRevalidate: Number.NaN }],
+      ["k", load, { jitter: 1 }],
+      ["k", load, { lock: "yes" }],
+      ["k", load, { hardTimeout: 0 }],
+      ["k", load, { waitUntil: 3 }],
+    ] as const) {
+      const err = await rejection(
+        // biome-ignore lint/suspicious/noExplicitAny: bad input on purpose
+        cache.getOrSet(key as string, loader as any, options as any),
+      );
+      expect(isEdgeCacheError(err)).toBe(true);
+      expect(["EC_INVALID_KEY", "EC_INVALID_OPTION"]).toContain((err as EdgeCacheError).code);
+    }
+    expect(cache.stats()).toMatchObject({ loads: 0, sets: 0, l1Items: 0 });
+  });
+
+  it("jitter shortens TTLs by up to the fraction, never lengthens them", async () => {
+    const clock = fakeClock();
+    const store = memoryStore({ now: clock.now });
+    const cache = createCache({ store, namespace: "j", now: clock.now, sync: false });
+    const keys = Array.from({ length: 40 }, (_, i) => `k${i}`);
+    for (const key of keys) await cache.getOrSet(key, async () => 1, { ttl: 10_000, jitter: 0.5 });
+    const { entries } = await store.get("j", keys);
+    const ttls = entries.map((e) => e!.ttl);
+    for (const ttl of ttls) {
+      expect(ttl).toBeGreaterThanOrEqual(5000);
+      expect(ttl).toBeLessThanOrEqual(10_000);
+    }
+    expect(new Set(ttls).size).toBeGreaterThan(1);
+    // set takes it too, and the cache-wide default.
+    const jittery = createCache({ store, namespace: "j2", now: clock.now, jitter: 0.9 });
+    await jittery.setMany(keys.map((k) => [k, 1] as const));
+    const after = await store.get("j2", keys);
+    expect(new Set(after.entries.map((e) => e!.ttl)).size).toBeGreaterThan(1);
+  });
+});
+
+describe("getOrSet: stale-while-revalidate", () => {
+  it("answers stale at once and refreshes in the background exactly once", async () => {
+    const { cache, clock } = setup();
+    const handed: Promise<unknown>[] = [];
+    const options = {
+      ttl: 1000,
+      staleWhileRevalidate: 5000,
+      waitUntil: (p: Promise<unknown>) => handed.push(p),
+    };
+    const gate = gatedLoader((n) => `v${n}`);
+    const first = cache.getOrSet("k", gate.loader, options);
+    await flush();
+    gate.release();
+    expect(await first).toBe("v1");
+    clock.advance(1500);
+    // Stale: every caller gets v1 now, one refresh runs.
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () => cache.getOrSet("k", gate.loader, options)),
+    );
+    expect(answers).toEqual(Array(20).fill("v1"));
+    expect(gate.calls).toBe(2);
+    expect(gate.contexts[1]!.stale).toBe("v1");
+    expect(handed.length).toBe(1);
+    expect(cache.stats().staleHits).toBe(20);
+    // A plain get does not serve the stale value.
+    expect(await cache.get("k")).toBeUndefined();
+    gate.release();
+    await Promise.all(handed);
+    expect(await cache.getOrSet("k", gate.loader, options)).toBe("v2");
+    expect(gate.calls).toBe(2);
+  });
+
+  it("reports a failed refresh and keeps the stale value", async () => {
+    const { cache, clock, errors } = setup();
+    const options = { ttl: 1000, staleWhileRevalidate: 5000 };
+    await cache.getOrSet("k", async () => "v1", options);
+    clock.advance(1500);
+    const handed: Promise<unknown>[] = [];
+    const failing = async () => {
+      throw new Error("nope");
+    };
+    expect(
+      await cache.getOrSet("k", failing, { ...options, waitUntil: (p) => handed.push(p) }),
+    ).toBe("v1");
+    await Promise.all(handed);
+    expect(errors.map((e) => e.code)).toContain("EC_LOADER_FAILED");
+    expect(await cache.getOrSet("k", async () => "v2", options)).toBe("v1"); // still stale window
+  });
+
+  it("loads in the foreground once the stale window is over", async () => {
+    const { cache, clock } = setup();
+    const options = { ttl: 1000, staleWhileRevalidate: 2000 };
+    await cache.getOrSet("k", async () => "v1", options);
+    clock.advance(3500);
+    expect(await cache.getOrSet("k", async () => "v2", options)).toBe("v2");
+  });
+
+  it("another instance finds the stale entry in L2 and serves it while refreshing", async () => {
+    const { cache, clock, make } = setup();
+    const options = { ttl: 1000, staleWhileRevalidate: 5000 };
+    await cache.getOrSet("k", async () => "v1", options);
+    clock.advance(2000);
+    const other = make();
+    const handed: Promise<unknown>[] = [];
+    expect(
+      await other.getOrSet("k", async () => "v2", { ...options, waitUntil: (p) => handed.push(p) }),
+    ).toBe("v1");
+    await Promise.all(handed);
+    expect(await other.getOrSet("k", async () => "v3", options)).toBe("v2");
+  });
+});
+
+describe("getOrSet: grace (fail-safe)", () => {
+  it("serves the last value within grace when the loader fails, and backs off", async () => {
+    const { cache, clock, errors } = setup();
+    const options = { ttl: 1000, grace: 60_000, graceBackoff: 5000 };
+    await cache.getOrSet("k", async () => "good", options);
+    clock.advance(2000);
+    let calls = 0;
+    const failing = async () => {
+      calls++;
+      throw new Error("origin 503");
+    };
+    expect(await cache.getOrSet("k", failing, options)).toBe("good");
+    expect(errors.at(-1)?.code).toBe("EC_LOADER_FAILED");
+    expect(cache.stats().graceHits).toBe(1);
+    // Within the backoff the loader is left alone.
+    clock.advance(4000);
+    expect(await cache.getOrSet("k", failing, options)).toBe("good");
+    expect(calls).toBe(1);
+    clock.advance(2000);
+    expect(await cache.getOrSet("k", failing, options)).toBe("good");
+    expect(calls).toBe(2);
+    // Past grace, the failure is the caller's.
+    clock.advance(60_000);
+    await expect(cache.getOrSet("k", failing, options)).rejects.toThrow("origin 503");
+  });
+
+  it("serves the last value while L2 is down and the loader fails too", async () => {
+    const { cache, clock, chaos, errors } = setup({ sync: false });
+    const options = { ttl: 1000, grace: 60_000 };
+    await cache.getOrSet("k", async () => "good", options);
+    clock.advance(2000);
+    chaos.mode = "fail";
+    expect(
+      await cache.getOrSet(
+        "k",
+        async () => {
+          throw new Error("also down");
+        },
+        options,
+      ),
+    ).toBe("good");
+    expect(errors.map((e) => e.code)).toEqual(
+      expect.arrayContaining(["EC_STORE_UNAVAILABLE", "EC_LOADER_FAILED"]),
+    );
+  });
+
+  it("with L2 down and the loader up, returns fresh loads and keeps them in L1", async () => {
+    const { cache, chaos } = setup({ sync: false, breaker: false });
+    chaos.mode = "fail";
+    let calls = 0;
+    const load = async () => ++calls;
+    expect(await cache.getOrSet("k", load)).toBe(1);
+    expect(await cache.getOrSet("k", load)).toBe(1);
+    expect(calls).toBe(1);
+  });
+
+  it("never serves a value deleted in L2 from grace", async () => {
+    const { cache, clock, make } = setup({ sync: { maxStaleness: 0 } });
+    const options = { ttl: 1000, grace: 60_000 };
+    await cache.getOrSet("k", async () => "old", options);
+    await make().delete("k");
+    clock.advance(2000);
+    await expect(
+      cache.getOrSet(
+        "k",
+        async () => {
+          throw new Error("down");
+        },
+        options,
+      ),
+    ).rejects.toThrow("down");
+  });
+});
+
+describe("getOrSet: timeouts", () => {
+  it("soft timeout: answers stale after `timeout`, and the load still lands", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const { cache, clock } = setup();
+    const options = { ttl: 1000, grace: 60_000, timeout: 50 };
+    await cache.getOrSet("k", async () => "old", options);
+    clock.advance(2000);
+    const gate = gatedLoader(() => "new");
+    const answer = cache.getOrSet("k", gate.loader, options);
+    await vi.advanceTimersByTimeAsync(50);
+    expect(await answer).toBe("old");
+    expect(cache.stats().staleHits).toBe(1);
+    gate.release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(await cache.get("k")).toBe("new");
+  });
+
+  it("soft timeout without a stale value waits for the load", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const { cache } = setup();
+    const gate = gatedLoader(() => "v");
+    const answer = cache.getOrSet("k", gate.loader, { timeout: 50 });
+    await vi.advanceTimersByTimeAsync(500);
+    gate.release();
+    expect(await answer).toBe("v");
+  });
+
+  it("hard timeout: rejects with EC_LOADER_TIMEOUT and aborts the loader's signal", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const { cache } = setup();
+    const gate = gatedLoader(() => "late");
+    const answer = rejection(cache.getOrSet("k", gate.loader, { hardTimeout: 200 }));
+    await vi.advanceTimersByTimeAsync(199);
+    expect(gate.contexts[0]!.signal.aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    const err = (await answer) as EdgeCacheError;
+    expect(isEdgeCacheError(err, "EC_LOADER_TIMEOUT")).toBe(true);
+    expect(gate.contexts[0]!.signal.aborted).toBe(true);
+    // A late result is still cached.
+    gate.release();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(await cache.get("k")).toBe("late");
+  });
+
+  it("hard timeout within grace serves the stale value and reports", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    const { cache, clock, errors } = setup();
+    const options = { ttl: 1000, grace: 60_000, hardTimeout: 100 };
+    await cache.getOrSet("k", async () => "old", options);
+    clock.advance(2000);
+    const gate = gatedLoader(() => "new");
+    const answer = cache.getOrSet("k", gate.loader, options);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await answer).toBe("old");
+    expect(errors.at(-1)?.code).toBe("EC_LOADER_TIMEOUT");
+    gate.release();
+  });
+});
+
+describe("getOrSet: cross-instance lock", () => {
+  it("one instance loads; the others wait for its value instead of loading", async () => {
+    const { make } = setup({ sync: { maxStaleness: 0 } });
+    const caches = Array.from({ length: 5 }, () => make());
+    const gate = gatedLoader(() => "v");
+    const all = Promise.all(
+      caches.flatMap((c) =>
+        Array.from({ length: 20 }, () => c.getOrSet("hot", gate.loader, { lock: true })),
+      ),
+    );
+    await vi.waitUntil(() => gate.calls === 1);
+    await vi.waitUntil(() => caches.slice(1).every((c) => c.stats().lockWaits === 1));
+    gate.release();
+    expect(await all).toEqual(Array(100).fill("v"));
+    expect(gate.calls).toBe(1);
+  });
+
+  it("without the lock each instance loads once", async () => {
+    const { make } = setup();
+    const caches = Array.from({ length: 5 }, () => make());
+    const gate = gatedLoader(() => "v");
+    const all = Promise.all(
+      caches.flatMap((c) => Array.from({ length: 20 }, () => c.getOrSet("hot", gate.loader))),
+    );
+    await vi.waitUntil(() => gate.calls === 5);
+    gate.release();
+    expect(await all).toEqual(Array(100).fill("v"));
+    expect(gate.calls).toBe(5);
+  });
+
+  it("a lease whose holder died ends on its own and a waiter loads", async () => {
+    const { cache, chaos, clock } = setup();
+    // Someone took the lease and vanished.
+    expect(await chaos.store.acquireLease!("app", "k", "dead-holder", 1000)).toBe(true);
+    let calls = 0;
+    const answer = cache.getOrSet(
+      "k",
+      async () => {
+        calls++;
+        return "mine";
+      },
+      { lock: { ttl: 1000, wait: 10_000 } },
+    );
+    await vi.waitUntil(() => cache.stats().lockWaits === 1);
+    expect(calls).toBe(0);
+    clock.advance(1001);
+    expect(await answer).toBe("mine");
+    expect(calls).toBe(1);
+  });
+
+  it("waiters give up after lock.wait and load themselves", async () => {
+    const { cache, chaos, clock } = setup();
+    await chaos.store.acquireLease!("app", "k", "slow-holder", 60_000);
+    const answer = cache.getOrSet("k", async () => "mine", { lock: { ttl: 60_000, wait: 500 } });
+    await vi.waitUntil(() => cache.stats().lockWaits === 1);
+    clock.advance(501);
+    expect(await answer).toBe("mine");
+  });
+
+  it("a background refresh leaves the key to the instance holding the lease", async () => {
+    const { make, clock, chaos } = setup();
+    const a = make();
+    const options = { ttl: 1000, staleWhileRevalidate: 5000, lock: true };
+    await a.getOrSet("k", async () => "v1", options);
+    clock.advance(1500);
+    await chaos.store.acquireLease!("app", "k", "another-instance", 10_000);
+    const handed: Promise<unknown>[] = [];
+    let calls = 0;
+    expect(
+      await a.getOrSet(
+        "k",
+        async () => {
+          calls++;
+          return "v2";
+        },
+        { ...options, waitUntil: (p) => handed.push(p) },
+      ),
+    ).toBe("v1");
+    await Promise.all(handed);
+    expect(calls).toBe(0);
+  });
+
+  it("releases the lease after loading, so the next load does not wait", async () => {
+    const { cache, chaos } = setup();
+    await cache.getOrSet("k", async () => 1, { lock: true, ttl: 1 });
+    expect(await chaos.store.acquireLease!("app", "k", "probe", 1000)).toBe(true);
+  });
+});
+
+describe("circuit breaker", () => {
+  it("opens after repeated failures, refuses L2 calls, half-opens after the cooldown", async () => {
+    const { cache, chaos, clock } = setup({ breaker: { threshold: 3, cooldown: 1000 } });
+    await cache.set("k", "v");
+    chaos.mode = "fail";
+    for (let i = 0; i < 3; i++) expect(await cache.get(`miss${i}`)).toBeUndefined();
+    expect(cache.stats().breaker).toMatchObject({ state: "open", opens: 1, failures: 3 });
+    const calls = chaos.calls;
+    expect(await cache.get("other")).toBeUndefined();
+    await expect(cache.set("x", 1)).rejects.toMatchObject({ code: "EC_CIRCUIT_OPEN" });
+    expect(chaos.calls).toBe(calls); // refused without touching L2
+    expect(cache.stats().breaker?.rejected).toBe(2);
+    // Reads keep working from L1 and loaders.
+    expect(await cache.getOrSet("fresh", async () => "loaded")).toBe("loaded");
+    // Cooldown over: one trial; it fails, so the circuit opens again.
+    clock.advance(1000);
+    expect(cache.stats().breaker?.state).toBe("half-open");
+    expect(await cache.get("again")).toBeUndefined();
+    expect(chaos.calls).toBe(calls + 1);
+    expect(cache.stats().breaker).toMatchObject({ state: "open", opens: 2 });
+    // L2 is back: the next trial closes it.
+    chaos.mode = "ok";
+    clock.advance(1000);
+    expect(await cache.get("k")).toBe("v");
+    expect(cache.stats().breaker).toMatchObject({ state: "closed", failures: 0 });
+    await cache.set("y", 2);
+    expect(await cache.get("y")).toBe(2);
+  });
+
+  it("lets only one trial through while half-open", async () => {
+    const { cache, chaos, clock } = setup({ breaker: { threshold: 1, cooldown: 100 } });
+    chaos.mode = "fail";
+    await cache.get("a");
+    expect(cache.stats().breaker?.state).toBe("open");
+    chaos.mode = "ok";
+    clock.advance(100);
+    const release = chaos.holdReads();
+    const calls = chaos.calls;
+    const trial = cache.get("a");
+    const second = cache.get("b");
+    expect(await second).toBeUndefined();
+    expect(chaos.calls).toBe(calls + 1);
+    release();
+    await trial;
+    expect(cache.stats().breaker?.state).toBe("closed");
+  });
+
+  it("bad input does not count as a backend failure", async () => {
+    const { cache } = setup({ breaker: { threshold: 1, cooldown: 100 } });
+    await expect(cache.set("", 1)).rejects.toMatchObject({ code: "EC_INVALID_KEY" });
+    expect(cache.stats().breaker?.state).toBe("closed");
+  });
+
+  it("can be turned off", async () => {
+    const { cache, chaos } = setup({ breaker: false });
+    chaos.mode = "fail";
+    for (let i = 0; i < 10; i++) await cache.get("k");
+    expect(cache.stats().breaker).toBeUndefined();
+    await expect(cache.set("k", 1)).rejects.toMatchObject({ code: "EC_STORE_UNAVAILABLE" });
+  });
+});
+
+describe("namespaces", () => {
+  it("scopes keys, TTL and L1 budget, and reads through its loader", async () => {
+    const { cache, clock, chaos } = setup();
+    const calls: string[] = [];
+    const scores = cache.namespace("scores", {
+      loader: async (key: string) => {
+        calls.push(key);
+        return key.length * 10;
+      },
+      ttl: 2000,
+      local: { maxItems: 2 },
+    });
+    expect(scores.name).toBe("app/scores");
+    expect(await scores.get("Tom")).toBe(30);
+    expect(await scores.get("Tom")).toBe(30);
+    expect(calls).toEqual(["Tom"]);
+    // Disjoint from the parent and from siblings.
+    expect(await cache.get("Tom")).toBeUndefined();
+    const other = cache.namespace("other");
+    expect(await other.get("Tom")).toBeUndefined();
+    await cache.set("Tom", "parent");
+    expect(await scores.get("Tom")).toBe(30);
+    // Its own L1 budget.
+    await scores.get("Ann");
+    await scores.get("Joe");
+    expect(scores.stats().l1Items).toBe(2);
+    // Its own TTL.
+    clock.advance(2001);
+    expect(await scores.get("Tom")).toBe(30);
+    expect(calls.filter((k) => k === "Tom").length).toBe(2);
+    // In L2 under its own namespace.
+    const { entries } = await chaos.store.get("app/scores", ["Tom"]);
+    expect(entries[0]).toBeDefined();
+  });
+
+  it("is one object per name; other options for a taken name are refused", () => {
+    const { cache } = setup();
+    const options = { ttl: 5 };
+    const a = cache.namespace("a", options);
+    expect(cache.namespace("a")).toBe(a);
+    expect(cache.namespace("a", options)).toBe(a);
+    expect(() => cache.namespace("a", { ttl: 6 })).toThrow(/exists/);
+    for (const bad of ["", "has space", "x{y}", "z".repeat(200)]) {
+      expect(() => cache.namespace(bad)).toThrow(
+        expect.objectContaining({ code: "EC_INVALID_OPTION" }),
+      );
+    }
+    expect(() => cache.namespace("b", { ttl: -1 })).toThrow(
+      expect.objectContaining({ code: "EC_INVALID_OPTION" }),
+    );
+  });
+
+  it("keeps its own change log: a write on one instance reaches the other's namespace", async () => {
+    const { make } = setup({ sync: { maxStaleness: 0 } });
+    const a = make().namespace("users");
+    const b = make().namespace("users");
+    await a.set("u1", "v1");
+    expect(await b.get("u1")).toBe("v1");
+    await a.set("u1", "v2");
+    expect(await b.get("u1")).toBe("v2");
+    await a.clear();
+    expect(await b.get("u1")).toBeUndefined();
+  });
+
+  it("shares the parent's breaker, and closes with it", async () => {
+    const { cache, chaos } = setup({ breaker: { threshold: 2, cooldown: 1000 } });
+    const child = cache.namespace("c");
+    chaos.mode = "fail";
+    await child.get("x");
+    await cache.get("y");
+    expect(cache.stats().breaker?.state).toBe("open");
+    expect(child.stats().breaker?.state).toBe("open");
+    await cache.close();
+    await expect(child.get("x")).rejects.toMatchObject({ code: "EC_CLOSED" });
+  });
+
+  it("getOrSet in a namespace uses its defaults, overridable per call", async () => {
+    const { cache, chaos } = setup();
+    const ns = cache.namespace("d", { ttl: 5000, staleWhileRevalidate: 1000 });
+    await ns.getOrSet("k", async () => 1);
+    await ns.getOrSet("k2", async () => 1, { ttl: 100, staleWhileRevalidate: 0 });
+    const { entries } = await chaos.store.get("app/d", ["k", "k2"]);
+    expect(entries[0]!.ttl).toBe(6000);
+    expect(entries[1]!.ttl).toBe(100);
+  });
+});
