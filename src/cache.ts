@@ -59,6 +59,15 @@ type Outcome =
   /** A background refresh found another instance's lease: that instance refreshes. */
   | { kind: "skipped" };
 
+/** What the callers of a miss get, decided once per miss. */
+type Resolution =
+  | { kind: "fresh"; entry: LocalEntry }
+  /** Stale within staleWhileRevalidate: served while a refresh runs. */
+  | { kind: "stale"; entry: LocalEntry }
+  /** A load that ended after the read was sent answers it. */
+  | { kind: "done"; outcome: Outcome; stale: LocalEntry | undefined }
+  | { kind: "load"; stale: LocalEntry | undefined };
+
 /** What a namespace inherits from the cache that made it. */
 interface Inherited {
   store: Store;
@@ -87,6 +96,11 @@ class EdgeCache implements Cache {
   readonly #loads = new Map<string, Promise<Outcome>>();
   // Loads waiting for another instance's value, woken early when a change of the key arrives.
   readonly #waiters = new Map<string, Set<() => void>>();
+  // Misses being resolved (L2 read, then a decision), by key.
+  readonly #jobs = new Map<string, Promise<Resolution>>();
+  // Loads that ended while a read of their key was in flight, and when (in #seq order).
+  readonly #finished = new Map<string, { seq: number; outcome: Outcome }>();
+  #seq = 0;
   readonly #children = new Map<string, { group: EdgeCache; options: NamespaceOptions }>();
   readonly #tier: GuardedL1;
   readonly #entries: Entries;
@@ -397,25 +411,68 @@ class EdgeCache implements Cache {
         return this.#cached(entry, key) as T;
       }
     }
+    // Concurrent misses of a key share one L2 read and one decision, not only one load.
+    const running = this.#jobs.get(key);
+    const joined = running !== undefined;
+    let job: Promise<Resolution>;
+    if (running !== undefined) {
+      this.#stats.coalesced++;
+      job = running;
+    } else {
+      const started = this.#resolveMiss(key, loader as Loader, o, t);
+      job = started;
+      this.#jobs.set(key, started);
+      void started.then(
+        () => this.#jobDone(key, started),
+        () => this.#jobDone(key, started),
+      );
+    }
+    const r = await job;
+    switch (r.kind) {
+      case "fresh":
+        return this.#cached(r.entry, key) as T;
+      case "stale":
+        this.#stats.staleHits++;
+        return this.#out(r.entry.value) as T;
+      case "done":
+        return this.#settle(key, r.outcome, r.stale, loader as Loader, o) as T;
+      default:
+        return (await this.#loadFor(key, loader as Loader, o, r.stale, !joined)) as T;
+    }
+  }
+
+  #jobDone(key: string, job: Promise<Resolution>): void {
+    if (this.#jobs.get(key) !== job) return;
+    this.#jobs.delete(key);
+    this.#finished.delete(key);
+  }
+
+  /** Reads L2 for a key L1 could not answer, and decides what the callers get. */
+  async #resolveMiss(key: string, loader: Loader, o: LoadSettings, t: number): Promise<Resolution> {
     // What L1 still holds: served within grace if L2 cannot be read.
     const held = this.#tier.lookupStale(key, t);
+    const asked = ++this.#seq;
     const { entries, failed } = await this.#slowRead([key], t, true);
     const now = this.#now();
     const found = entries[0];
-    if (found !== undefined && found.expiresAt > now) return this.#cached(found, key) as T;
+    if (found !== undefined && found.expiresAt > now) return { kind: "fresh", entry: found };
     // Past its TTL, or (when L2 failed) not vouched for by a sync: usable only as stale.
     const last = found ?? (failed ? held : undefined);
     let stale: LocalEntry | undefined;
     if (last !== undefined && last.negative === undefined) {
       const age = now - last.expiresAt;
       if (age < o.staleWhileRevalidate) {
-        this.#stats.staleHits++;
-        this.#revalidate(key, loader as Loader, o, last);
-        return this.#out(last.value) as T;
+        this.#revalidate(key, loader, o, last);
+        return { kind: "stale", entry: last };
       }
       if (age < o.grace) stale = last;
     }
-    return (await this.#loadFor(key, loader as Loader, o, stale)) as T;
+    // A load of this key that ended after the read was sent answers it: the read missed
+    // only because it overtook that load's write.
+    const done = this.#finished.get(key);
+    if (done !== undefined && done.seq > asked)
+      return { kind: "done", outcome: done.outcome, stale };
+    return { kind: "load", stale };
   }
 
   /** A fresh entry's answer: its value, or what a negative entry remembers. */
@@ -434,8 +491,9 @@ class EdgeCache implements Cache {
     loader: Loader,
     o: LoadSettings,
     stale: LocalEntry | undefined,
+    count: boolean,
   ): Promise<unknown> {
-    let flight = this.#flight(key, loader, o, stale, false);
+    const flight = this.#flight(key, loader, o, stale, false, count);
     const soft = stale !== undefined ? o.timeout : undefined;
     const hard = o.hardTimeout;
     let outcome: Outcome | "soft" | "hard";
@@ -467,11 +525,22 @@ class EdgeCache implements Cache {
         throw error;
       }
     }
+    return this.#settle(key, outcome, stale, loader, o);
+  }
+
+  /** What a caller gets from a load's outcome. */
+  async #settle(
+    key: string,
+    result: Outcome,
+    stale: LocalEntry | undefined,
+    loader: Loader,
+    o: LoadSettings,
+  ): Promise<unknown> {
+    let outcome = result;
     if (outcome.kind === "skipped") {
       // Joined a background refresh that left the load to another instance: load (or wait
       // for that instance) in the foreground instead.
-      flight = this.#flight(key, loader, o, stale, false);
-      outcome = await flight;
+      outcome = await this.#flight(key, loader, o, stale, false);
     }
     switch (outcome.kind) {
       case "value":
@@ -525,14 +594,20 @@ class EdgeCache implements Cache {
     o: LoadSettings,
     stale: LocalEntry | undefined,
     background: boolean,
+    count = true,
   ): Promise<Outcome> {
     const running = this.#loads.get(key);
     if (running !== undefined) {
-      this.#stats.coalesced++;
+      if (count) this.#stats.coalesced++;
       return running;
     }
-    const flight = this.#runLoad(key, loader, o, stale, background).finally(() => {
+    const flight = this.#runLoad(key, loader, o, stale, background).then((outcome) => {
       if (this.#loads.get(key) === flight) this.#loads.delete(key);
+      // A read of the key in flight meanwhile may have overtaken this load's write.
+      if (outcome.kind !== "skipped" && this.#jobs.has(key)) {
+        this.#finished.set(key, { seq: ++this.#seq, outcome });
+      }
+      return outcome;
     });
     this.#loads.set(key, flight);
     return flight;

@@ -61,4 +61,10 @@ export type {
   WriteMeta,
 } from "./store.js";
 export { type MemoryStoreOptions, memoryStore } from "./stores/memory.js";
+export {
+  type Shard,
+  type ShardedStore,
+  type ShardedStoreOptions,
+  shardedStore,
+} from "./stores/sharded.js";
 export type { SyncOptions } from "./sync/stamps.js";

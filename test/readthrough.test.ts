@@ -105,6 +105,23 @@ describe("getOrSet: loading and coalescing", () => {
     expect(gate.calls).toBe(2);
   });
 
+  it("a read that overtook a load's write does not start a second load", async () => {
+    const { cache, chaos } = setup();
+    const gate = gatedLoader((n) => `v${n}`);
+    const first = cache.getOrSet("k", gate.loader);
+    await vi.waitUntil(() => gate.calls === 1);
+    // The next read reaches the store now (a miss: the load has not written yet), but its
+    // answer arrives only after the load has finished and written.
+    const releaseRead = chaos.holdNextRead();
+    const second = cache.getOrSet("k", gate.loader);
+    await flush();
+    gate.release();
+    expect(await first).toBe("v1");
+    releaseRead();
+    expect(await second).toBe("v1");
+    expect(gate.calls).toBe(1);
+  });
+
   it("hands every caller the loader's error, and does not cache it", async () => {
     const { cache } = setup();
     const boom = new Error("origin down");

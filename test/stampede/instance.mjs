@@ -1,0 +1,39 @@
+// One instance of the stampede measurement, as its own process: a cache on the real bridge.
+// Says "ready" once set up, waits for "go" on stdin, then fires `perInstance` getOrSet calls
+// of one cold key at once and prints what they got as one JSON line.
+import { createCache } from "edgecache";
+import { upstashStore } from "edgecache/upstash";
+
+const config = JSON.parse(process.argv[2]);
+const cache = createCache({
+  store: upstashStore({ url: config.url, token: config.token }),
+  namespace: config.namespace,
+  logger: false,
+});
+// The loader asks the origin server of the run, which counts the calls.
+const loader = async (key) => {
+  const res = await fetch(`${config.origin}/load?key=${encodeURIComponent(key)}`);
+  if (!res.ok) throw new Error(`origin answered ${res.status}`);
+  return await res.json();
+};
+process.stdout.write("ready\n");
+await new Promise((resolve) => process.stdin.once("data", resolve));
+const settled = await Promise.allSettled(
+  Array.from({ length: config.perInstance }, () =>
+    cache.getOrSet(config.key, loader, { ttl: 60_000, lock: config.lock }),
+  ),
+);
+const values = settled.filter((s) => s.status === "fulfilled").map((s) => JSON.stringify(s.value));
+const stats = cache.stats();
+process.stdout.write(
+  `${JSON.stringify({
+    fulfilled: values.length,
+    rejected: settled.length - values.length,
+    distinct: [...new Set(values)],
+    loads: stats.loads,
+    lockWaits: stats.lockWaits,
+    coalesced: stats.coalesced,
+  })}\n`,
+);
+await cache.close();
+process.stdin.destroy();
