@@ -397,6 +397,51 @@ export function storeSuite(
       });
     });
 
+    describe("load leases", () => {
+      it("one holder at a time, per key and namespace; only the holder releases", async () => {
+        const { acquireLease, releaseLease } = h.store;
+        if (!acquireLease || !releaseLease) return expect(releaseLease).toBeUndefined();
+        const acquire = acquireLease.bind(h.store);
+        const release = releaseLease.bind(h.store);
+        expect(await acquire(ns, "k", "a", 60_000)).toBe(true);
+        expect(await acquire(ns, "k", "b", 60_000)).toBe(false);
+        expect(await acquire(ns, "k2", "b", 60_000)).toBe(true);
+        expect(await acquire(`${ns}-x`, "k", "b", 60_000)).toBe(true);
+        await release(ns, "k", "b"); // not the holder: nothing happens
+        expect(await acquire(ns, "k", "c", 60_000)).toBe(false);
+        await release(ns, "k", "a");
+        expect(await acquire(ns, "k", "c", 60_000)).toBe(true);
+        // Leases are not entries: reads, clears and the log do not see them.
+        expect((await h.store.get(ns, ["k"])).entries).toEqual([undefined]);
+        await expect(acquire(ns, "k", "d", 0)).rejects.toMatchObject({
+          code: "EC_INVALID_OPTION",
+        });
+        await expect(acquire(ns, "k", "d", 1.5)).rejects.toMatchObject({
+          code: "EC_INVALID_OPTION",
+        });
+      });
+
+      it("a lease ends on its own after its ttl", async () => {
+        const { acquireLease } = h.store;
+        if (!acquireLease) return;
+        const acquire = acquireLease.bind(h.store);
+        const ttl = h.advance ? 1000 : 40;
+        expect(await acquire(ns, "k", "a", ttl)).toBe(true);
+        expect(await acquire(ns, "k", "b", ttl)).toBe(false);
+        if (h.advance) {
+          h.advance(ttl);
+          expect(await acquire(ns, "k", "b", ttl)).toBe(true);
+        } else {
+          // Real Redis expiry: poll until it lets go (it must, within a second).
+          const deadline = Date.now() + 1000;
+          while (!(await acquire(ns, "k", "b", 60_000))) {
+            expect(Date.now()).toBeLessThan(deadline);
+            await new Promise((r) => setTimeout(r, 10));
+          }
+        }
+      });
+    });
+
     it("handles empty and large batches", async () => {
       expect(await set(ns, [], META)).toEqual([]);
       expect((await h.store.get(ns, [])).entries).toEqual([]);

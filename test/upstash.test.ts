@@ -74,6 +74,27 @@ describe("request counts against the real bridge", () => {
     expect(requests.count).toBe(1);
   });
 
+  it("getOrSet: miss = 2 (read, write), L2 hit = 1, L1 hit = 0; with lock: true a miss = 5", async () => {
+    const { writer, reader } = pair();
+    let loads = 0;
+    const load = async () => ++loads;
+    requests.reset();
+    expect(await writer.getOrSet("k", load)).toBe(1);
+    expect(requests.count).toBe(2);
+    requests.reset();
+    expect(await writer.getOrSet("k", load)).toBe(1);
+    expect(requests.count).toBe(0);
+    requests.reset();
+    expect(await reader.getOrSet("k", load)).toBe(1);
+    expect(requests.count).toBe(1);
+    // Read, take the lease, look again (the previous holder may have just written), write,
+    // let go of the lease.
+    requests.reset();
+    expect(await writer.getOrSet("locked", load, { lock: true })).toBe(2);
+    expect(requests.count).toBe(5);
+    expect(loads).toBe(2);
+  });
+
   it("setMany(100) = 1, getMany(100) = 1, deleteMany(100) = 1", async () => {
     const { writer, reader } = pair();
     const keys = Array.from({ length: 100 }, (_, i) => `key:${i}`);

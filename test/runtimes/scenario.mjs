@@ -278,6 +278,44 @@ export async function runScenario({ url, token, namespace }) {
       b: { changesApplied: bStats.changesApplied, flushes: bStats.flushes },
     };
 
+    // Read-through: a namespace with a loader, coalescing, the lease lock, a sharded store.
+    const { shardedStore } = await import("edgecache");
+    const loads = [];
+    const group = open({ namespace: `${namespace}.rt`, local: { maxItems: 100 } }).namespace(
+      "scores",
+      {
+        loader: async (key, ctx) => {
+          loads.push(key);
+          await new Promise((r) => setTimeout(r, 20));
+          return { key, score: key.length, signal: ctx.signal.aborted };
+        },
+        ttl: 30_000,
+        lock: true,
+      },
+    );
+    const coalesced = await Promise.all([group.get("Tom"), group.get("Tom"), group.get("Tom")]);
+    const other = open({ namespace: `${namespace}.rt`, local: false }).namespace("scores");
+    const shards = shardedStore([
+      upstashStore({ url, token }, { prefix: "rt0", timeout: 10_000 }),
+      upstashStore({ url, token }, { prefix: "rt1", timeout: 10_000 }),
+    ]);
+    const sharded = createCache({ store: shards, namespace: `${namespace}.sh`, local: false });
+    caches.push(sharded);
+    await sharded.setMany(Array.from({ length: 8 }, (_, i) => [`k${i}`, i]));
+    const readThrough = {
+      name: group.name.slice(namespace.length),
+      coalesced: render(coalesced),
+      fromOtherInstance: render(await other.get("Tom")),
+      loads,
+      stats: { loads: group.stats().loads, coalesced: group.stats().coalesced },
+      shards: [...new Set(Array.from({ length: 8 }, (_, i) => shards.shardFor(`k${i}`)))].sort(),
+      sharded: render(await sharded.getMany(Array.from({ length: 8 }, (_, i) => `k${i}`))),
+      staleWhileRevalidate: await sharded.getOrSet("swr", async () => "loaded", {
+        staleWhileRevalidate: 1000,
+        lock: true,
+      }),
+    };
+
     watch.stop();
     if (watch.touches.length > 0) {
       throw new Error(
@@ -296,6 +334,7 @@ export async function runScenario({ url, token, namespace }) {
       hasBeforeClear,
       afterClear,
       coherence,
+      readThrough,
       stats: {
         writer: counters(writer),
         reader: counters(reader),
@@ -339,6 +378,16 @@ export function expectedSummary(runtime) {
       cleared: "<miss>",
       // v2, v3, the delete, j and the clear; the clear dropped b's L1.
       b: { changesApplied: 5, flushes: 1 },
+    },
+    readThrough: {
+      name: ".rt/scores",
+      coalesced: Array(3).fill({ key: "Tom", score: 3, signal: false }),
+      fromOtherInstance: { key: "Tom", score: 3, signal: false },
+      loads: ["Tom"],
+      stats: { loads: 1, coalesced: 2 },
+      shards: ["0", "1"],
+      sharded: [0, 1, 2, 3, 4, 5, 6, 7],
+      staleWhileRevalidate: "loaded",
     },
     stats: {
       // set/setMany fill the writer's L1, so only reads after a delete or clear miss it.
