@@ -176,6 +176,44 @@ describe("the coherence checker on real instances (Node processes and workerd, r
     expect(code).toBe(0);
   }, 120_000);
 
+  it("finds no violation with L2 sharded over three stores (merged change logs)", async () => {
+    const { code, summary } = await runChecker([
+      "--instances",
+      "4",
+      "--workerd",
+      "1",
+      "--ops",
+      "500",
+      "--pause-ms",
+      "600",
+      "--shards",
+      "3",
+    ]);
+    expect(summary.violations).toBe(0);
+    expect(summary.unchecked).toBe(0);
+    expect(summary.checked as number).toBeGreaterThan(1000);
+    expect(summary.totalFlushes as number).toBeGreaterThan(0);
+    expect(code).toBe(0);
+  }, 120_000);
+
+  it("finds violations when sharded instances run without coherence", async () => {
+    const { code, summary } = await runChecker([
+      "--instances",
+      "3",
+      "--workerd",
+      "1",
+      "--ops",
+      "300",
+      "--pause-ms",
+      "0",
+      "--shards",
+      "3",
+      "--break",
+    ]);
+    expect(summary.violations as number).toBeGreaterThan(0);
+    expect(code).toBe(1);
+  }, 120_000);
+
   it("finds violations when the instances run without coherence", async () => {
     const { code, summary } = await runChecker([
       "--instances",

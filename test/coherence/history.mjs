@@ -5,7 +5,9 @@
 //   read:  { t: "r", inst, key, id: string | null, start, end, ok, M }
 // `version` is what the store stamped on the write (the namespace's total order); `id` is
 // the unique value a set wrote, or what a read returned (null for a miss); `M` is the
-// reader's maxStaleness.
+// reader's maxStaleness. With a sharded L2 each shard has its own order: writes also carry
+// `shard` (the key's shard) and clears `versions` (their version on each shard), and a
+// key's history is ordered by its shard's versions.
 //
 // A read is checked against two properties:
 // - the staleness bound: if a write to its key (or a clear) resolved more than M ms before
@@ -35,26 +37,36 @@ export function checkHistory(records, { epsilon = 0.1 } = {}) {
   const done = writes.filter((w) => w.ok);
   const seen = new Map();
   for (const w of done) {
-    if (!Number.isSafeInteger(w.version) || w.version < 1) {
-      violations.push({ kind: "bad-version", op: w });
-      continue;
+    const stamps = w.versions ? Object.entries(w.versions) : [[w.shard ?? "", w.version]];
+    for (const [shard, version] of stamps) {
+      if (!Number.isSafeInteger(version) || version < 1) {
+        violations.push({ kind: "bad-version", op: w });
+        continue;
+      }
+      const other = seen.get(`${shard}:${version}`);
+      if (other) violations.push({ kind: "duplicate-version", op: w, other });
+      seen.set(`${shard}:${version}`, w);
     }
-    const other = seen.get(w.version);
-    if (other) violations.push({ kind: "duplicate-version", op: w, other });
-    seen.set(w.version, w);
   }
   const clears = done.filter((w) => w.kind === "clear");
   const byKey = new Map();
+  const shardOf = new Map();
   for (const w of done) {
     if (w.kind === "clear") continue;
     if (!byKey.has(w.key)) byKey.set(w.key, []);
     byKey.get(w.key).push(w);
+    if (w.shard !== undefined) shardOf.set(w.key, w.shard);
   }
   const opsOf = new Map();
   const opsFor = (key) => {
     let ops = opsOf.get(key);
     if (!ops) {
-      ops = [INITIAL, ...(byKey.get(key) ?? []), ...clears].sort((a, b) => a.version - b.version);
+      const shard = shardOf.get(key);
+      // A clear's place in a key's order is its version on the key's shard.
+      const own = clears.map((c) =>
+        c.versions && shard !== undefined ? { ...c, version: c.versions[shard] } : c,
+      );
+      ops = [INITIAL, ...(byKey.get(key) ?? []), ...own].sort((a, b) => a.version - b.version);
       opsOf.set(key, ops);
     }
     return ops;

@@ -1,6 +1,6 @@
 // The operations of the coherence checker, shared by the Node instances and the Worker.
 // Plain JS with no Node APIs, so that it runs in workerd as well.
-import { createCache } from "edgecache";
+import { createCache, shardedStore } from "edgecache";
 import { upstashStore } from "edgecache/upstash";
 
 /** A small, seedable PRNG (mulberry32), so that a run can be replayed from its seed. */
@@ -45,25 +45,61 @@ export function checkedCache({
   batch,
   broken,
   hub,
+  shards = 1,
 }) {
   let current = null;
   let errors = 0;
   const codes = {};
-  const inner = upstashStore({ url, token }, { timeout: 10_000 });
-  const stamp = async (call) => {
+  // With `shards` > 1, L2 is that many stores (prefixes s0, s1, ... on the one Redis) behind
+  // a consistent-hash ring, and coherence goes through their merged change logs. Versions
+  // are then per shard: each shard records the version it stamped on the operation (which
+  // rides along in the write's metadata), so the checker orders a clear against each key
+  // by the clear's version on that key's shard.
+  const first = (result) => (Array.isArray(result.version) ? result.version[0] : result.version);
+  const recordingShard = (shard, id) => {
+    const recorded = async (meta, call) => {
+      const result = await call();
+      if (meta.rec) meta.rec.versions[id] = first(result);
+      return result;
+    };
+    return {
+      id,
+      store: {
+        name: shard.name,
+        get: (ns, keys, sync) => shard.get(ns, keys, sync),
+        sync: (ns, request) => shard.sync(ns, request),
+        set: (ns, writes, meta) => recorded(meta, () => shard.set(ns, writes, meta)),
+        delete: (ns, keys, meta) => recorded(meta, () => shard.delete(ns, keys, meta)),
+        clear: (ns, meta) => recorded(meta, () => shard.clear(ns, meta)),
+      },
+    };
+  };
+  const inner =
+    shards > 1
+      ? shardedStore(
+          Array.from({ length: shards }, (_, i) =>
+            recordingShard(
+              upstashStore({ url, token }, { timeout: 10_000, prefix: `s${i}` }),
+              String(i),
+            ),
+          ),
+        )
+      : upstashStore({ url, token }, { timeout: 10_000 });
+  const shardOf = (key) => (shards > 1 ? inner.shardFor(key) : undefined);
+  const stamp = async (meta, call) => {
     const op = current;
     if (op === null) throw new Error("a write reached the store outside an operation");
-    const result = await call();
-    op.version = Array.isArray(result.version) ? result.version[0] : result.version;
+    const result = await call(shards > 1 ? { ...meta, rec: op } : meta);
+    op.version = first(result);
     return result;
   };
   const store = {
     name: "recording",
     get: (ns, keys, sync) => inner.get(ns, keys, sync),
     sync: (ns, request) => inner.sync(ns, request),
-    set: (ns, writes, meta) => stamp(() => inner.set(ns, writes, meta)),
-    delete: (ns, keys, meta) => stamp(() => inner.delete(ns, keys, meta)),
-    clear: (ns, meta) => stamp(() => inner.clear(ns, meta)),
+    set: (ns, writes, meta) => stamp(meta, (m) => inner.set(ns, writes, m)),
+    delete: (ns, keys, meta) => stamp(meta, (m) => inner.delete(ns, keys, m)),
+    clear: (ns, meta) => stamp(meta, (m) => inner.clear(ns, m)),
   };
   const cache = createCache({
     store,
@@ -102,7 +138,7 @@ export function checkedCache({
         case "inv":
         case "del":
         case "clear": {
-          const rec = { version: undefined };
+          const rec = { version: undefined, versions: {} };
           current = rec;
           let p;
           try {
@@ -115,6 +151,10 @@ export function checkedCache({
           }
           await p;
           result.version = rec.version;
+          if (shards > 1) {
+            if (op.op === "clear") result.versions = rec.versions;
+            else result.shard = shardOf(op.key);
+          }
           break;
         }
         default:
@@ -153,6 +193,9 @@ export function toRecords(inst, M, op, id, result, start, end) {
       key: op.key,
       id: op.op === "set" || op.op === "inv" ? id : undefined,
       version: result.version,
+      // Sharded L2: the key's shard, or a clear's version on each shard.
+      ...(result.shard === undefined ? {} : { shard: result.shard }),
+      ...(result.versions === undefined ? {} : { versions: result.versions }),
       start,
       end,
       ok: result.ok,

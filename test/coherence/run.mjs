@@ -12,7 +12,8 @@
 //
 // Usage: node test/coherence/run.mjs [--instances 8] [--workerd 1] [--ops 12500]
 //   [--keys 8] [--concurrency 4] [--staleness 0,100,500,1000] [--log-length 5000]
-//   [--trim-log-length 25] [--pause-ms 3000] [--seed N] [--json]
+//   [--trim-log-length 25] [--pause-ms 3000] [--seed N] [--json] [--hub] [--break]
+//   [--shards N] (L2 behind shardedStore: N stores on the one Redis)
 // (npm run check:coherence builds the package and runs the long configuration.)
 import { execFile, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -46,6 +47,8 @@ const { values: args } = parseArgs({
     // Node instances also subscribe and publish through the invalidation hub (a workerd
     // Durable Object), which is restarted half-way, as a deploy would.
     hub: { type: "boolean", default: false },
+    // L2 is this many stores behind shardedStore's ring (1: one store).
+    shards: { type: "string", default: "1" },
   },
 });
 const int = (name) => {
@@ -64,6 +67,7 @@ const logLength = int("log-length");
 const trimLength = int("trim-log-length");
 const batch = int("batch");
 const pauseMs = int("pause-ms");
+const shards = Math.max(1, int("shards"));
 if (workerdCount > instances || instances < 2)
   throw new Error("need 2+ instances, workerd <= instances");
 
@@ -117,6 +121,7 @@ async function nodeInstance(slot, inst, ops, extra = {}) {
     batch,
     out,
     broken: args.break,
+    shards,
     ...(hub ? { hubUrl: hub.url, hubToken, hubShards: HUB_SHARDS } : {}),
     ...settingsOf(slot),
     ...extra,
@@ -173,6 +178,7 @@ async function workerdInstance(slot, inst, ops, scriptPath) {
       LOG_LENGTH: String(length),
       BATCH: String(batch),
       BROKEN: args.break ? "1" : "0",
+      SHARDS: String(shards),
     },
   });
   try {

@@ -15,6 +15,7 @@ export default {
       logLength: Number(env.LOG_LENGTH),
       batch: Number(env.BATCH),
       broken: env.BROKEN === "1",
+      shards: Number(env.SHARDS ?? "1"),
     });
     const url = new URL(request.url);
     if (url.pathname === "/stats") return Response.json(instance.cache.stats());
