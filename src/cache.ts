@@ -226,7 +226,8 @@ class EdgeCache implements Cache {
   }
 
   async has(key: string): Promise<boolean> {
-    return (await this.get(key)) !== undefined;
+    // The plain read, also in a read-through namespace (whose `get` loads).
+    return (await EdgeCache.prototype.get.call(this, key)) !== undefined;
   }
 
   async getMany<T = unknown>(keys: readonly string[]): Promise<Array<T | undefined>> {

@@ -341,8 +341,9 @@ export interface Cache {
 }
 
 /**
- * A namespace of a cache (the Go seed's group). With a loader, `get` is read-through:
- * a miss loads, caches and returns the value.
+ * A namespace of a cache (the Go seed's group). With a loader, `get` is read-through: a
+ * miss loads, caches and returns the value, as `getOrSet(key, loader)` with the namespace's
+ * options would. `getMany`, `peek` and `has` do not load.
  */
 export interface Group<V = unknown> extends Cache {
   get<T = V>(key: string): Promise<T | undefined>;

@@ -143,6 +143,16 @@ describe("getOrSet: loading and coalescing", () => {
     expect(cache.stats().loadErrors).toBe(1);
   });
 
+  it("a garbled L2 entry is a miss: it is reported, loaded again and replaced", async () => {
+    const { cache, make, chaos, errors } = setup();
+    await make().set("k", "original");
+    chaos.mode = "garble";
+    expect(await cache.getOrSet("k", async () => "reloaded")).toBe("reloaded");
+    expect(errors.map((e) => e.code)).toContain("EC_CORRUPT_ENTRY");
+    chaos.mode = "ok";
+    expect(await make().get("k")).toBe("reloaded");
+  });
+
   it("does not cache undefined unless negativeTtl asks", async () => {
     const { cache, clock, make } = setup();
     let calls = 0;
@@ -615,7 +625,13 @@ describe("namespaces", () => {
       local: { maxItems: 2 },
     });
     expect(scores.name).toBe("app/scores");
+    // has, getMany and peek do not load.
+    expect(await scores.has("Tom")).toBe(false);
+    expect(await scores.getMany(["Tom"])).toEqual([undefined]);
+    expect(scores.peek("Tom")).toBeUndefined();
+    expect(calls).toEqual([]);
     expect(await scores.get("Tom")).toBe(30);
+    expect(await scores.has("Tom")).toBe(true);
     expect(await scores.get("Tom")).toBe(30);
     expect(calls).toEqual(["Tom"]);
     // Disjoint from the parent and from siblings.
