@@ -1,7 +1,7 @@
 import { Breaker, guardStore, resolveBreaker } from "./breaker.js";
 import { coarseClock } from "./clock.js";
 import { utf8Length } from "./codec.js";
-import { type Decoded, Entries, MISS, type Prepared } from "./entries.js";
+import { checkTags, type Decoded, Entries, MISS, type Prepared, tagKey } from "./entries.js";
 import {
   ClosedError,
   CorruptEntryError,
@@ -32,7 +32,9 @@ import type {
   CacheStats,
   GetOrSetOptions,
   Group,
+  InspectResult,
   Loader,
+  LoaderContext,
   NamespaceOptions,
   SetManyEntry,
   SetOptions,
@@ -44,6 +46,7 @@ export type {
   CacheStats,
   GetOrSetOptions,
   Group,
+  InspectResult,
   Loader,
   LoaderContext,
   NamespaceOptions,
@@ -54,6 +57,8 @@ export type {
 /** How a load ended, shared by every caller that joined it. */
 type Outcome =
   | { kind: "value"; value: unknown }
+  /** The loader asked not to cache or share its value (`ctx.noStore()`). */
+  | { kind: "private"; value: unknown }
   | { kind: "negative"; negative: "error" | "absent" }
   | { kind: "error"; error: unknown }
   /** A background refresh found another instance's lease: that instance refreshes. */
@@ -101,6 +106,9 @@ class EdgeCache implements Cache {
   // Loads that ended while a read of their key was in flight, and when (in #seq order).
   readonly #finished = new Map<string, { seq: number; outcome: Outcome }>();
   #seq = 0;
+  // The version of each tag's newest invalidation seen (0: none); kept current by the change
+  // log, cleared whenever L1 is dropped whole. Bounded: a forgotten tag is read again.
+  readonly #tagVersions = new Map<string, number>();
   readonly #children = new Map<string, { group: EdgeCache; options: NamespaceOptions }>();
   readonly #tier: GuardedL1;
   readonly #entries: Entries;
@@ -197,7 +205,7 @@ class EdgeCache implements Cache {
     this.#entries.checkKey(key);
     const t = this.#hitClock();
     if (this.#sync === undefined || this.#sync.fresh(t, this.#hitSlack)) {
-      const entry = this.#tier.lookup(key, t);
+      const entry = this.#lookup(key, t);
       if (entry !== undefined) {
         this.#stats.l1Hits++;
         this.#refreshAhead(t);
@@ -215,7 +223,7 @@ class EdgeCache implements Cache {
     const t = this.#hitClock();
     const entry =
       this.#sync === undefined || this.#sync.fresh(t, this.#hitSlack)
-        ? this.#tier.lookup(key, t)
+        ? this.#lookup(key, t)
         : undefined;
     if (entry === undefined) {
       this.#stats.l1Misses++;
@@ -241,7 +249,7 @@ class EdgeCache implements Cache {
     const slow = new Map<string, number[]>();
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i]!;
-      const entry = fresh ? this.#tier.lookup(key, t) : undefined;
+      const entry = fresh ? this.#lookup(key, t) : undefined;
       if (entry !== undefined) {
         this.#stats.l1Hits++;
         out[i] = this.#out(entry.value);
@@ -281,7 +289,7 @@ class EdgeCache implements Cache {
     const held: number[] = [];
     const missing: number[] = [];
     keys.forEach((key, i) => {
-      (this.#tier.lookup(key, t) === undefined ? missing : held).push(i);
+      (this.#lookup(key, t) === undefined ? missing : held).push(i);
     });
     let synced = this.#sync === undefined || this.#sync.fresh(t, this.#hitSlack);
     let failed = false;
@@ -302,7 +310,7 @@ class EdgeCache implements Cache {
     const again: number[] = [];
     const now = this.#now();
     for (const i of held) {
-      const entry = synced ? this.#tier.lookup(keys[i]!, now) : undefined;
+      const entry = synced ? this.#lookup(keys[i]!, now) : undefined;
       if (entry !== undefined) {
         this.#stats.l1Hits++;
         out[i] = entry;
@@ -360,20 +368,36 @@ class EdgeCache implements Cache {
         return { entries: keys.map(() => undefined), synced: false, failed: true };
       }
       const { synced, installable } = this.#answered(changes, request?.cursor, sentAt, epoch);
+      const decoded = keys.map((key, i) => {
+        const found = stored[i];
+        if (found === undefined) return undefined;
+        const d = this.#entries.decode(found.value);
+        if (d === MISS) this.#corrupt(1, key);
+        return d === MISS ? undefined : d;
+      });
+      // Tagged entries hold only if no tag was invalidated after them: learn the tags this
+      // instance does not know yet (all of them without coherence, which keeps none current).
+      const unknown = new Set<string>();
+      for (const d of decoded) {
+        for (const tag of d?.tags ?? []) {
+          if (this.#sync === undefined || !this.#tagVersions.has(tag)) unknown.add(tag);
+        }
+      }
+      // A tag whose marker could not be read stays unknown: its entries count as misses.
+      if (unknown.size > 0) await this.#readTags([...unknown]);
       const entries = keys.map((key, i) => {
         const found = stored[i];
-        if (found === undefined) {
+        const d = decoded[i];
+        if (found === undefined || d === undefined) {
           this.#stats.l2Misses++;
           return undefined;
         }
-        const decoded = this.#entries.decode(found.value);
-        if (decoded === MISS) {
+        if (d.tags !== undefined && !this.#tagsValid(d.tags, found.version)) {
           this.#stats.l2Misses++;
-          this.#corrupt(1, key);
           return undefined;
         }
         const entry = this.#tier.entry(
-          decoded,
+          d,
           found.version,
           sentAt,
           found.ttl,
@@ -393,6 +417,35 @@ class EdgeCache implements Cache {
     }
   }
 
+  /**
+   * Reads the invalidation markers of `tags` from L2 and notes their versions. When L2
+   * cannot be read, they stay unknown (the entries carrying them count as misses).
+   */
+  async #readTags(tags: string[]): Promise<void> {
+    try {
+      const { entries } = await this.#store.get(this.name, tags.map(tagKey));
+      if (!Array.isArray(entries) || entries.length !== tags.length) {
+        throw new StoreError("EC_STORE_ERROR", "store.get returned the wrong number of entries");
+      }
+      tags.forEach((tag, i) => {
+        this.#noteTag(tag, entries[i]?.version ?? 0);
+      });
+    } catch (err) {
+      // Without coherence a tag's noted version may be old: forget it rather than trust it.
+      if (this.#sync === undefined) for (const tag of tags) this.#tagVersions.delete(tag);
+      this.#absorb(this.#failed(err, "get", []));
+    }
+  }
+
+  /** Whether an entry of `version` with `tags` holds against the noted invalidations. */
+  #tagsValid(tags: readonly string[], version: number): boolean {
+    for (const tag of tags) {
+      const v = this.#tagVersions.get(tag);
+      if (v === undefined || v > version) return false;
+    }
+    return true;
+  }
+
   // ---- read-through ---------------------------------------------------------------------
 
   async getOrSet<T>(key: string, loader: Loader<T>, options?: GetOrSetOptions): Promise<T> {
@@ -405,7 +458,7 @@ class EdgeCache implements Cache {
       options === undefined ? this.#load : resolveLoad(options, this.#load.ttl, this.#load, key);
     const t = this.#hitClock();
     if (this.#sync === undefined || this.#sync.fresh(t, this.#hitSlack)) {
-      const entry = this.#tier.lookup(key, t);
+      const entry = this.#lookup(key, t);
       if (entry !== undefined) {
         this.#stats.l1Hits++;
         this.#refreshAhead(t);
@@ -436,7 +489,7 @@ class EdgeCache implements Cache {
         this.#stats.staleHits++;
         return this.#out(r.entry.value) as T;
       case "done":
-        return this.#settle(key, r.outcome, r.stale, loader as Loader, o) as T;
+        return this.#settle(key, r.outcome, r.stale, loader as Loader, o, false) as T;
       default:
         return (await this.#loadFor(key, loader as Loader, o, r.stale, !joined)) as T;
     }
@@ -450,8 +503,9 @@ class EdgeCache implements Cache {
 
   /** Reads L2 for a key L1 could not answer, and decides what the callers get. */
   async #resolveMiss(key: string, loader: Loader, o: LoadSettings, t: number): Promise<Resolution> {
-    // What L1 still holds: served within grace if L2 cannot be read.
-    const held = this.#tier.lookupStale(key, t);
+    // What L1 still holds: served within grace if L2 cannot be read (and its tags hold).
+    let held = this.#tier.lookupStale(key, t);
+    if (held?.tags !== undefined && !this.#tagsHold(key, held)) held = undefined;
     const asked = ++this.#seq;
     const { entries, failed } = await this.#slowRead([key], t, true);
     const now = this.#now();
@@ -494,6 +548,7 @@ class EdgeCache implements Cache {
     stale: LocalEntry | undefined,
     count: boolean,
   ): Promise<unknown> {
+    const own = !this.#loads.has(key);
     const flight = this.#flight(key, loader, o, stale, false, count);
     const soft = stale !== undefined ? o.timeout : undefined;
     const hard = o.hardTimeout;
@@ -526,7 +581,7 @@ class EdgeCache implements Cache {
         throw error;
       }
     }
-    return this.#settle(key, outcome, stale, loader, o);
+    return this.#settle(key, outcome, stale, loader, o, own);
   }
 
   /** What a caller gets from a load's outcome. */
@@ -536,15 +591,24 @@ class EdgeCache implements Cache {
     stale: LocalEntry | undefined,
     loader: Loader,
     o: LoadSettings,
+    own: boolean,
   ): Promise<unknown> {
     let outcome = result;
+    let mine = own;
     if (outcome.kind === "skipped") {
       // Joined a background refresh that left the load to another instance: load (or wait
       // for that instance) in the foreground instead.
+      mine = !this.#loads.has(key);
       outcome = await this.#flight(key, loader, o, stale, false);
+    }
+    if (outcome.kind === "private" && !mine) {
+      // The value was only for the caller whose load made it: this caller loads its own.
+      outcome = await this.#loadAndStore(key, loader, o, stale);
+      mine = true;
     }
     switch (outcome.kind) {
       case "value":
+      case "private":
         return outcome.value === undefined ? undefined : this.#out(outcome.value);
       case "negative":
         return this.#cached(
@@ -605,7 +669,7 @@ class EdgeCache implements Cache {
     const flight = this.#runLoad(key, loader, o, stale, background).then((outcome) => {
       if (this.#loads.get(key) === flight) this.#loads.delete(key);
       // A read of the key in flight meanwhile may have overtaken this load's write.
-      if (outcome.kind !== "skipped" && this.#jobs.has(key)) {
+      if (outcome.kind !== "skipped" && outcome.kind !== "private" && this.#jobs.has(key)) {
         this.#finished.set(key, { seq: ++this.#seq, outcome });
       }
       return outcome;
@@ -703,7 +767,7 @@ class EdgeCache implements Cache {
   /** A fresh answer for `key` that appeared meanwhile: in L1 (a hub push) or in L2. */
   async #lookAgain(key: string): Promise<Outcome | undefined> {
     const now = this.#now();
-    let entry: LocalEntry | undefined = this.#tier.lookup(key, now);
+    let entry: LocalEntry | undefined = this.#lookup(key, now);
     if (entry === undefined) {
       const read = await this.#fetch([key], false);
       entry = read.entries[0];
@@ -766,9 +830,26 @@ class EdgeCache implements Cache {
               ),
             hard,
           );
+    const tags: string[] = [];
+    let ttl: number | undefined;
+    let noStore = false;
+    const context: LoaderContext = {
+      key,
+      stale: stale?.value,
+      signal: controller.signal,
+      tag: (...more) => {
+        tags.push(...more);
+      },
+      setTtl: (ms) => {
+        ttl = ms;
+      },
+      noStore: () => {
+        noStore = true;
+      },
+    };
     let value: unknown;
     try {
-      value = await loader(key, { key, stale: stale?.value, signal: controller.signal });
+      value = await loader(key, context);
     } catch (error) {
       this.#stats.loadErrors++;
       // A value within grace is better than a remembered failure: keep it.
@@ -779,11 +860,15 @@ class EdgeCache implements Cache {
     } finally {
       if (timer !== undefined) clearTimeout(timer);
     }
+    if (noStore) return { kind: "private", value };
     if (value === undefined) {
       if (o.negativeTtl !== undefined) await this.#storeLoaded(key, undefined, o, "absent");
       return { kind: "value", value: undefined };
     }
-    await this.#storeLoaded(key, value, o, undefined);
+    await this.#storeLoaded(key, value, o, undefined, {
+      ...(tags.length > 0 ? { tags } : {}),
+      ...(ttl === undefined ? {} : { ttl }),
+    });
     return { kind: "value", value };
   }
 
@@ -797,6 +882,7 @@ class EdgeCache implements Cache {
     value: unknown,
     o: LoadSettings,
     negative: "error" | "absent" | undefined,
+    fromLoader: { tags?: readonly string[]; ttl?: number } = {},
   ): Promise<void> {
     let prepared: Prepared;
     try {
@@ -807,8 +893,9 @@ class EdgeCache implements Cache {
           ttl: negative === undefined ? o.ttl : (o.negativeTtl as number),
           ...(o.jitter === undefined ? {} : { jitter: o.jitter }),
           ...(o.propagate === undefined ? {} : { propagate: o.propagate }),
+          ...(o.tags === undefined || negative !== undefined ? {} : { tags: o.tags }),
         },
-        negative === undefined ? { tail: o.tail } : { negative },
+        negative === undefined ? { tail: o.tail, ...fromLoader } : { negative },
       );
     } catch (err) {
       this.#absorb(err instanceof EdgeCacheError ? err : this.#failed(err, "set", [key]));
@@ -825,7 +912,12 @@ class EdgeCache implements Cache {
       this.#tier.install(
         key,
         this.#tier.entry(
-          { value: copy ?? prepared.value, tail: prepared.tail, negative: prepared.negative },
+          {
+            value: copy ?? prepared.value,
+            tail: prepared.tail,
+            negative: prepared.negative,
+            tags: prepared.tags,
+          },
           0,
           now,
           prepared.write.ttl,
@@ -935,7 +1027,7 @@ class EdgeCache implements Cache {
   /** Applies a change batch to L1, per the verdict of the sync state. */
   #apply(batch: ChangeBatch, asked: number, sentAt: number): Verdict {
     const verdict = this.#sync!.accept(batch, asked, sentAt);
-    if (verdict.kind === "flush") this.#tier.drop();
+    if (verdict.kind === "flush") this.#dropAll();
     else if (verdict.kind === "apply") {
       for (const record of verdict.records) this.#applyRecord(record, sentAt);
     }
@@ -951,10 +1043,14 @@ class EdgeCache implements Cache {
     }
     if (record.op === "clear") {
       if (record.origin !== this.#origin) this.#remoteFlushes++;
-      this.#tier.drop();
+      this.#dropAll();
       return;
     }
     for (const change of record.keys) {
+      if (change.key.startsWith(TAG_PREFIX)) {
+        this.#noteTag(change.key.slice(TAG_PREFIX.length), change.version);
+        continue;
+      }
       // Decoding is only worth it for a key this instance holds at an older version.
       let decoded: Decoded | undefined;
       if (change.value !== undefined && this.#tier.holdsOlder(change.key, change.version)) {
@@ -1032,13 +1128,20 @@ class EdgeCache implements Cache {
   }
 
   /** Writes prepared entries to L2, then L1, then tells the hub; throws if L2 did not take them. */
-  async #commit(prepared: Prepared[]): Promise<void> {
+  async #commit(prepared: Prepared[], install = true): Promise<number[]> {
     const keys = prepared.map((p) => p.key);
     const started = this.#now();
     const meta = this.#meta();
     const epoch = this.#tier.epoch;
     let installable: boolean;
     let versions: number[];
+    // Tags this instance has not seen: read their markers alongside the write, so that
+    // reads of what it writes are L1 hits at once.
+    const unknown = new Set<string>();
+    for (const p of prepared) {
+      for (const tag of p.tags ?? []) if (!this.#tagVersions.has(tag)) unknown.add(tag);
+    }
+    const learning = unknown.size > 0 ? this.#readTags([...unknown]) : undefined;
     this.#tier.begin();
     try {
       const result = await this.#store.set(
@@ -1046,6 +1149,7 @@ class EdgeCache implements Cache {
         prepared.map((p) => p.write),
         meta,
       );
+      await learning;
       versions = result.version;
       if (!Array.isArray(versions) || versions.length !== prepared.length) {
         throw new StoreError("EC_STORE_ERROR", "store.set returned the wrong number of versions");
@@ -1062,7 +1166,7 @@ class EdgeCache implements Cache {
     prepared.forEach((p, i) => {
       const version = versions[i]!;
       this.#tier.raiseFloor(p.key, version);
-      if (!installable) {
+      if (!installable || !install) {
         this.#tier.delete(p.key);
         return;
       }
@@ -1071,7 +1175,7 @@ class EdgeCache implements Cache {
       this.#tier.install(
         p.key,
         this.#tier.entry(
-          { value, tail: p.tail, negative: p.negative },
+          { value, tail: p.tail, negative: p.negative, tags: p.tags },
           version,
           started,
           p.write.ttl,
@@ -1101,6 +1205,60 @@ class EdgeCache implements Cache {
         },
       ]);
     }
+    return versions;
+  }
+
+  // ---- tags ----------------------------------------------------------------------------
+
+  async invalidateTag(tag: string): Promise<void> {
+    await this.invalidateTags([tag]);
+  }
+
+  async invalidateTags(tags: readonly string[]): Promise<void> {
+    this.#open();
+    const unique = checkTags(tags);
+    if (unique === undefined) return;
+    // A marker per tag, written like an entry: its version, from the namespace's counter,
+    // is the line below which entries with the tag no longer hold. It reaches the other
+    // instances through the change log (and the hub), without its value.
+    const prepared = unique.map((tag) =>
+      this.#entries.prepare(
+        tagKey(tag),
+        1,
+        { ttl: TAG_MARKER_TTL, propagate: "invalidate", jitter: 0 },
+        {},
+        true,
+      ),
+    );
+    const versions = await this.#commit(prepared, false);
+    unique.forEach((tag, i) => {
+      this.#noteTag(tag, versions[i]!);
+    });
+  }
+
+  async inspect(key: string): Promise<InspectResult | undefined> {
+    this.#open();
+    this.#entries.checkKey(key);
+    const t = this.#now();
+    let tier: "l1" | "l2" = "l1";
+    let entry = this.#tier.lookupStale(key, t);
+    if (entry?.tags !== undefined && !this.#tagsHold(key, entry)) entry = undefined;
+    if (entry === undefined) {
+      tier = "l2";
+      entry = (await this.#fetch([key], true)).entries[0];
+    }
+    if (entry === undefined) return undefined;
+    return {
+      key,
+      tier,
+      value: entry.value === undefined ? undefined : this.#out(entry.value),
+      version: entry.version,
+      ttl: entry.expiresAt - t,
+      expiresIn: Math.max(entry.expiresAt, entry.staleUntil ?? 0) - t,
+      stale: !(entry.expiresAt > t),
+      tags: entry.tags ?? [],
+      negative: entry.negative,
+    };
   }
 
   async delete(key: string): Promise<void> {
@@ -1160,12 +1318,12 @@ class EdgeCache implements Cache {
       this.#written(result.changes, meta, started, epoch);
     } catch (err) {
       // Whether or not L2 applied it, an empty L1 is never wrong.
-      this.#tier.drop();
+      this.#dropAll();
       this.#tier.settle();
       throw this.#failed(err, "clear", []);
     }
     this.#stats.clears++;
-    this.#tier.drop();
+    this.#dropAll();
     this.#tier.settle();
     await this.#publish([
       { op: "clear", first: version, last: version, origin: meta.origin, keys: [] },
@@ -1244,13 +1402,57 @@ class EdgeCache implements Cache {
       ...this.#loads.values(),
       this.#pendingSync?.promise,
     ]);
-    this.#tier.drop();
+    this.#dropAll();
   }
 
   // ---- helpers -------------------------------------------------------------------------
 
   #open(): void {
     if (this.#closed) throw new ClosedError();
+  }
+
+  /** L1's fresh entry of `key`, if its tags still hold. The hot path: kept small. */
+  #lookup(key: string, t: number): LocalEntry | undefined {
+    const entry = this.#tier.lookup(key, t);
+    if (entry === undefined || entry.tags === undefined || this.#tagsHold(key, entry)) {
+      return entry;
+    }
+    return undefined;
+  }
+
+  /**
+   * Whether no tag of `entry` was invalidated after it was written. A tag this instance has
+   * not seen yet counts as not holding (the entry is read again with its tags' markers);
+   * an invalidated entry leaves L1.
+   */
+  #tagsHold(key: string, entry: LocalEntry): boolean {
+    for (const tag of entry.tags!) {
+      const v = this.#tagVersions.get(tag);
+      if (v === undefined) return false;
+      if (v > entry.version) {
+        this.#tier.delete(key);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** Notes that `tag` was invalidated at `version` (keeps the newest). */
+  #noteTag(tag: string, version: number): void {
+    const known = this.#tagVersions.get(tag);
+    if (known !== undefined && known >= version) return;
+    if (known === undefined && this.#tagVersions.size >= MAX_TAGS_KNOWN) {
+      // Forget the oldest noted tag: it will be read from L2 again when needed.
+      const oldest = this.#tagVersions.keys().next().value;
+      if (oldest !== undefined) this.#tagVersions.delete(oldest);
+    }
+    this.#tagVersions.set(tag, version);
+  }
+
+  /** Drops L1 whole, and with it what it knew of tags. */
+  #dropAll(): void {
+    this.#tier.drop();
+    this.#tagVersions.clear();
   }
 
   #out(value: unknown): unknown {
@@ -1307,6 +1509,15 @@ class ReadThroughGroup extends GroupCache {
     return this.getOrSet(key, this.options.loader as Loader<T>);
   }
 }
+
+/** Keys of tag invalidation markers start with this. */
+const TAG_PREFIX = tagKey("");
+
+/** Most tags whose invalidation version an instance remembers. */
+const MAX_TAGS_KNOWN = 10_000;
+
+/** How long a tag's invalidation marker stays in L2: longer than any tagged entry. */
+const TAG_MARKER_TTL = 10 * 365 * 24 * 3_600_000;
 
 /** How much earlier than their TTL says values pushed by the hub leave L1, in ms. */
 const HUB_TRANSIT_MARGIN = 1000;

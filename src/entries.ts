@@ -23,6 +23,36 @@ export interface Prepared {
   /** Ms the entry outlives its freshness, for stale-while-revalidate and grace. */
   tail: number;
   negative: Negative | undefined;
+  tags: readonly string[] | undefined;
+}
+
+/** Keys the cache keeps for itself start with this; users' keys may not. */
+export const RESERVED = "\u0000";
+
+/** The key of a tag's invalidation marker. */
+export const tagKey = (tag: string): string => `${RESERVED}t:${tag}`;
+
+/** Most tags on one entry, and longest tag. */
+const MAX_TAGS = 64;
+const MAX_TAG_LENGTH = 256;
+
+/** Validates tags: non-empty strings of at most 256 characters, at most 64, deduplicated. */
+export function checkTags(tags: unknown, key?: string): readonly string[] | undefined {
+  if (tags === undefined) return undefined;
+  const where = key === undefined ? {} : { key };
+  if (!Array.isArray(tags)) throw new InvalidOptionError("tags must be an array of strings", where);
+  if (tags.length > MAX_TAGS) {
+    throw new InvalidOptionError(`at most ${MAX_TAGS} tags per entry`, where);
+  }
+  for (const tag of tags) {
+    if (typeof tag !== "string" || tag.length === 0 || tag.length > MAX_TAG_LENGTH) {
+      throw new InvalidOptionError(
+        `tags must be non-empty strings of at most ${MAX_TAG_LENGTH} characters`,
+        where,
+      );
+    }
+  }
+  return tags.length === 0 ? undefined : [...new Set(tags as string[])];
 }
 
 /** What `getOrSet` writes beyond a plain `set`. */
@@ -31,6 +61,10 @@ export interface WriteExtra {
   tail?: number;
   /** A remembered loader outcome instead of a value. */
   negative?: Negative;
+  /** Tags besides `options.tags` (from the loader). */
+  tags?: readonly string[];
+  /** TTL instead of `options.ttl` (from the loader). */
+  ttl?: number;
 }
 
 /** A payload decoded: the value and what the envelope says about it. */
@@ -40,6 +74,7 @@ export interface Decoded {
   /** Ms the entry outlives its freshness in L2 (0 for plain entries). */
   tail: number;
   negative: Negative | undefined;
+  tags: readonly string[] | undefined;
 }
 
 /** Validates a jitter fraction, 0 <= j < 1. */
@@ -67,15 +102,16 @@ export function checkTtl(ttl: unknown, key?: string): number {
  * Keys and values as the cache stores them: key rules, and values encoded once, tagged with
  * the serializer's name (an entry written with another serializer decodes as a miss).
  *
- * Payloads: `<name>:<text>` for a plain value; `<name>~<tail>:<text>` for a value that stays
- * in L2 `tail` ms past its freshness (its TTL counts the tail, so freshness is measured by
- * Redis' clock alone, with no clock skew between instances); `<name>!e` and `<name>!u` for
+ * Payloads: `<name>:<text>` for a plain value; `<name>~<tail>#<tags>:<text>` (either part
+ * optional) for a value that stays in L2 `tail` ms past its freshness (its TTL counts the
+ * tail, so freshness is measured by Redis' clock alone, with no clock skew between
+ * instances) and carries tags (URI-encoded, comma-separated); `<name>!e` and `<name>!u` for
  * remembered loader failures and empty loads.
  */
 export class Entries {
   readonly #serializer: Serializer;
+  readonly #name: string;
   readonly #tag: string;
-  readonly #tailTag: string;
   readonly #negativeTag: string;
   readonly #ttl: number;
   readonly #jitter: number;
@@ -93,8 +129,8 @@ export class Entries {
     propagateMaxBytes: number;
   }) {
     this.#serializer = options.serializer;
+    this.#name = options.serializer.name;
     this.#tag = options.serializer.name + ":";
-    this.#tailTag = options.serializer.name + "~";
     this.#negativeTag = options.serializer.name + "!";
     this.#ttl = options.ttl;
     this.#jitter = options.jitter;
@@ -103,9 +139,12 @@ export class Entries {
     this.#propagateMaxBytes = options.propagateMaxBytes;
   }
 
-  checkKey(key: unknown): asserts key is string {
+  checkKey(key: unknown, internal = false): asserts key is string {
     if (typeof key !== "string") throw new InvalidKeyError("keys must be strings");
     if (key.length === 0) throw new InvalidKeyError("keys must not be empty");
+    if (!internal && key.startsWith(RESERVED)) {
+      throw new InvalidKeyError("keys must not start with U+0000 (reserved by edgecache)");
+    }
     // UTF-8 needs at most 3 bytes per UTF-16 unit; only long keys need counting.
     if (key.length * 3 > this.#maxKeyBytes && utf8Length(key) > this.#maxKeyBytes) {
       throw new InvalidKeyError(`keys must be at most ${this.#maxKeyBytes} UTF-8 bytes`);
@@ -118,10 +157,12 @@ export class Entries {
     value: unknown,
     options: SetOptions | undefined,
     extra: WriteExtra = {},
+    internal = false,
   ): Prepared {
-    this.checkKey(key);
+    this.checkKey(key, internal);
     let ttl = this.#ttl;
     let jitter = this.#jitter;
+    let tags: readonly string[] | undefined;
     let propagate = true;
     if (options !== undefined) {
       if (typeof options !== "object" || options === null) {
@@ -129,12 +170,17 @@ export class Entries {
       }
       if (options.ttl !== undefined) ttl = checkTtl(options.ttl, key);
       if (options.jitter !== undefined) jitter = checkJitter(options.jitter, key);
+      if (options.tags !== undefined) tags = checkTags(options.tags, key);
       if (options.propagate !== undefined) {
         if (options.propagate !== "value" && options.propagate !== "invalidate") {
           throw new InvalidOptionError('propagate must be "value" or "invalidate"', { key });
         }
         propagate = options.propagate === "value";
       }
+    }
+    if (extra.ttl !== undefined) ttl = checkTtl(extra.ttl, key);
+    if (extra.tags !== undefined) {
+      tags = checkTags([...(tags ?? []), ...extra.tags], key);
     }
     // Shortened by up to `jitter`, never lengthened: entries written together expire apart.
     if (jitter > 0) ttl = Math.max(1, Math.ceil(ttl * (1 - jitter * Math.random())));
@@ -148,6 +194,7 @@ export class Entries {
         size: payload.length + key.length,
         tail: 0,
         negative: extra.negative,
+        tags: undefined,
       };
     }
     if (value === undefined) {
@@ -166,7 +213,14 @@ export class Entries {
     if (typeof text !== "string") {
       throw new SerializationError(`serializer "${name}" did not return a string`, { key });
     }
-    const payload = (tail > 0 ? `${this.#tailTag}${tail}:` : this.#tag) + text;
+    let header = this.#tag;
+    if (tail > 0 || tags !== undefined) {
+      header = this.#name;
+      if (tail > 0) header += `~${tail}`;
+      if (tags !== undefined) header += `#${tags.map(encodeURIComponent).join(",")}`;
+      header += ":";
+    }
+    const payload = header + text;
     const bytes = utf8Length(payload);
     if (bytes > this.#maxValueBytes) {
       throw new ValueTooLargeError(bytes, this.#maxValueBytes, { key });
@@ -183,6 +237,7 @@ export class Entries {
       size: bytes + key.length,
       tail,
       negative: undefined,
+      tags,
     };
   }
 
@@ -190,23 +245,35 @@ export class Entries {
   decode(payload: string): Decoded | typeof MISS {
     if (typeof payload !== "string") return MISS;
     let tail = 0;
+    let tags: readonly string[] | undefined;
     let start: number;
     if (payload.startsWith(this.#tag)) start = this.#tag.length;
-    else if (payload.startsWith(this.#tailTag)) {
-      const colon = payload.indexOf(":", this.#tailTag.length);
-      const digits = payload.slice(this.#tailTag.length, colon);
-      if (colon < 0 || !/^[1-9][0-9]{0,12}$/.test(digits)) return MISS;
-      tail = Number(digits);
-      start = colon + 1;
-    } else if (payload.startsWith(this.#negativeTag)) {
+    else if (payload.startsWith(this.#negativeTag)) {
       const rest = payload.slice(this.#negativeTag.length);
-      if (rest === "e") return { value: undefined, tail: 0, negative: "error" };
-      if (rest === "u") return { value: undefined, tail: 0, negative: "absent" };
+      if (rest === "e") return { value: undefined, tail: 0, negative: "error", tags: undefined };
+      if (rest === "u") return { value: undefined, tail: 0, negative: "absent", tags: undefined };
       return MISS;
+    } else if (payload.startsWith(this.#name)) {
+      // `~<tail>` and/or `#<tags>`, then `:`.
+      const colon = payload.indexOf(":", this.#name.length);
+      if (colon < 0) return MISS;
+      const header = /^(?:~([1-9][0-9]{0,12}))?(?:#([^:]+))?$/.exec(
+        payload.slice(this.#name.length, colon),
+      );
+      if (header === null || (header[1] === undefined && header[2] === undefined)) return MISS;
+      if (header[1] !== undefined) tail = Number(header[1]);
+      if (header[2] !== undefined) {
+        try {
+          tags = header[2].split(",").map(decodeURIComponent);
+        } catch {
+          return MISS;
+        }
+      }
+      start = colon + 1;
     } else return MISS;
     try {
       const value = this.#serializer.deserialize(payload.slice(start));
-      return value === undefined ? MISS : { value, tail, negative: undefined };
+      return value === undefined ? MISS : { value, tail, negative: undefined, tags };
     } catch {
       return MISS;
     }

@@ -11,6 +11,7 @@ export {
   createCache,
   type GetOrSetOptions,
   type Group,
+  type InspectResult,
   type Loader,
   type LoaderContext,
   type NamespaceOptions,

@@ -67,9 +67,17 @@ export class GuardedL1 {
     if (decoded.negative !== undefined) {
       return { value: undefined, version, expiresAt, size, negative: decoded.negative };
     }
-    return decoded.tail > 0
-      ? { value: decoded.value, version, expiresAt, size, staleUntil: sentAt + ttl }
-      : { value: decoded.value, version, expiresAt, size };
+    const entry: {
+      value: unknown;
+      version: number;
+      expiresAt: number;
+      size: number;
+      staleUntil?: number;
+      tags?: readonly string[];
+    } = { value: decoded.value, version, expiresAt, size };
+    if (decoded.tail > 0) entry.staleUntil = sentAt + ttl;
+    if (decoded.tags !== undefined) entry.tags = decoded.tags;
+    return entry;
   }
 
   /** Puts an answer in L1 unless a newer change of the key was seen meanwhile. */

@@ -1,4 +1,4 @@
-import { checkJitter, checkTtl } from "./entries.js";
+import { checkJitter, checkTags, checkTtl } from "./entries.js";
 import { InvalidOptionError } from "./errors.js";
 import type { GetOrSetOptions, Loader, NamespaceOptions } from "./types.js";
 
@@ -18,6 +18,7 @@ export interface LoadSettings {
   negativeTtl: number | undefined;
   waitUntil: ((promise: Promise<unknown>) => void) | undefined;
   propagate: "value" | "invalidate" | undefined;
+  tags: readonly string[] | undefined;
 }
 
 const LOCK_TTL = 10_000;
@@ -101,5 +102,6 @@ export function resolveLoad(
     negativeTtl: optionalMs("negativeTtl", options.negativeTtl, key) ?? base?.negativeTtl,
     waitUntil: options.waitUntil ?? base?.waitUntil,
     propagate: propagate ?? base?.propagate,
+    tags: options.tags === undefined ? base?.tags : checkTags(options.tags, key),
   };
 }

@@ -21,6 +21,8 @@ export interface LocalEntry {
    * loader failed, or found nothing. `value` is `undefined`.
    */
   readonly negative?: Negative;
+  /** The entry's tags: it is valid only while none of them was invalidated after it. */
+  readonly tags?: readonly string[];
 }
 
 /** What a negative entry remembers: the loader threw, or returned `undefined`. */

@@ -113,6 +113,15 @@ export interface LoaderContext<V = unknown> {
   readonly stale: V | undefined;
   /** Aborted when the load runs past `hardTimeout`; pass it on to `fetch` and the like. */
   readonly signal: AbortSignal;
+  /** Adds tags to the value being loaded (besides the `tags` option), for `invalidateTag`. */
+  tag(...tags: string[]): void;
+  /** Caches this value for `ms` instead of the `ttl` option (e.g. from an HTTP max-age). */
+  setTtl(ms: number): void;
+  /**
+   * Do not cache this value, and do not hand it to other callers that joined this load:
+   * each of them runs its own load (e.g. a response that turned out to be private).
+   */
+  noStore(): void;
 }
 
 /**
@@ -192,6 +201,27 @@ export interface GetOrSetOptions {
    * @default "value"
    */
   propagate?: "value" | "invalidate";
+  /** Tags of the loaded value (see {@link SetOptions.tags}); the loader can add more. */
+  tags?: readonly string[];
+}
+
+/** What {@link Cache.inspect} reports about one key. */
+export interface InspectResult {
+  readonly key: string;
+  /** Where the answer came from: this instance's L1, or L2. */
+  readonly tier: "l1" | "l2";
+  /** The value (`undefined` for a negative entry). */
+  readonly value: unknown;
+  /** The L2 version the value was written with. */
+  readonly version: number;
+  /** Ms of freshness left; 0 or less when the entry is stale (kept for SWR or grace). */
+  readonly ttl: number;
+  /** Ms until the entry is gone from this tier altogether. */
+  readonly expiresIn: number;
+  readonly stale: boolean;
+  readonly tags: readonly string[];
+  /** A remembered loader outcome instead of a value (`negativeTtl`). */
+  readonly negative: "error" | "absent" | undefined;
 }
 
 /** Options of {@link Cache.namespace}: the namespace's loader and its defaults. */
@@ -222,6 +252,12 @@ export interface SetOptions {
    * @default the cache's `jitter`
    */
   jitter?: number;
+  /**
+   * Tags of this entry: `invalidateTag(tag)` makes every entry with that tag a miss, on
+   * every instance within the staleness bound. Non-empty strings of at most 256
+   * characters; at most 64 per entry.
+   */
+  tags?: readonly string[];
 }
 
 /** One entry of `setMany`: `[key, value]` or `[key, value, { ttl }]`. */
@@ -331,6 +367,20 @@ export interface Cache {
    * store, breaker, serializer and settings. Asking again for a name returns the same one.
    */
   namespace<V = unknown>(name: string, options?: NamespaceOptions<V>): Group<V>;
+  /**
+   * Makes every entry tagged `tag` (with `set`'s or `getOrSet`'s `tags`) a miss: here at
+   * once, on other instances within the staleness bound (through the change log, and the
+   * hub when on). One L2 request. Entries written after it are not affected.
+   */
+  invalidateTag(tag: string): Promise<void>;
+  /** {@link Cache.invalidateTag} for several tags in one L2 request. */
+  invalidateTags(tags: readonly string[]): Promise<void>;
+  /**
+   * What the cache holds for `key`, for diagnostics: value, version, TTL left, tags and
+   * which tier answered; `undefined` when neither tier has it (or its tag was invalidated).
+   * Reads L2 when L1 has nothing (one request); loads nothing.
+   */
+  inspect(key: string): Promise<InspectResult | undefined>;
   /** Counters and L1 occupancy. */
   stats(): CacheStats;
   /**
