@@ -1,0 +1,232 @@
+/**
+ * The `cached` Hono middleware inside workerd: the core of the Node matrix
+ * (test/hono-cached.test.ts) against the real REST bridge over fetch, and stale-while-
+ * revalidate through the runtime's own ExecutionContext (`c.executionCtx.waitUntil`).
+ */
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { type Context, Hono } from "hono";
+import { describe, expect, inject, it } from "vitest";
+import { type CachedEnv, type CachedOptions, cached } from "../../src/hono/cached.js";
+import { type Cache, createCache, memoryStore } from "../../src/index.js";
+import { upstashStore } from "../../src/stores/upstash.js";
+
+const url = inject("bridgeUrl");
+const token = inject("bridgeToken");
+
+const fresh = () => `hono.workerd.${crypto.randomUUID()}`;
+
+function bridged(namespace = fresh()): Cache {
+  return createCache({
+    store: upstashStore({ url, token }),
+    namespace,
+    sync: { maxStaleness: 0 },
+    logger: false,
+  });
+}
+
+type Respond = (c: Context<CachedEnv>, n: number) => Response | Promise<Response>;
+
+function site(options: CachedOptions, respond: Respond = (c, n) => c.text(`body ${n}`)) {
+  let calls = 0;
+  const app = new Hono<CachedEnv>();
+  app.onError((_err, c) => c.text("Internal Server Error", 500));
+  app.all("*", cached(options), (c) => respond(c, ++calls));
+  return {
+    app,
+    get calls() {
+      return calls;
+    },
+    /** A request with a real ExecutionContext, waited on like the runtime would. */
+    async get(path: string, init?: RequestInit) {
+      const ctx = createExecutionContext();
+      const res = await app.request(path, init, {}, ctx);
+      await waitOnExecutionContext(ctx);
+      return res;
+    },
+  };
+}
+
+const cacheStatus = (res: Response) => res.headers.get("cache-status");
+
+describe("cached in workerd", () => {
+  it("runs in workerd", () => {
+    expect(navigator.userAgent).toBe("Cloudflare-Workers");
+  });
+
+  it("stores a miss and replays it, with Age and Cache-Status", async () => {
+    const s = site({ cache: bridged() }, (c, n) => c.json({ n }, 200, { "x-custom": "yes" }));
+    const miss = await s.get("/products/1");
+    expect(cacheStatus(miss)).toBe("edgecache; fwd=miss; fwd-status=200; stored; ttl=60");
+    expect(await miss.json()).toEqual({ n: 1 });
+    const hit = await s.get("/products/1");
+    expect(await hit.json()).toEqual({ n: 1 });
+    expect(hit.headers.get("x-custom")).toBe("yes");
+    expect(hit.headers.get("age")).toBe("0");
+    expect(cacheStatus(hit)).toMatch(/^edgecache; hit; ttl=(59|60)$/);
+    expect(s.calls).toBe(1);
+  });
+
+  it("runs the handler once for concurrent misses", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const s = site({ cache: bridged() }, async (c, n) => {
+      await gate;
+      return c.text(`body ${n}`);
+    });
+    const all = Promise.all(Array.from({ length: 5 }, () => s.get("/hot")));
+    while (s.calls === 0) await new Promise((r) => setTimeout(r, 1));
+    release();
+    const bodies = await Promise.all((await all).map((r) => r.text()));
+    expect(bodies).toEqual(Array(5).fill("body 1"));
+    expect(s.calls).toBe(1);
+  });
+
+  it("round-trips binary bodies byte for byte", async () => {
+    const bytes = new Uint8Array(40_000);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 31 + (i >> 7)) & 0xff;
+    const s = site({ cache: bridged() }, (c) =>
+      c.body(bytes.slice(), 200, { "content-type": "application/octet-stream" }),
+    );
+    await (await s.get("/blob")).arrayBuffer();
+    const hit = await s.get("/blob");
+    expect(cacheStatus(hit)).toMatch(/; hit;/);
+    const replayed = new Uint8Array(await hit.arrayBuffer());
+    expect(replayed.length).toBe(bytes.length);
+    expect(replayed.every((b, i) => b === bytes[i])).toBe(true);
+    expect(s.calls).toBe(1);
+  });
+
+  it("answers HEAD from the GET entry without a body", async () => {
+    const s = site({ cache: bridged() });
+    await s.get("/page");
+    const head = await s.get("/page", { method: "HEAD" });
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe("");
+    expect(cacheStatus(head)).toMatch(/^edgecache; hit;/);
+    expect(s.calls).toBe(1);
+  });
+
+  for (const [what, headers] of [
+    ["no-store", { "cache-control": "no-store" }],
+    ["private", { "cache-control": "private" }],
+    ["set-cookie", { "set-cookie": "a=b" }],
+  ] as const) {
+    it(`never stores a response with ${what}`, async () => {
+      const s = site({ cache: bridged() }, (c, n) => c.text(`${n}`, 200, headers));
+      await s.get("/p");
+      const second = await s.get("/p");
+      expect(await second.text()).toBe("2");
+      expect(cacheStatus(second)).toBe(`edgecache; fwd=miss; fwd-status=200; detail=${what}`);
+    });
+  }
+
+  for (const header of ["authorization", "cookie"]) {
+    it(`bypasses the cache for a request with ${header}`, async () => {
+      const s = site({ cache: bridged() }, (c, n) =>
+        c.text(c.req.header(header) ? `personal ${n}` : `public ${n}`),
+      );
+      expect(await (await s.get("/home", { headers: { [header]: "x" } })).text()).toBe(
+        "personal 1",
+      );
+      expect(await (await s.get("/home")).text()).toBe("public 2");
+      expect(await (await s.get("/home")).text()).toBe("public 2");
+      expect(s.calls).toBe(2);
+    });
+  }
+
+  it("keys on the response's Vary headers", async () => {
+    const s = site({ cache: bridged() }, (c, n) =>
+      c.text(`${c.req.header("accept-language")} ${n}`, 200, { vary: "Accept-Language" }),
+    );
+    const fr = { headers: { "accept-language": "fr" } };
+    const en = { headers: { "accept-language": "en" } };
+    await s.get("/v", fr);
+    await s.get("/v", en);
+    expect(await (await s.get("/v", fr)).text()).toBe("fr 1");
+    expect(await (await s.get("/v", en)).text()).toBe("en 2");
+    expect(s.calls).toBe(2);
+  });
+
+  it("normalizes the query, and keeps paths differing in encoding or case apart", async () => {
+    const s = site({ cache: bridged() }, (c, n) => c.text(`${new URL(c.req.url).pathname} ${n}`));
+    await s.get("/q?b=2&a=1");
+    expect(cacheStatus(await s.get("/q?a=%31&b=2"))).toMatch(/; hit;/);
+    for (const path of ["/a/b", "/a%2Fb", "/A/b"]) await s.get(path);
+    expect(s.calls).toBe(4);
+  });
+
+  it("revalidates on Cache-Control: no-cache", async () => {
+    const s = site({ cache: bridged() });
+    await s.get("/r");
+    const revalidated = await s.get("/r", { headers: { "cache-control": "no-cache" } });
+    expect(cacheStatus(revalidated)).toBe("edgecache; fwd=request; fwd-status=200; stored; ttl=60");
+    expect(await (await s.get("/r")).text()).toBe("body 2");
+    expect(s.calls).toBe(2);
+  });
+
+  it("passes a body over maxBodyBytes through, streamed, without storing it", async () => {
+    const s = site({ cache: bridged(), maxBodyBytes: 100 }, (c) => {
+      const stream = new ReadableStream<Uint8Array>({
+        start(controller) {
+          for (let i = 0; i < 3; i++) controller.enqueue(new Uint8Array(60).fill(i));
+          controller.close();
+        },
+      });
+      return c.body(stream);
+    });
+    const first = new Uint8Array(await (await s.get("/big")).arrayBuffer());
+    expect(first.length).toBe(180);
+    expect([first[0], first[60], first[179]]).toEqual([0, 1, 2]);
+    await s.get("/big");
+    expect(s.calls).toBe(2);
+  });
+
+  it("tag invalidation on one instance is a miss on the other", async () => {
+    const namespace = fresh();
+    const a = bridged(namespace);
+    const b = bridged(namespace);
+    const body = (who: string) => (c: Context<CachedEnv>, n: number) => {
+      c.var.cacheTag("product:42");
+      return c.text(`${who} ${n}`);
+    };
+    const siteA = site({ cache: a, tags: () => ["products"] }, body("a"));
+    const siteB = site({ cache: b, tags: () => ["products"] }, body("b"));
+    await siteA.get("/products/42");
+    expect(await (await siteB.get("/products/42")).text()).toBe("a 1");
+    await a.invalidateTag("product:42");
+    expect(await (await siteB.get("/products/42")).text()).toBe("b 1");
+    await b.invalidateTag("products");
+    expect(await (await siteA.get("/products/42")).text()).toBe("a 2");
+    expect([siteA.calls, siteB.calls]).toEqual([2, 1]);
+  });
+
+  it("serves stale and refreshes through the runtime's waitUntil", async () => {
+    let t = 1_700_000_000_000;
+    const now = () => t;
+    const cache = createCache({
+      store: memoryStore({ now }),
+      namespace: "swr",
+      now,
+      sync: { maxStaleness: 0 },
+      logger: false,
+    });
+    let version = 1;
+    const s = site({ cache, ttl: 1_000, staleWhileRevalidate: 10_000, now }, (c) =>
+      c.text(`v${version}`),
+    );
+    await s.get("/feed");
+    version = 2;
+    t += 1_500;
+    const ctx = createExecutionContext();
+    const stale = await s.app.request("/feed", {}, {}, ctx);
+    expect(cacheStatus(stale)).toBe("edgecache; hit; ttl=-1; detail=stale-while-revalidate");
+    expect(await stale.text()).toBe("v1");
+    await waitOnExecutionContext(ctx);
+    expect(s.calls).toBe(2);
+    const refreshed = await s.get("/feed");
+    expect(await refreshed.text()).toBe("v2");
+    expect(cacheStatus(refreshed)).toBe("edgecache; hit; ttl=1");
+  });
+});
