@@ -1,7 +1,8 @@
-// `npm start`: the embedded default. Starts a throwaway redis-server (`npm start` first runs
-// .ci/ensure.mjs, which installs it when missing), puts edgecache's Upstash-REST bridge in
-// front of it, and runs two cache instances that share it as L2, printing where each read
-// was answered. No Upstash account needed.
+// `npm run demo:instances`: two Node cache instances on the embedded default. Starts a
+// throwaway redis-server (the script first runs .ci/ensure.mjs, which installs it when
+// missing), puts edgecache's Upstash-REST bridge in front of it, and runs two cache
+// instances that share it as L2, printing where each read was answered. No Upstash account
+// needed.
 import { randomBytes } from "node:crypto";
 import { inspect } from "node:util";
 import { createCache } from "edgecache";

@@ -24,6 +24,7 @@ export {
   type SerializerOption,
   superjsonSerializer,
 } from "./codec.js";
+export { type EdgecacheEnv, fromEnv, optionsFromEnv } from "./env.js";
 export {
   ClosedError,
   CorruptEntryError,

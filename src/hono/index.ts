@@ -1,0 +1,26 @@
+/**
+ * edgecache for Hono: `cached()` caches whole route responses in the two-level cache with
+ * HTTP semantics; `cacheAdmin()` is the admin API (inspect, delete, invalidate tags, stats,
+ * Prometheus metrics, a live stats page); `fromEnv()` builds the cache from the environment.
+ *
+ * @example
+ * ```ts
+ * import { Hono } from "hono";
+ * import { cached, cacheAdmin, fromEnv } from "edgecache/hono";
+ *
+ * const cache = fromEnv(env);
+ * app.get("/products/*", cached({ cache, ttl: 60_000, staleWhileRevalidate: 300_000, tags: () => ["products"] }));
+ * app.route("/_cache", cacheAdmin({ cache, token: env.EDGECACHE_ADMIN_TOKEN }));
+ * await cache.invalidateTag("products");
+ * ```
+ * @module
+ */
+export { type EdgecacheEnv, fromEnv, optionsFromEnv } from "../env.js";
+export { ADMIN_SESSION_COOKIE, type CacheAdminOptions, cacheAdmin } from "./admin.js";
+export { type CachedEnv, type CachedOptions, type CachedVariables, cached } from "./cached.js";
+export {
+  escapeLabelValue,
+  type NamespaceStats,
+  PROMETHEUS_CONTENT_TYPE,
+  prometheusMetrics,
+} from "./metrics.js";
