@@ -83,6 +83,8 @@ interface Inherited {
 interface PendingSync {
   promise: Promise<boolean>;
   sentAt: number;
+  /** The cursor the request carried (-1: sent before this instance had one). */
+  asked: number;
   /**
    * Started by refresh-ahead, awaited by no read. Reads do not join such a sync: in
    * Workers its I/O belongs to a request that may already have responded, and may be
@@ -188,7 +190,7 @@ class EdgeCache implements Cache {
       this.#hub = new HubClient(sync.hub, o.namespace, {
         records: (records, receivedAt) => this.#fromHub(records, receivedAt),
         // Only a sync sent after the socket opened covers what it may have missed.
-        opened: () => this.#startSync(false).promise,
+        opened: () => this.#vouched(this.#startSync(false)),
         health: (healthy) => {
           state.window = healthy ? relaxed : sync.maxStaleness;
         },
@@ -976,8 +978,20 @@ class EdgeCache implements Cache {
     const pending = this.#pendingSync;
     // An answer to a sync sent before `t` is good enough if it was sent within the window.
     if (pending && !pending.background && this.#sync!.covers(pending.sentAt, t, this.#hitSlack)) {
-      return pending.promise;
+      return this.#vouched(pending);
     }
+    return this.#vouched(this.#startSync(false));
+  }
+
+  /**
+   * A sync's verdict, made good where it can be: a sync sent before this instance had a
+   * cursor cannot vouch for anything once another answer has set one (its answer carries no
+   * records), so a read that joined it would have to miss. Such a sync is followed by one
+   * sent now, which can.
+   */
+  async #vouched(pending: PendingSync): Promise<boolean> {
+    if (await pending.promise) return true;
+    if (pending.asked >= 0 || this.#sync!.cursor < 0 || this.#closed) return false;
     return this.#startSync(false).promise;
   }
 
@@ -986,7 +1000,7 @@ class EdgeCache implements Cache {
     const sentAt = this.#now();
     const request = sync.request();
     this.#tier.begin();
-    const pending = { sentAt, background } as PendingSync;
+    const pending = { sentAt, background, asked: request.cursor } as PendingSync;
     let settled = false;
     const run = async (): Promise<boolean> => {
       try {
@@ -1149,7 +1163,7 @@ class EdgeCache implements Cache {
         prepared.map((p) => p.write),
         meta,
       );
-      await learning;
+      if (learning !== undefined) await learning;
       versions = result.version;
       if (!Array.isArray(versions) || versions.length !== prepared.length) {
         throw new StoreError("EC_STORE_ERROR", "store.set returned the wrong number of versions");

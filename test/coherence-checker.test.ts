@@ -165,7 +165,10 @@ describe("the coherence checker on real instances (Node processes and workerd, r
       "600",
       "--hub",
     ]);
-    expect(summary.violations).toBe(0);
+    expect(
+      summary.violations,
+      `seed ${summary.seed}: ${JSON.stringify(summary.firstViolations)}`,
+    ).toBe(0);
     expect(summary.unchecked).toBe(0);
     expect(summary.checked as number).toBeGreaterThan(1000);
     expect(summary.totalFlushes as number).toBeGreaterThan(0); // trimmed log, pause, clears
@@ -189,7 +192,10 @@ describe("the coherence checker on real instances (Node processes and workerd, r
       "--shards",
       "3",
     ]);
-    expect(summary.violations).toBe(0);
+    expect(
+      summary.violations,
+      `seed ${summary.seed}: ${JSON.stringify(summary.firstViolations)}`,
+    ).toBe(0);
     expect(summary.unchecked).toBe(0);
     expect(summary.checked as number).toBeGreaterThan(1000);
     expect(summary.totalFlushes as number).toBeGreaterThan(0);

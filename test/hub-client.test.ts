@@ -152,6 +152,45 @@ describe("a subscriber facing a misbehaving hub", () => {
     expect(cache.stats().hub).toMatchObject({ framesDropped: 7, framesReceived: 1, healthy: true });
     await cache.close();
   });
+  it("a read joining a sync sent before the cursor existed gets a verified answer, not a false miss", async () => {
+    // Found by the coherence checker: at startup the hub's catch-up sync leaves with cursor
+    // -1; an answer sent earlier sets the cursor; a read that joins the catch-up sync got an
+    // unverifiable answer and returned a miss for a key L2 had.
+    const { port, connected } = await fakeHub();
+    const clock = fakeClock();
+    const chaos = chaosStore(memoryStore({ now: clock.now }));
+    const writer = createCache({ store: chaos.store, namespace: "app", now: clock.now });
+    const cache = createCache({
+      store: chaos.store,
+      namespace: "app",
+      now: clock.now,
+      sync: {
+        maxStaleness: 100,
+        hub: { url: `http://127.0.0.1:${port}`, token: "t", WebSocket: WebSocket as never },
+      },
+    });
+    // A write leaves first (cursor -1); its answer is held. Another instance then writes.
+    const releaseWrite = chaos.holdNextWrite();
+    const written = cache.set("k", "v0");
+    await writer.set("k", "v1");
+    clock.advance(50);
+    // The socket opens: the catch-up sync leaves, still with cursor -1; its answer is held.
+    const releaseReads = chaos.holdReads();
+    await connected;
+    await until(() => chaos.calls >= 3);
+    // The held write's answer sets the cursor (and dates the window from when it was sent):
+    // the catch-up sync, once answered, cannot vouch for anything after that cursor.
+    releaseWrite();
+    await written;
+    clock.advance(70); // the window is over; the catch-up sync, sent at 50, still covers
+    const read = cache.get("k");
+    await new Promise((r) => setTimeout(r, 10));
+    releaseReads();
+    expect(await read).toBe("v1");
+    await cache.close();
+    await writer.close();
+  });
+
   it("relaxes the window while connected and caught up, and restores maxStaleness the moment the socket drops", async () => {
     const { port, connected } = await fakeHub();
     const clock = fakeClock();

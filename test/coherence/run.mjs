@@ -13,7 +13,8 @@
 // Usage: node test/coherence/run.mjs [--instances 8] [--workerd 1] [--ops 12500]
 //   [--keys 8] [--concurrency 4] [--staleness 0,100,500,1000] [--log-length 5000]
 //   [--trim-log-length 25] [--pause-ms 3000] [--seed N] [--json] [--hub] [--break]
-//   [--shards N] (L2 behind shardedStore: N stores on the one Redis)
+//   [--shards N] (L2 behind shardedStore: N stores on the one Redis) [--history FILE]
+//   (the whole history, as JSON lines, when a violation is found)
 // (npm run check:coherence builds the package and runs the long configuration.)
 import { execFile, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -49,6 +50,8 @@ const { values: args } = parseArgs({
     hub: { type: "boolean", default: false },
     // L2 is this many stores behind shardedStore's ring (1: one store).
     shards: { type: "string", default: "1" },
+    // Where to write the whole history (JSON lines) when a violation is found.
+    history: { type: "string" },
   },
 });
 const int = (name) => {
@@ -284,6 +287,9 @@ const summary = {
   faults,
 };
 await rm(work, { recursive: true, force: true });
+if (args.history && result.violations.length > 0) {
+  await writeFile(args.history, `${records.map((r) => JSON.stringify(r)).join("\n")}\n`);
+}
 if (args.json) {
   console.log(JSON.stringify(summary));
 } else {
