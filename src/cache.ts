@@ -207,8 +207,9 @@ class EdgeCache implements Cache {
     this.#entries.checkKey(key);
     const t = this.#hitClock();
     if (this.#sync === undefined || this.#sync.fresh(t, this.#hitSlack)) {
-      const entry = this.#lookup(key, t);
-      if (entry !== undefined) {
+      // #lookup, inlined: the hot path.
+      const entry = this.#tier.lookup(key, t);
+      if (entry !== undefined && (entry.tags === undefined || this.#tagsHold(key, entry))) {
         this.#stats.l1Hits++;
         this.#refreshAhead(t);
         return this.#out(entry.value) as T;
@@ -225,9 +226,9 @@ class EdgeCache implements Cache {
     const t = this.#hitClock();
     const entry =
       this.#sync === undefined || this.#sync.fresh(t, this.#hitSlack)
-        ? this.#lookup(key, t)
+        ? this.#tier.lookup(key, t)
         : undefined;
-    if (entry === undefined) {
+    if (entry === undefined || (entry.tags !== undefined && !this.#tagsHold(key, entry))) {
       this.#stats.l1Misses++;
       return undefined;
     }

@@ -142,7 +142,8 @@ export class Entries {
   checkKey(key: unknown, internal = false): asserts key is string {
     if (typeof key !== "string") throw new InvalidKeyError("keys must be strings");
     if (key.length === 0) throw new InvalidKeyError("keys must not be empty");
-    if (!internal && key.startsWith(RESERVED)) {
+    // U+0000 first: reserved (RESERVED); a char code test keeps the hot path cheap.
+    if (key.charCodeAt(0) === 0 && !internal) {
       throw new InvalidKeyError("keys must not start with U+0000 (reserved by edgecache)");
     }
     // UTF-8 needs at most 3 bytes per UTF-16 unit; only long keys need counting.
