@@ -40,20 +40,6 @@ import type {
   SetOptions,
 } from "./types.js";
 
-export type {
-  Cache,
-  CacheOptions,
-  CacheStats,
-  GetOrSetOptions,
-  Group,
-  InspectResult,
-  Loader,
-  LoaderContext,
-  NamespaceOptions,
-  SetManyEntry,
-  SetOptions,
-} from "./types.js";
-
 /** How a load ended, shared by every caller that joined it. */
 type Outcome =
   | { kind: "value"; value: unknown }
@@ -507,8 +493,7 @@ class EdgeCache implements Cache {
   /** Reads L2 for a key L1 could not answer, and decides what the callers get. */
   async #resolveMiss(key: string, loader: Loader, o: LoadSettings, t: number): Promise<Resolution> {
     // What L1 still holds: served within grace if L2 cannot be read (and its tags hold).
-    let held = this.#tier.lookupStale(key, t);
-    if (held?.tags !== undefined && !this.#tagsHold(key, held)) held = undefined;
+    const held = this.#lookupStale(key, t);
     const asked = ++this.#seq;
     const { entries, failed } = await this.#slowRead([key], t, true);
     const now = this.#now();
@@ -575,11 +560,7 @@ class EdgeCache implements Cache {
           this.#stats.staleHits++;
           return this.#out(stale.value);
         }
-        const error = new LoaderError(
-          "EC_LOADER_TIMEOUT",
-          `the loader did not finish within ${hard} ms`,
-          { key },
-        );
+        const error = loaderTimeout(key, hard as number);
         if (stale !== undefined) return this.#graced(key, stale, error, o);
         throw error;
       }
@@ -607,7 +588,6 @@ class EdgeCache implements Cache {
     if (outcome.kind === "private" && !mine) {
       // The value was only for the caller whose load made it: this caller loads its own.
       outcome = await this.#loadAndStore(key, loader, o, stale);
-      mine = true;
     }
     switch (outcome.kind) {
       case "value":
@@ -620,14 +600,7 @@ class EdgeCache implements Cache {
         );
       case "error": {
         if (stale !== undefined) {
-          const error =
-            outcome.error instanceof LoaderError
-              ? outcome.error
-              : new LoaderError("EC_LOADER_FAILED", "the loader failed", {
-                  key,
-                  cause: outcome.error,
-                });
-          return this.#graced(key, stale, error, o);
+          return this.#graced(key, stale, loaderFailed(outcome.error, key, "the loader failed"), o);
         }
         throw outcome.error;
       }
@@ -686,14 +659,7 @@ class EdgeCache implements Cache {
     if (this.#loads.has(key)) return;
     const work = this.#flight(key, loader, o, stale, true).then((outcome) => {
       if (outcome.kind === "error") {
-        this.#absorb(
-          outcome.error instanceof LoaderError
-            ? outcome.error
-            : new LoaderError("EC_LOADER_FAILED", "a background refresh failed", {
-                key,
-                cause: outcome.error,
-              }),
-        );
+        this.#absorb(loaderFailed(outcome.error, key, "a background refresh failed"));
       }
     });
     this.#keepAlive(work, o);
@@ -820,19 +786,7 @@ class EdgeCache implements Cache {
     const timer =
       hard === undefined
         ? undefined
-        : setTimeout(
-            () =>
-              controller.abort(
-                new LoaderError(
-                  "EC_LOADER_TIMEOUT",
-                  `the loader did not finish within ${hard} ms`,
-                  {
-                    key,
-                  },
-                ),
-              ),
-            hard,
-          );
+        : setTimeout(() => controller.abort(loaderTimeout(key, hard)), hard);
     const tags: string[] = [];
     let ttl: number | undefined;
     let noStore = false;
@@ -908,26 +862,24 @@ class EdgeCache implements Cache {
       await this.#commit([prepared]);
     } catch (err) {
       this.#absorb(err instanceof EdgeCacheError ? err : this.#failed(err, "set", [key]));
-      const now = this.#now();
-      const copy =
-        this.#copy && prepared.value !== undefined ? this.#copy(prepared.value) : undefined;
       // Version 0: any change of the key seen later replaces it.
-      this.#tier.install(
-        key,
-        this.#tier.entry(
-          {
-            value: copy ?? prepared.value,
-            tail: prepared.tail,
-            negative: prepared.negative,
-            tags: prepared.tags,
-          },
-          0,
-          now,
-          prepared.write.ttl,
-          prepared.size,
-        ),
-      );
+      this.#installPrepared(prepared, 0, this.#now());
     }
+  }
+
+  /** Puts a prepared write in L1 (a copy, when copies are on), as of `at`. */
+  #installPrepared(p: Prepared, version: number, at: number): void {
+    const value = this.#copy && p.value !== undefined ? this.#copy(p.value) : p.value;
+    this.#tier.install(
+      p.key,
+      this.#tier.entry(
+        { value, tail: p.tail, negative: p.negative, tags: p.tags },
+        version,
+        at,
+        p.write.ttl,
+        p.size,
+      ),
+    );
   }
 
   // ---- namespaces ----------------------------------------------------------------------
@@ -1186,17 +1138,7 @@ class EdgeCache implements Cache {
         return;
       }
       // Measured from before the request: the L2 expiry started later, so L1 never outlives it.
-      const value = this.#copy && p.value !== undefined ? this.#copy(p.value) : p.value;
-      this.#tier.install(
-        p.key,
-        this.#tier.entry(
-          { value, tail: p.tail, negative: p.negative, tags: p.tags },
-          version,
-          started,
-          p.write.ttl,
-          p.size,
-        ),
-      );
+      this.#installPrepared(p, version, started);
     });
     this.#tier.settle();
     if (this.#hub) {
@@ -1256,8 +1198,7 @@ class EdgeCache implements Cache {
     this.#entries.checkKey(key);
     const t = this.#now();
     let tier: "l1" | "l2" = "l1";
-    let entry = this.#tier.lookupStale(key, t);
-    if (entry?.tags !== undefined && !this.#tagsHold(key, entry)) entry = undefined;
+    let entry = this.#lookupStale(key, t);
     if (entry === undefined) {
       tier = "l2";
       entry = (await this.#fetch([key], true)).entries[0];
@@ -1438,18 +1379,21 @@ class EdgeCache implements Cache {
   /**
    * Whether no tag of `entry` was invalidated after it was written. A tag this instance has
    * not seen yet counts as not holding (the entry is read again with its tags' markers);
-   * an invalidated entry leaves L1.
+   * an entry with a tag invalidated after it leaves L1.
    */
   #tagsHold(key: string, entry: LocalEntry): boolean {
-    for (const tag of entry.tags!) {
-      const v = this.#tagVersions.get(tag);
-      if (v === undefined) return false;
-      if (v > entry.version) {
-        this.#tier.delete(key);
-        return false;
-      }
+    const tags = entry.tags!;
+    if (this.#tagsValid(tags, entry.version)) return true;
+    if (tags.some((tag) => (this.#tagVersions.get(tag) ?? 0) > entry.version)) {
+      this.#tier.delete(key);
     }
-    return true;
+    return false;
+  }
+
+  /** L1's entry of `key`, fresh or stale, if its tags still hold. */
+  #lookupStale(key: string, t: number): LocalEntry | undefined {
+    const entry = this.#tier.lookupStale(key, t);
+    return entry?.tags !== undefined && !this.#tagsHold(key, entry) ? undefined : entry;
   }
 
   /** Notes that `tag` was invalidated at `version` (keeps the newest). */
@@ -1523,6 +1467,20 @@ class ReadThroughGroup extends GroupCache {
   override get<T = unknown>(key: string): Promise<T | undefined> {
     return this.getOrSet(key, this.options.loader as Loader<T>);
   }
+}
+
+/** The error of a load that ran past `hardTimeout`. */
+function loaderTimeout(key: string, ms: number): LoaderError {
+  return new LoaderError("EC_LOADER_TIMEOUT", `the loader did not finish within ${ms} ms`, {
+    key,
+  });
+}
+
+/** A loader's failure as a LoaderError (the loader's own error as its cause). */
+function loaderFailed(error: unknown, key: string, message: string): LoaderError {
+  return error instanceof LoaderError
+    ? error
+    : new LoaderError("EC_LOADER_FAILED", message, { key, cause: error });
 }
 
 /** Keys of tag invalidation markers start with this. */

@@ -4,20 +4,7 @@
  * @module
  */
 export type { BreakerOptions, BreakerStats } from "./breaker.js";
-export {
-  type Cache,
-  type CacheOptions,
-  type CacheStats,
-  createCache,
-  type GetOrSetOptions,
-  type Group,
-  type InspectResult,
-  type Loader,
-  type LoaderContext,
-  type NamespaceOptions,
-  type SetManyEntry,
-  type SetOptions,
-} from "./cache.js";
+export { createCache } from "./cache.js";
 export {
   jsonSerializer,
   type Serializer,
@@ -70,3 +57,16 @@ export {
   shardedStore,
 } from "./stores/sharded.js";
 export type { SyncOptions } from "./sync/stamps.js";
+export type {
+  Cache,
+  CacheOptions,
+  CacheStats,
+  GetOrSetOptions,
+  Group,
+  InspectResult,
+  Loader,
+  LoaderContext,
+  NamespaceOptions,
+  SetManyEntry,
+  SetOptions,
+} from "./types.js";

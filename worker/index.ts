@@ -21,11 +21,11 @@
  * @module
  */
 import { type Context, Hono } from "hono";
-import type { Cache } from "../src/cache.js";
 import { fromEnv } from "../src/env.js";
 import { type EdgeCacheErrorCode, isEdgeCacheError } from "../src/errors.js";
 import { cacheAdmin } from "../src/hono/admin.js";
 import { cached } from "../src/hono/cached.js";
+import type { Cache } from "../src/types.js";
 import { type HubEnv, handleHubRequest } from "./hub.js";
 
 export { InvalidationHub } from "./hub.js";
