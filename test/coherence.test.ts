@@ -3,34 +3,19 @@ import { afterAll, describe, expect, inject, it } from "vitest";
 import {
   type CacheOptions,
   createCache,
-  type EdgeCacheError,
   memoryStore,
   type Store,
   StoreError,
 } from "../src/index.js";
 import { upstashStore } from "../src/stores/upstash.js";
-import { chaosStore, countRequests, fakeClock } from "./helpers.js";
+import { countRequests, fakeClock, cluster as sharedCluster } from "./helpers.js";
 import { freshNamespace } from "./store-suite.js";
 
 const M = 1_000;
 
 /** Two or more instances on one shared store and one fake clock. */
-function cluster(options: Partial<CacheOptions> = {}) {
-  const clock = fakeClock();
-  const chaos = chaosStore(memoryStore({ now: clock.now }));
-  const errors: EdgeCacheError[] = [];
-  const instance = (extra: Partial<CacheOptions> = {}) =>
-    createCache({
-      store: chaos.store,
-      namespace: "app",
-      now: clock.now,
-      sync: { maxStaleness: M },
-      onError: (e) => errors.push(e),
-      ...options,
-      ...extra,
-    });
-  return { clock, chaos, errors, instance };
-}
+const cluster = (options: Partial<CacheOptions> = {}) =>
+  sharedCluster({ sync: { maxStaleness: M }, ...options });
 
 /** Store calls made by `fn`. */
 async function calls<T>(chaos: { calls: number }, fn: () => Promise<T>): Promise<[T, number]> {

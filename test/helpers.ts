@@ -1,9 +1,18 @@
 /**
  * Test helpers: a fake clock, a fetch counter (counts real HTTP requests, it does not fake
- * them) and a chaos store wrapper for faults a real Redis cannot be made to produce on cue.
+ * them), a chaos store wrapper for faults a real Redis cannot be made to produce on cue, and
+ * a cluster of cache instances over one such store.
  */
+import { expect } from "vitest";
 import { StoreError } from "../src/errors.js";
-import type { Store } from "../src/index.js";
+import {
+  type CacheOptions,
+  createCache,
+  type EdgeCacheError,
+  isEdgeCacheError,
+  memoryStore,
+  type Store,
+} from "../src/index.js";
 
 /** A clock tests move by hand. */
 export function fakeClock(start = 1_700_000_000_000) {
@@ -151,4 +160,36 @@ export async function until(check: () => boolean | Promise<boolean>, ms = 10_000
     if (Date.now() > deadline) throw new Error("timed out waiting for a condition");
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/**
+ * Cache instances of namespace "app" on one shared chaos memory store and one fake clock;
+ * `defaults` apply to every instance, `instance(extra)` adds to them. Absorbed errors are
+ * collected in `errors`.
+ */
+export function cluster(defaults: Partial<CacheOptions> = {}) {
+  const clock = fakeClock();
+  const chaos = chaosStore(memoryStore({ now: clock.now }));
+  const errors: EdgeCacheError[] = [];
+  const instance = (extra: Partial<CacheOptions> = {}) =>
+    createCache({
+      store: chaos.store,
+      namespace: "app",
+      now: clock.now,
+      onError: (e) => errors.push(e),
+      ...defaults,
+      ...extra,
+    });
+  return { clock, chaos, errors, instance };
+}
+
+/** The typed error `p` rejects with; fails the test if it resolves or throws anything else. */
+export async function rejection(p: Promise<unknown>): Promise<EdgeCacheError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(isEdgeCacheError(err)).toBe(true);
+    return err as EdgeCacheError;
+  }
+  throw new Error("expected a rejection");
 }

@@ -7,22 +7,11 @@ import {
   type LoaderContext,
   memoryStore,
 } from "../src/index.js";
-import { chaosStore, fakeClock } from "./helpers.js";
+import { cluster, fakeClock, rejection } from "./helpers.js";
 
 function setup(options: Partial<CacheOptions> = {}) {
-  const clock = fakeClock();
-  const chaos = chaosStore(memoryStore({ now: clock.now }));
-  const errors: EdgeCacheError[] = [];
-  const make = (extra: Partial<CacheOptions> = {}) =>
-    createCache({
-      store: chaos.store,
-      namespace: "app",
-      now: clock.now,
-      onError: (e) => errors.push(e),
-      ...options,
-      ...extra,
-    });
-  return { cache: make(), make, chaos, clock, errors };
+  const { instance, ...rest } = cluster(options);
+  return { ...rest, cache: instance(), make: instance };
 }
 
 /** A loader that counts its calls and answers what `answer` says, when `release` is called. */
@@ -55,15 +44,6 @@ function gatedLoader<V>(answer: (n: number) => V | Error) {
 }
 
 const flush = () => new Promise((r) => setTimeout(r, 0));
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error("expected a rejection");
-}
 
 afterEach(() => {
   vi.useRealTimers();

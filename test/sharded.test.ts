@@ -1,16 +1,9 @@
 import { Redis } from "@upstash/redis";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import {
-  type Cache,
-  createCache,
-  type EdgeCacheError,
-  isEdgeCacheError,
-  memoryStore,
-  type Store,
-} from "../src/index.js";
+import { type Cache, createCache, memoryStore, type Store } from "../src/index.js";
 import { type ShardedStore, shardedStore } from "../src/stores/sharded.js";
 import { upstashStore } from "../src/stores/upstash.js";
-import { chaosStore, countRequests, fakeClock } from "./helpers.js";
+import { chaosStore, countRequests, fakeClock, rejection } from "./helpers.js";
 import { freshNamespace, META, storeSuite } from "./store-suite.js";
 
 const url = inject("bridgeUrl");
@@ -49,16 +42,6 @@ storeSuite(
   },
   { fakeTime: true, shardedVersions: true },
 );
-
-async function rejection(p: Promise<unknown>): Promise<EdgeCacheError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(isEdgeCacheError(err)).toBe(true);
-    return err as EdgeCacheError;
-  }
-  throw new Error("expected a rejection");
-}
 
 /** Keys `${prefix}0..` until every shard of `store` holds at least `perShard` of them. */
 function spreadKeys(store: ShardedStore, shards: number, perShard = 2, prefix = "k"): string[] {

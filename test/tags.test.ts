@@ -1,30 +1,12 @@
 import { afterAll, describe, expect, inject, it, vi } from "vitest";
-import {
-  type CacheOptions,
-  createCache,
-  type EdgeCacheError,
-  isEdgeCacheError,
-  memoryStore,
-} from "../src/index.js";
+import { type CacheOptions, createCache, isEdgeCacheError } from "../src/index.js";
 import { upstashStore } from "../src/stores/upstash.js";
-import { chaosStore, countRequests, fakeClock } from "./helpers.js";
+import { cluster, countRequests } from "./helpers.js";
 import { freshNamespace } from "./store-suite.js";
 
 function setup(options: Partial<CacheOptions> = {}) {
-  const clock = fakeClock();
-  const chaos = chaosStore(memoryStore({ now: clock.now }));
-  const errors: EdgeCacheError[] = [];
-  const make = (extra: Partial<CacheOptions> = {}) =>
-    createCache({
-      store: chaos.store,
-      namespace: "app",
-      now: clock.now,
-      onError: (e) => errors.push(e),
-      sync: { maxStaleness: 0 },
-      ...options,
-      ...extra,
-    });
-  return { cache: make(), make, chaos, clock, errors };
+  const { instance, ...rest } = cluster({ sync: { maxStaleness: 0 }, ...options });
+  return { ...rest, cache: instance(), make: instance };
 }
 
 describe("tags", () => {

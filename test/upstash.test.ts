@@ -2,10 +2,10 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Redis } from "@upstash/redis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { createCache, type EdgeCacheError, isEdgeCacheError } from "../src/index.js";
+import { createCache, type EdgeCacheError } from "../src/index.js";
 import { startRedisServer, startRestBridge } from "../src/node/index.js";
 import { upstashStore } from "../src/stores/upstash.js";
-import { countRequests } from "./helpers.js";
+import { countRequests, rejection } from "./helpers.js";
 import { freshNamespace, storeSuite } from "./store-suite.js";
 
 const url = inject("bridgeUrl");
@@ -23,16 +23,6 @@ storeSuite(
   }),
   { foreignData: true },
 );
-
-async function rejection(p: Promise<unknown>): Promise<EdgeCacheError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(isEdgeCacheError(err)).toBe(true);
-    return err as EdgeCacheError;
-  }
-  throw new Error("expected a rejection");
-}
 
 describe("request counts against the real bridge", () => {
   const requests = countRequests(url);
