@@ -28,23 +28,35 @@ export function utf8Bytes(text: string): number {
 }
 
 /**
- * Decodes percent-escapes the way Hono's query parser does (`+` is a space; a run of escapes
- * that is not valid UTF-8 stays as it was), so the key sees the values `c.req.query()` sees.
+ * One query component in canonical form: decoded the way Hono's query parser decodes it (`+`
+ * is a space; a run of escapes that is not valid UTF-8 stays as it was), so the key sees the
+ * values `c.req.query()` sees, then re-encoded with `encodeURIComponent`. A run that stays
+ * undecoded is kept verbatim rather than re-encoded: `%FF` and `%25FF` read the same through
+ * `c.req.query()` but not through `URLSearchParams`, so they must not share an entry.
  */
-function decodeComponent(raw: string): string {
+function canonicalComponent(raw: string): string {
   const spaced = raw.includes("+") ? raw.replace(/\+/g, " ") : raw;
-  if (!spaced.includes("%")) return spaced;
-  return spaced.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => {
+  if (!spaced.includes("%")) return encodeURIComponent(spaced);
+  let out = "";
+  let last = 0;
+  for (const match of spaced.matchAll(/(?:%[0-9A-Fa-f]{2})+/g)) {
+    const run = match[0];
+    const at = match.index;
+    out += encodeURIComponent(spaced.slice(last, at));
+    last = at + run.length;
     const bytes = new Uint8Array(run.length / 3);
     for (let i = 0; i < bytes.length; i++)
       bytes[i] = Number.parseInt(run.slice(i * 3 + 1, i * 3 + 3), 16);
     try {
       strictUtf8 ??= new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-      return strictUtf8.decode(bytes);
+      out += encodeURIComponent(strictUtf8.decode(bytes));
     } catch {
-      return run;
+      // Not UTF-8: kept as sent. encodeURIComponent never writes such a run, so it cannot
+      // meet a decoded value's spelling.
+      out += run;
     }
-  });
+  }
+  return out + encodeURIComponent(spaced.slice(last));
 }
 
 /**
@@ -60,9 +72,9 @@ export function normalizeQuery(search: string): string {
   for (const part of query.split("&")) {
     if (part === "") continue;
     const eq = part.indexOf("=");
-    const name = decodeComponent(eq === -1 ? part : part.slice(0, eq));
-    const value = eq === -1 ? "" : decodeComponent(part.slice(eq + 1));
-    params.push([encodeURIComponent(name), encodeURIComponent(value)]);
+    const name = canonicalComponent(eq === -1 ? part : part.slice(0, eq));
+    const value = eq === -1 ? "" : canonicalComponent(part.slice(eq + 1));
+    params.push([name, value]);
   }
   params.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   return params.map(([name, value]) => `${name}=${value}`).join("&");
