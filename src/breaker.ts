@@ -112,11 +112,9 @@ export class Breaker {
       this.#state = "closed";
       return result;
     } catch (err) {
-      if (!isBackendFailure(err)) {
-        // Bad input says nothing about the backend; a trial that hit it is simply over.
-        if (trial) this.#state = "closed";
-        throw err;
-      }
+      // Bad input says nothing about the backend: it neither counts nor decides a trial
+      // (the next call is the trial).
+      if (!isBackendFailure(err)) throw err;
       this.#failures++;
       if (trial || this.#failures >= this.#settings.threshold) this.#open();
       throw err;

@@ -55,6 +55,8 @@ type Resolution =
   | { kind: "fresh"; entry: LocalEntry }
   /** Stale within staleWhileRevalidate: served while a refresh runs. */
   | { kind: "stale"; entry: LocalEntry }
+  /** L2 could not be read: the last value, within grace, served while a refresh runs. */
+  | { kind: "graced"; entry: LocalEntry }
   /** A load that ended after the read was sent answers it. */
   | { kind: "done"; outcome: Outcome; stale: LocalEntry | undefined }
   | { kind: "load"; stale: LocalEntry | undefined };
@@ -477,6 +479,9 @@ class EdgeCache implements Cache {
       case "stale":
         this.#stats.staleHits++;
         return this.#out(r.entry.value) as T;
+      case "graced":
+        this.#stats.graceHits++;
+        return this.#out(r.entry.value) as T;
       case "done":
         return this.#settle(key, r.outcome, r.stale, loader as Loader, o, false) as T;
       default:
@@ -500,15 +505,27 @@ class EdgeCache implements Cache {
     const found = entries[0];
     if (found !== undefined && found.expiresAt > now) return { kind: "fresh", entry: found };
     // Past its TTL, or (when L2 failed) not vouched for by a sync: usable only as stale.
-    const last = found ?? (failed ? held : undefined);
+    const down = failed && found === undefined;
+    const last = found ?? (down ? held : undefined);
     let stale: LocalEntry | undefined;
     if (last !== undefined && last.negative === undefined) {
       const age = now - last.expiresAt;
+      // Loaded (or kept in grace) here while L2 could not take it: good for its own TTL.
+      if (down && age < 0 && last.local === true) return { kind: "fresh", entry: last };
       if (age < o.staleWhileRevalidate) {
         this.#revalidate(key, loader, o, last);
         return { kind: "stale", entry: last };
       }
-      if (age < o.grace) stale = last;
+      if (age < o.grace) {
+        if (!down) stale = last;
+        else {
+          // Fail-safe: with L2 unreachable, leases cannot coordinate the instances, so a
+          // foreground load on each would hit the origin at once. The caller gets the last
+          // value now (the L2 error is reported) and one refresh runs in the background.
+          this.#revalidate(key, loader, o, last);
+          return { kind: "graced", entry: last };
+        }
+      }
     }
     // A load of this key that ended after the read was sent answers it: the read missed
     // only because it overtook that load's write.
@@ -617,15 +634,23 @@ class EdgeCache implements Cache {
   #graced(key: string, stale: LocalEntry, error: LoaderError, o: LoadSettings): unknown {
     this.#stats.graceHits++;
     this.#absorb(error);
-    if (o.graceBackoff > 0) {
-      const until = this.#now() + o.graceBackoff;
-      this.#tier.install(key, {
-        ...stale,
-        expiresAt: until,
-        staleUntil: Math.max(stale.staleUntil ?? 0, until),
-      });
-    }
+    this.#holdOff(key, stale, o);
     return this.#out(stale.value);
+  }
+
+  /**
+   * After a failed load, keeps serving `stale` (within its grace) for `graceBackoff` without
+   * calling the loader again. It is kept as a local value: any change of the key seen later
+   * replaces it, and while L2 is down it is served for the backoff without a refresh.
+   */
+  #holdOff(key: string, stale: LocalEntry, o: LoadSettings): void {
+    if (o.graceBackoff <= 0 || this.#now() - stale.expiresAt >= o.grace) return;
+    const until = this.#now() + o.graceBackoff;
+    this.#tier.installLocal(key, {
+      ...stale,
+      expiresAt: until,
+      staleUntil: Math.max(stale.staleUntil ?? 0, until),
+    });
   }
 
   /** The key's load on this instance: the one in flight, or a new one. Never rejects. */
@@ -660,6 +685,7 @@ class EdgeCache implements Cache {
     const work = this.#flight(key, loader, o, stale, true).then((outcome) => {
       if (outcome.kind === "error") {
         this.#absorb(loaderFailed(outcome.error, key, "a background refresh failed"));
+        this.#holdOff(key, stale, o);
       }
     });
     this.#keepAlive(work, o);
@@ -862,24 +888,25 @@ class EdgeCache implements Cache {
       await this.#commit([prepared]);
     } catch (err) {
       this.#absorb(err instanceof EdgeCacheError ? err : this.#failed(err, "set", [key]));
-      // Version 0: any change of the key seen later replaces it.
-      this.#installPrepared(prepared, 0, this.#now());
+      this.#installPrepared(prepared, undefined, this.#now());
     }
   }
 
-  /** Puts a prepared write in L1 (a copy, when copies are on), as of `at`. */
-  #installPrepared(p: Prepared, version: number, at: number): void {
+  /**
+   * Puts a prepared write in L1 (a copy, when copies are on), as of `at`: at `version`, or
+   * as a local value (see `LocalEntry.local`) when L2 did not take it.
+   */
+  #installPrepared(p: Prepared, version: number | undefined, at: number): void {
     const value = this.#copy && p.value !== undefined ? this.#copy(p.value) : p.value;
-    this.#tier.install(
-      p.key,
-      this.#tier.entry(
-        { value, tail: p.tail, negative: p.negative, tags: p.tags },
-        version,
-        at,
-        p.write.ttl,
-        p.size,
-      ),
+    const entry = this.#tier.entry(
+      { value, tail: p.tail, negative: p.negative, tags: p.tags },
+      version ?? 0,
+      at,
+      p.write.ttl,
+      p.size,
     );
+    if (version === undefined) this.#tier.installLocal(p.key, entry);
+    else this.#tier.install(p.key, entry);
   }
 
   // ---- namespaces ----------------------------------------------------------------------

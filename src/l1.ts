@@ -92,6 +92,15 @@ export class GuardedL1 {
   }
 
   /**
+   * Puts a value L2 never vouched for in L1 (see `LocalEntry.local`), replacing the key's
+   * copy at that copy's version: a change of the key seen meanwhile or later still wins.
+   */
+  installLocal(key: string, entry: LocalEntry): void {
+    const version = this.#local?.get(key)?.version ?? 0;
+    this.install(key, { ...entry, version, local: true });
+  }
+
+  /**
    * Applies one key of a change record. Only keys L1 holds at an older version change: a
    * propagated value (already decoded, `undefined` if it could not be) replaces the copy in
    * place, anything else drops it.

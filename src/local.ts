@@ -23,6 +23,12 @@ export interface LocalEntry {
   readonly negative?: Negative;
   /** The entry's tags: it is valid only while none of them was invalidated after it. */
   readonly tags?: readonly string[];
+  /**
+   * L2 never vouched for this value: it was loaded here while L2 could not take it, or kept
+   * in grace after a failed load. It carries the version of the copy it replaced, so any
+   * change of the key seen later replaces it.
+   */
+  readonly local?: true;
 }
 
 /** What a negative entry remembers: the loader threw, or returned `undefined`. */

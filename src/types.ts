@@ -151,8 +151,9 @@ export interface GetOrSetOptions {
   staleWhileRevalidate?: number;
   /**
    * Fail-safe: for this many ms after a value goes stale, keep it, and serve it when the
-   * loader or L2 fails (the failure goes to `onError`). Stale entries live in L2 for
-   * `max(staleWhileRevalidate, grace)` past their TTL.
+   * loader or L2 fails (the failure goes to `onError`). When L2 cannot be read, the value
+   * L1 holds is served at once and one refresh runs in the background. Stale entries live in
+   * L2 for `max(staleWhileRevalidate, grace)` past their TTL.
    * @default 0
    */
   grace?: number;

@@ -1,11 +1,14 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { Breaker } from "../src/breaker.js";
 import {
   type CacheOptions,
   createCache,
   type EdgeCacheError,
+  InvalidKeyError,
   isEdgeCacheError,
   type LoaderContext,
   memoryStore,
+  StoreError,
 } from "../src/index.js";
 import { cluster, fakeClock, rejection } from "./helpers.js";
 
@@ -237,6 +240,26 @@ describe("getOrSet: loading and coalescing", () => {
 });
 
 describe("getOrSet: stale-while-revalidate", () => {
+  it("without waitUntil, refreshes in-process, once, and close() waits for the refresh", async () => {
+    const { cache, clock, make } = setup();
+    const options = { ttl: 1000, staleWhileRevalidate: 10_000 };
+    await cache.getOrSet("k", async () => "v1", options);
+    clock.advance(1500);
+    const gate = gatedLoader(() => "v2");
+    expect(await cache.getOrSet("k", gate.loader, options)).toBe("v1");
+    expect(await cache.getOrSet("k", gate.loader, options)).toBe("v1");
+    expect(gate.calls).toBe(1);
+    let closed = false;
+    const closing = cache.close().then(() => {
+      closed = true;
+    });
+    await flush();
+    expect(closed).toBe(false);
+    gate.release();
+    await closing;
+    expect(await make().get("k")).toBe("v2");
+  });
+
   it("answers stale at once and refreshes in the background exactly once", async () => {
     const { cache, clock } = setup();
     const handed: Promise<unknown>[] = [];
@@ -334,24 +357,73 @@ describe("getOrSet: grace (fail-safe)", () => {
     await expect(cache.getOrSet("k", failing, options)).rejects.toThrow("origin 503");
   });
 
-  it("serves the last value while L2 is down and the loader fails too", async () => {
-    const { cache, clock, chaos, errors } = setup({ sync: false });
+  it("while L2 is down, serves the last value at once and refreshes it once in the background", async () => {
+    const { cache, clock, chaos, errors } = setup({ breaker: false });
     const options = { ttl: 1000, grace: 60_000 };
     await cache.getOrSet("k", async () => "good", options);
     clock.advance(2000);
     chaos.mode = "fail";
-    expect(
-      await cache.getOrSet(
-        "k",
-        async () => {
-          throw new Error("also down");
-        },
-        options,
-      ),
-    ).toBe("good");
+    const gate = gatedLoader(() => "fresh");
+    const handed: Promise<unknown>[] = [];
+    const opts = { ...options, waitUntil: (p: Promise<unknown>) => handed.push(p) };
+    // No lease can coordinate instances now: nobody waits on the origin in the foreground.
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, () => cache.getOrSet("k", gate.loader, opts)),
+    );
+    expect(answers).toEqual(Array(10).fill("good"));
+    expect(gate.calls).toBe(1);
+    expect(handed).toHaveLength(1);
+    expect(cache.stats().graceHits).toBe(10);
+    expect(errors.map((e) => e.code)).toContain("EC_STORE_UNAVAILABLE");
+    gate.release();
+    await Promise.all(handed);
+    // L2 refused the refreshed value; L1 keeps it, and serves it for its TTL without loading.
+    expect(await cache.getOrSet("k", gate.loader, opts)).toBe("fresh");
+    clock.advance(900);
+    expect(await cache.getOrSet("k", gate.loader, opts)).toBe("fresh");
+    expect(gate.calls).toBe(1);
+    // Past that TTL it is the last value again: served, and refreshed once more.
+    clock.advance(200);
+    expect(await cache.getOrSet("k", gate.loader, opts)).toBe("fresh");
+    expect(gate.calls).toBe(2);
+    gate.release();
+    await Promise.all(handed);
+    // L2 is back: the next read goes to L2 (and the loader), not to what L1 kept.
+    chaos.mode = "ok";
+    clock.advance(2000);
+    expect(await cache.getOrSet("k", async () => "after", options)).toBe("after");
+  });
+
+  it("while L2 is down and the loader fails too, serves the last value and backs off", async () => {
+    const { cache, clock, chaos, errors } = setup({ breaker: false });
+    const options = { ttl: 1000, grace: 60_000, graceBackoff: 5000 };
+    await cache.getOrSet("k", async () => "good", options);
+    clock.advance(2000);
+    chaos.mode = "fail";
+    let calls = 0;
+    const handed: Promise<unknown>[] = [];
+    const opts = { ...options, waitUntil: (p: Promise<unknown>) => handed.push(p) };
+    const failing = async () => {
+      calls++;
+      throw new Error("also down");
+    };
+    expect(await cache.getOrSet("k", failing, opts)).toBe("good");
+    await Promise.all(handed);
+    expect(calls).toBe(1);
     expect(errors.map((e) => e.code)).toEqual(
       expect.arrayContaining(["EC_STORE_UNAVAILABLE", "EC_LOADER_FAILED"]),
     );
+    // Within the backoff the loader is left alone.
+    clock.advance(4000);
+    expect(await cache.getOrSet("k", failing, opts)).toBe("good");
+    expect(calls).toBe(1);
+    clock.advance(2000);
+    expect(await cache.getOrSet("k", failing, opts)).toBe("good");
+    await Promise.all(handed);
+    expect(calls).toBe(2);
+    // Past grace, the failure is the caller's.
+    clock.advance(60_000);
+    await expect(cache.getOrSet("k", failing, opts)).rejects.toThrow("also down");
   });
 
   it("with L2 down and the loader up, returns fresh loads and keeps them in L1", async () => {
@@ -559,6 +631,34 @@ describe("circuit breaker", () => {
     expect(await cache.get("y")).toBe(2);
   });
 
+  it("while open, reads are served from L1 and the loader without touching L2", async () => {
+    const { cache, chaos, clock } = setup({ breaker: { threshold: 1, cooldown: 60_000 } });
+    const options = { ttl: 10_000, grace: 60_000 };
+    await cache.set("a", 1);
+    await cache.getOrSet("k", async () => "v1", options);
+    chaos.mode = "fail";
+    expect(await cache.get("missing")).toBeUndefined();
+    expect(cache.stats().breaker?.state).toBe("open");
+    const calls = chaos.calls;
+    // Within the staleness window, L1 answers as usual.
+    expect(await cache.get("a")).toBe(1);
+    // Past it, nothing vouches for L1: a plain read misses, getOrSet serves what L1 holds
+    // and refreshes it once through the loader; the loaded value is then served from L1.
+    clock.advance(2000);
+    expect(await cache.get("a")).toBeUndefined();
+    const handed: Promise<unknown>[] = [];
+    let loads = 0;
+    const opts = { ...options, waitUntil: (p: Promise<unknown>) => handed.push(p) };
+    const load = async () => `v${++loads + 1}`;
+    expect(await cache.getOrSet("k", load, opts)).toBe("v1");
+    await Promise.all(handed);
+    expect(await cache.getOrSet("k", load, opts)).toBe("v2");
+    expect(await cache.getOrSet("k", load, opts)).toBe("v2");
+    expect(loads).toBe(1);
+    expect(chaos.calls).toBe(calls);
+    expect(cache.stats().breaker?.rejected).toBeGreaterThan(0);
+  });
+
   it("lets only one trial through while half-open", async () => {
     const { cache, chaos, clock } = setup({ breaker: { threshold: 1, cooldown: 100 } });
     chaos.mode = "fail";
@@ -577,9 +677,35 @@ describe("circuit breaker", () => {
     expect(cache.stats().breaker?.state).toBe("closed");
   });
 
-  it("bad input does not count as a backend failure", async () => {
-    const { cache } = setup({ breaker: { threshold: 1, cooldown: 100 } });
+  it("bad input does not count as a backend failure, nor decide a half-open trial", async () => {
+    // The cache validates input before L2 is called, so this takes a store's own typed
+    // input error straight through the breaker.
+    const clock = fakeClock();
+    const breaker = new Breaker({ threshold: 2, cooldown: 100 }, clock.now);
+    const bad = () => Promise.reject(new InvalidKeyError("a store's own key check"));
+    const down = () => Promise.reject(new StoreError("EC_STORE_UNAVAILABLE", "down"));
+    await expect(breaker.run(down)).rejects.toBeInstanceOf(StoreError);
+    for (let i = 0; i < 3; i++)
+      await expect(breaker.run(bad)).rejects.toBeInstanceOf(InvalidKeyError);
+    expect(breaker.stats).toMatchObject({ state: "closed", failures: 1 });
+    await expect(breaker.run(down)).rejects.toBeInstanceOf(StoreError);
+    expect(breaker.stats).toMatchObject({ state: "open", opens: 1 });
+    clock.advance(100);
+    // The trial hit bad input: nothing was learned about the backend; still half-open.
+    await expect(breaker.run(bad)).rejects.toBeInstanceOf(InvalidKeyError);
+    expect(breaker.stats.state).toBe("half-open");
+    expect(await breaker.run(async () => "ok")).toBe("ok");
+    expect(breaker.stats).toMatchObject({ state: "closed", failures: 0 });
+    // Closed with the count reset: one failure is not enough to open it again.
+    await expect(breaker.run(down)).rejects.toBeInstanceOf(StoreError);
+    expect(breaker.stats.state).toBe("closed");
+  });
+
+  it("the cache rejects bad input before L2, and it leaves the breaker alone", async () => {
+    const { cache, chaos } = setup({ breaker: { threshold: 1, cooldown: 100 } });
+    const calls = chaos.calls;
     await expect(cache.set("", 1)).rejects.toMatchObject({ code: "EC_INVALID_KEY" });
+    expect(chaos.calls).toBe(calls);
     expect(cache.stats().breaker?.state).toBe("closed");
   });
 
@@ -631,6 +757,23 @@ describe("namespaces", () => {
     // In L2 under its own namespace.
     const { entries } = await chaos.store.get("app/scores", ["Tom"]);
     expect(entries[0]).toBeDefined();
+  });
+
+  it("holds its L1 to its own byte budget (the seed's cacheBytes)", async () => {
+    const { cache } = setup();
+    const big = "x".repeat(400);
+    const pages = cache.namespace("pages", {
+      loader: async (k: string) => `${k}:${big}`,
+      local: { maxBytes: 1000 },
+    });
+    for (let i = 0; i < 10; i++) await pages.get(`p${i}`);
+    const { l1Bytes, l1Items } = pages.stats();
+    expect(l1Bytes).toBeLessThanOrEqual(1000);
+    expect(l1Bytes).toBeGreaterThan(400);
+    expect(l1Items).toBeLessThan(10);
+    // The parent's budget is its own: ten such values fit there.
+    for (let i = 0; i < 10; i++) await cache.set(`p${i}`, big);
+    expect(cache.stats().l1Items).toBe(10);
   });
 
   it("is one object per name; other options for a taken name are refused", () => {
