@@ -3,7 +3,7 @@
  * real WebSocket server that plays a misbehaving hub.
  */
 import type { AddressInfo } from "node:net";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import WebSocket, { WebSocketServer } from "ws";
 import { recordsByShard, shardOf, verifyHubToken } from "../src/hub/index.js";
 import { createCache, memoryStore, mintHubToken } from "../src/index.js";
@@ -189,6 +189,81 @@ describe("a subscriber facing a misbehaving hub", () => {
     expect(await read).toBe("v1");
     await cache.close();
     await writer.close();
+  });
+
+  it("a getOrSet waiting on another instance's lease wakes on the hub's push, not on its next poll", async () => {
+    const { port, connected } = await fakeHub();
+    const store = memoryStore();
+    const holder = createCache({ store, namespace: "app", sync: false });
+    const waiter = createCache({
+      store,
+      namespace: "app",
+      sync: {
+        maxStaleness: 60_000,
+        hub: { url: `http://127.0.0.1:${port}`, token: "t", WebSocket: WebSocket as never },
+      },
+    });
+    const socket = await connected;
+    await until(() => waiter.stats().hub?.healthy === true);
+    let release = (): void => {};
+    const held = holder.getOrSet(
+      "k",
+      () => new Promise<string>((r) => (release = () => r("from holder"))),
+      { lock: true, ttl: 60_000 },
+    );
+    await until(() => holder.stats().loads === 1);
+    // From here on no timer fires: the waiter's poll between lease attempts never ends, so
+    // only a pushed change can wake it.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    try {
+      let waiterLoads = 0;
+      let answer: unknown;
+      const waited = waiter
+        .getOrSet(
+          "k",
+          async () => {
+            waiterLoads++;
+            return "from waiter";
+          },
+          { lock: true, ttl: 60_000 },
+        )
+        .then((v) => {
+          answer = v;
+        });
+      const spin = async (done: () => boolean) => {
+        for (let i = 0; i < 20_000 && !done(); i++) await new Promise((r) => setImmediate(r));
+        return done();
+      };
+      expect(await spin(() => waiter.stats().lockWaits === 1)).toBe(true);
+      release();
+      await held;
+      // Still asleep: the write is in L2, but nothing told the waiter.
+      expect(await spin(() => answer !== undefined)).toBe(false);
+      const { version } = (await holder.inspect("k"))!;
+      socket.send(
+        JSON.stringify({
+          t: "changes",
+          shard: 0,
+          records: [
+            {
+              op: "set",
+              first: version,
+              last: version,
+              origin: "holder",
+              keys: [{ key: "k", version, value: 'sj:{"json":"from holder"}', ttl: 60_000 }],
+            },
+          ],
+        }),
+      );
+      expect(await spin(() => answer !== undefined)).toBe(true);
+      await waited;
+      expect(answer).toBe("from holder");
+      expect(waiterLoads).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+    await waiter.close();
+    await holder.close();
   });
 
   it("relaxes the window while connected and caught up, and restores maxStaleness the moment the socket drops", async () => {
