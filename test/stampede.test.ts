@@ -14,6 +14,7 @@ describe("1,000 concurrent gets of one cold key over 5 processes", () => {
   it("with lock: true the loader runs exactly once and everyone gets its value", async () => {
     const r = await runStampede({ url, token, instances: 5, perInstance: 200, lock: true });
     console.log("stampede with lock", JSON.stringify(r));
+    expect(r.errors).toEqual([]);
     expect(r.gets).toBe(1000);
     expect(r.rejected).toBe(0);
     expect(r.loaderCalls).toBe(1);
@@ -25,6 +26,7 @@ describe("1,000 concurrent gets of one cold key over 5 processes", () => {
   it("without the lock each process loads at most once", async () => {
     const r = await runStampede({ url, token, instances: 5, perInstance: 200, lock: false });
     console.log("stampede without lock", JSON.stringify(r));
+    expect(r.errors).toEqual([]);
     expect(r.gets).toBe(1000);
     expect(r.rejected).toBe(0);
     expect(r.loaderCalls).toBeGreaterThanOrEqual(1);

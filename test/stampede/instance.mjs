@@ -5,10 +5,12 @@ import { createCache } from "edgecache";
 import { upstashStore } from "edgecache/upstash";
 
 const config = JSON.parse(process.argv[2]);
+const errors = [];
 const cache = createCache({
-  store: upstashStore({ url: config.url, token: config.token }),
+  store: upstashStore({ url: config.url, token: config.token, timeout: config.timeout }),
   namespace: config.namespace,
   logger: false,
+  onError: (err) => errors.push(`${err.code}: ${err.message}`),
 });
 // The loader asks the origin server of the run, which counts the calls.
 const loader = async (key) => {
@@ -33,6 +35,7 @@ process.stdout.write(
     loads: stats.loads,
     lockWaits: stats.lockWaits,
     coalesced: stats.coalesced,
+    errors,
   })}\n`,
 );
 await cache.close();

@@ -31,6 +31,9 @@ export async function runStampede(options) {
     key: "cold",
     perInstance: options.perInstance,
     lock: options.lock,
+    // What is measured is the coalescing, not the network: a loaded test machine must not
+    // turn a slow lease request into a timeout (which rightly loads without the lease).
+    timeout: options.timeout ?? 10_000,
   };
   const children = Array.from({ length: options.instances }, () => {
     const child = spawn(process.execPath, [INSTANCE.pathname, JSON.stringify(config)], {
@@ -67,6 +70,7 @@ export async function runStampede(options) {
       distinct: [...new Set(results.flatMap((r) => r.distinct))],
       lockWaits: results.reduce((n, r) => n + r.lockWaits, 0),
       loadsPerInstance: results.map((r) => r.loads),
+      errors: results.flatMap((r) => r.errors),
     };
   } finally {
     for (const c of children) c.child.kill();
