@@ -1065,3 +1065,48 @@ describe("cached: options", () => {
     });
   });
 });
+
+describe("cached: the Cookie opt-in and event streams", () => {
+  it("vary: ['Cookie'] caches per cookie; two sessions never share an entry, keys hold only its hash", async () => {
+    const { store, written } = recording(upstashStore({ url, token }));
+    const cache = createCache({ store, namespace: fresh(), logger: false });
+    const s = site({ cache, vary: ["Cookie"] }, (c, n) =>
+      c.text(`for ${c.req.header("cookie") ?? "nobody"} ${n}`),
+    );
+    const as = (who: string) => ({ headers: { cookie: `session=cookie-of-${who}` } });
+    const alice = await s.get("/me", as("alice"));
+    expect(cacheStatus(alice)).toBe("edgecache; fwd=miss; fwd-status=200; stored; ttl=60");
+    expect(await alice.text()).toBe("for session=cookie-of-alice 1");
+    expect(await (await s.get("/me", as("bob"))).text()).toBe("for session=cookie-of-bob 2");
+    const again = await s.get("/me", as("alice"));
+    expect(cacheStatus(again)).toMatch(/^edgecache; hit;/);
+    expect(await again.text()).toBe("for session=cookie-of-alice 1");
+    expect(await (await s.get("/me", as("bob"))).text()).toBe("for session=cookie-of-bob 2");
+    // Without a cookie: an entry of its own, not one of theirs.
+    expect(await (await s.get("/me")).text()).toBe("for nobody 3");
+    expect(s.calls).toBe(3);
+    expect(written.length).toBeGreaterThan(0);
+    expect(written.join("\n")).not.toContain("cookie-of");
+    // Listing Cookie does not let a request with Authorization in.
+    const bearer = await s.get("/me", { headers: { authorization: "Bearer x" } });
+    expect(cacheStatus(bearer)).toBe("edgecache; fwd=bypass; fwd-status=200; detail=credentials");
+    expect(s.calls).toBe(4);
+  });
+
+  for (const type of ["text/event-stream", "Text/Event-Stream; charset=utf-8"]) {
+    it(`never stores a ${type} response`, async () => {
+      const cache = bridged();
+      const s = site({ cache }, (c, n) =>
+        c.body(`data: ${n}\n\n`, 200, { "content-type": type, "cache-control": "max-age=60" }),
+      );
+      const first = await s.get("/events");
+      expect(cacheStatus(first)).toBe("edgecache; fwd=miss; fwd-status=200; detail=event-stream");
+      expect(await first.text()).toBe("data: 1\n\n");
+      const second = await s.get("/events");
+      expect(cacheStatus(second)).toBe("edgecache; fwd=miss; fwd-status=200; detail=event-stream");
+      expect(await second.text()).toBe("data: 2\n\n");
+      expect(s.calls).toBe(2);
+      expect(cache.stats().sets).toBe(0);
+    });
+  }
+});

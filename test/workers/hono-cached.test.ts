@@ -136,6 +136,47 @@ describe("cached in workerd", () => {
     });
   }
 
+  it("passes POST, PUT and DELETE through to the handler every time, storing nothing", async () => {
+    const cache = bridged();
+    const s = site({ cache });
+    for (const method of ["POST", "PUT", "DELETE", "POST"]) {
+      const res = await s.get("/items", { method });
+      expect(cacheStatus(res), method).toBe("edgecache; fwd=method; fwd-status=200");
+      expect(await res.text()).toBe(`body ${s.calls}`);
+    }
+    expect(s.calls).toBe(4);
+    expect(cache.stats().sets).toBe(0);
+    // None of them left an entry a GET could read; the GET's own miss is what gets stored.
+    const get = await s.get("/items");
+    expect(await get.text()).toBe("body 5");
+    expect(cacheStatus(get)).toBe("edgecache; fwd=miss; fwd-status=200; stored; ttl=60");
+    expect(cache.stats().sets).toBeGreaterThan(0);
+  });
+
+  it("vary: ['Authorization'] caches per credential; two credentials never share an entry", async () => {
+    const s = site({ cache: bridged(), vary: ["Authorization"] }, (c, n) =>
+      c.text(`for ${c.req.header("authorization") ?? "nobody"} ${n}`),
+    );
+    const as = (who: string) => ({ headers: { authorization: `Bearer token-of-${who}` } });
+    const a = await s.get("/me", as("a"));
+    expect(cacheStatus(a)).toBe("edgecache; fwd=miss; fwd-status=200; stored; ttl=60");
+    expect(await a.text()).toBe("for Bearer token-of-a 1");
+    const b = await s.get("/me", as("b"));
+    expect(cacheStatus(b)).toBe("edgecache; fwd=miss; fwd-status=200; stored; ttl=60");
+    expect(await b.text()).toBe("for Bearer token-of-b 2");
+    const againA = await s.get("/me", as("a"));
+    expect(cacheStatus(againA)).toMatch(/^edgecache; hit;/);
+    expect(await againA.text()).toBe("for Bearer token-of-a 1");
+    expect(await (await s.get("/me", as("b"))).text()).toBe("for Bearer token-of-b 2");
+    // Without a credential: an entry of its own, not one of theirs.
+    expect(await (await s.get("/me")).text()).toBe("for nobody 3");
+    expect(s.calls).toBe(3);
+    // Listing Authorization does not let a request with a Cookie in.
+    const cookie = await s.get("/me", { headers: { cookie: "session=a" } });
+    expect(cacheStatus(cookie)).toBe("edgecache; fwd=bypass; fwd-status=200; detail=credentials");
+    expect(s.calls).toBe(4);
+  });
+
   it("keys on the response's Vary headers", async () => {
     const s = site({ cache: bridged() }, (c, n) =>
       c.text(`${c.req.header("accept-language")} ${n}`, 200, { vary: "Accept-Language" }),
@@ -155,6 +196,47 @@ describe("cached in workerd", () => {
     expect(cacheStatus(await s.get("/q?a=%31&b=2"))).toMatch(/; hit;/);
     for (const path of ["/a/b", "/a%2Fb", "/A/b"]) await s.get(path);
     expect(s.calls).toBe(4);
+  });
+
+  it("repeated query parameters keep their order, which c.req.query depends on", async () => {
+    const s = site({ cache: bridged() }, (c) => c.text(c.req.query("a") ?? ""));
+    expect(await (await s.get("/q?a=1&a=2")).text()).toBe("1");
+    expect(await (await s.get("/q?a=2&a=1")).text()).toBe("2");
+    expect(await (await s.get("/q?a=1&a=2")).text()).toBe("1");
+    expect(await (await s.get("/q?a=2&a=1")).text()).toBe("2");
+    expect(s.calls).toBe(2);
+  });
+
+  it("a forged host fills only its own entry, and X-Forwarded-Host only with Vary", async () => {
+    const s = site({ cache: bridged() }, (c) =>
+      c.text(`<link href="//${new URL(c.req.url).host}/">`),
+    );
+    await s.get("http://evil.example/page");
+    const good = await s.get("http://shop.example/page");
+    expect(await good.text()).toBe('<link href="//shop.example/">');
+    expect(cacheStatus(good)).toMatch(/fwd=miss; fwd-status=200; stored/);
+    expect(await (await s.get("http://shop.example/page")).text()).toBe(
+      '<link href="//shop.example/">',
+    );
+    expect(s.calls).toBe(2);
+
+    // A response built from X-Forwarded-Host says so in its Vary: a forged value gets a
+    // variant of its own, never the one other requests read.
+    const reflect = site({ cache: bridged() }, (c, n) =>
+      c.text(`${c.req.header("x-forwarded-host") ?? "-"} ${n}`, 200, {
+        vary: "X-Forwarded-Host",
+      }),
+    );
+    const forged = { headers: { "x-forwarded-host": "evil.example" } };
+    expect(await (await reflect.get("http://shop.example/r", forged)).text()).toBe(
+      "evil.example 1",
+    );
+    expect(await (await reflect.get("http://shop.example/r")).text()).toBe("- 2");
+    expect(await (await reflect.get("http://shop.example/r")).text()).toBe("- 2");
+    expect(await (await reflect.get("http://shop.example/r", forged)).text()).toBe(
+      "evil.example 1",
+    );
+    expect(reflect.calls).toBe(2);
   });
 
   it("revalidates on Cache-Control: no-cache", async () => {
@@ -228,5 +310,43 @@ describe("cached in workerd", () => {
     const refreshed = await s.get("/feed");
     expect(await refreshed.text()).toBe("v2");
     expect(cacheStatus(refreshed)).toBe("edgecache; hit; ttl=1");
+  });
+
+  it("serves the stale response within grace when the handler fails (stale-if-error)", async () => {
+    let t = 1_700_000_000_000;
+    const now = () => t;
+    const cache = createCache({
+      store: memoryStore({ now }),
+      namespace: "grace",
+      now,
+      sync: { maxStaleness: 0 },
+      logger: false,
+    });
+    let mode: "ok" | "500" | "throw" = "ok";
+    const s = site({ cache, ttl: 1_000, grace: 60_000, now }, (c, n) => {
+      if (mode === "throw") throw new Error("down");
+      return mode === "500" ? c.text("oops", 500) : c.text(`good ${n}`);
+    });
+    await s.get("/g");
+    t += 2_000;
+    mode = "500";
+    const graced = await s.get("/g");
+    expect(graced.status).toBe(200);
+    expect(await graced.text()).toBe("good 1");
+    expect(cacheStatus(graced)).toBe(
+      "edgecache; fwd=stale; fwd-status=500; ttl=-1; detail=stale-if-error",
+    );
+    expect(s.calls).toBe(2);
+    t += 10_000; // past the grace backoff
+    mode = "throw";
+    const thrown = await s.get("/g");
+    expect(thrown.status).toBe(200);
+    expect(await thrown.text()).toBe("good 1");
+    expect(cacheStatus(thrown)).toMatch(/; fwd=stale; fwd-status=500; .*detail=stale-if-error$/);
+    expect(s.calls).toBe(3);
+    t += 60_000; // past grace: the failure shows
+    const failed = await s.get("/g");
+    expect(failed.status).toBe(500);
+    expect(s.calls).toBe(4);
   });
 });
