@@ -212,6 +212,32 @@ describe("browser sessions", () => {
     expect(cookie).not.toContain(TOKEN);
   });
 
+  it("makes a cookie no cheap oracle for the token: its MAC is not keyed by the token itself", async () => {
+    const value = (await session()).split("=")[1]!;
+    const [expires, mac] = value.split(".") as [string, string];
+    const enc = new TextEncoder();
+    const direct = await crypto.subtle.importKey(
+      "raw",
+      enc.encode(TOKEN),
+      { name: "HMAC", hash: "SHA-256" },
+      false,
+      ["sign"],
+    );
+    // What an offline guesser would test each candidate token with, for any message spelling.
+    for (const message of [
+      expires,
+      `edgecache-admin-session/v1/${expires}`,
+      `edgecache-admin-session/v2/${expires}`,
+    ]) {
+      const guess = new Uint8Array(await crypto.subtle.sign("HMAC", direct, enc.encode(message)));
+      const b64 = btoa(String.fromCharCode(...guess))
+        .replace(/\+/g, "-")
+        .replace(/\//g, "_")
+        .replace(/=+$/, "");
+      expect(b64).not.toBe(mac);
+    }
+  });
+
   it("marks the cookie Secure over https", async () => {
     const res = await app.fetch(loginRequest(TOKEN, {}, "https://admin.test"));
     expect(res.status).toBe(303);

@@ -18,8 +18,9 @@ export interface CacheAdminOptions {
   cache: Cache;
   /**
    * The admin token: every route wants it as `Authorization: Bearer <token>` (or the
-   * session cookie that signing in with it gives a browser). At least 16 characters; keep
-   * it in a secret (`wrangler secret put EDGECACHE_ADMIN_TOKEN`), never in code. It is
+   * session cookie that signing in with it gives a browser). At least 16 characters; make
+   * it random (`openssl rand -base64 32`), not a word a guess could reach, and keep it in a
+   * secret (`wrangler secret put EDGECACHE_ADMIN_TOKEN`), never in code. It is
    * compared in constant time and never logged or echoed.
    */
   token: string;
@@ -32,8 +33,9 @@ export interface CacheAdminOptions {
   caches?: Readonly<Record<string, Cache>>;
   /**
    * How long a browser session lasts after signing in on the stats page, in ms. Sessions
-   * are stateless (an HMAC of the expiry keyed by the token), so they work on every
-   * instance; changing the token ends them all.
+   * are stateless (an HMAC of the expiry, keyed by a PBKDF2 stretch of the token), so they
+   * work on every instance. Signing out clears the browser's cookie but cannot revoke a copy
+   * of it; changing the token ends every session at once.
    * @default 28_800_000 (8 hours)
    */
   sessionTtl?: number;
@@ -74,10 +76,31 @@ function base64url(bytes: Uint8Array): string {
   return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-const hmacKey = (secret: string) =>
-  crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
-    "sign",
+/**
+ * PBKDF2 rounds that stretch the token into the session MAC key. A session cookie is an
+ * HMAC over a known message, so whoever holds one could test guesses of the token against
+ * it offline; stretching makes each guess cost this many HMACs. It runs once per admin
+ * instance (about 10 ms), when a session is first minted or checked.
+ */
+const SESSION_KEY_ROUNDS = 20_000;
+
+async function sessionKey(token: string): Promise<CryptoKey> {
+  const base = await crypto.subtle.importKey("raw", encoder.encode(token), "PBKDF2", false, [
+    "deriveKey",
   ]);
+  return crypto.subtle.deriveKey(
+    {
+      name: "PBKDF2",
+      hash: "SHA-256",
+      salt: encoder.encode("edgecache-admin-session/v2"),
+      iterations: SESSION_KEY_ROUNDS,
+    },
+    base,
+    { name: "HMAC", hash: "SHA-256", length: 256 },
+    false,
+    ["sign"],
+  );
+}
 
 /**
  * Token and session checks. Both compare HMAC digests under a random per-admin key, so the
@@ -125,12 +148,12 @@ class Credentials {
   }
 
   async #mac(expires: number): Promise<string> {
-    this.#sessionKey ??= hmacKey(this.#token);
+    this.#sessionKey ??= sessionKey(this.#token);
     const key = await this.#sessionKey;
     const mac = await crypto.subtle.sign(
       "HMAC",
       key,
-      encoder.encode(`edgecache-admin-session/v1/${expires}`),
+      encoder.encode(`edgecache-admin-session/v2/${expires}`),
     );
     return base64url(new Uint8Array(mac));
   }
@@ -353,7 +376,8 @@ const ERROR_STATUS: Partial<Record<EdgeCacheErrorCode, 400 | 503 | 504>> = {
  * keys `.` and `..` can only be deleted through `DELETE /keys`.)
  *
  * The session cookie (`HttpOnly; SameSite=Strict`, `Secure` over https, `Path` = the
- * mount) holds an expiry and its HMAC keyed by the token, never the token itself.
+ * mount) holds an expiry and its HMAC keyed by a PBKDF2 stretch of the token, never the
+ * token itself.
  * `/login` and `/logout` refuse cross-origin posts.
  *
  * @throws InvalidOptionError when `cache` is missing, `token` is shorter than 16
