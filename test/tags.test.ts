@@ -35,6 +35,22 @@ describe("tags", () => {
     expect(await other.get("p1")).toBe("one again");
   });
 
+  it("with a staleness bound, another instance stops serving a tagged entry once the bound has passed", async () => {
+    const { cache, make, clock } = setup();
+    const other = make({ sync: { maxStaleness: 500 } });
+    await cache.set("p1", "one", { tags: ["products"] });
+    await cache.set("u1", "user", { tags: ["users"] });
+    expect(await other.getMany(["p1", "u1"])).toEqual(["one", "user"]);
+    await cache.invalidateTag("products");
+    // Within the bound the other instance may answer from L1 without asking (it does).
+    clock.advance(499);
+    expect(other.peek("p1")).toBe("one");
+    clock.advance(2);
+    expect(other.peek("p1")).toBeUndefined();
+    expect(await other.get("p1")).toBeUndefined();
+    expect(await other.get("u1")).toBe("user");
+  });
+
   it("a cold instance reading an old tagged entry from L2 checks the tag's marker", async () => {
     const { cache, make } = setup();
     await cache.set("k", "v", { tags: ["t"] });
