@@ -718,7 +718,7 @@ class EdgeCache implements Cache {
     const store = this.#store;
     const lock = o.lock;
     if (lock === undefined || store.acquireLease === undefined) {
-      return this.#loadAndStore(key, loader, o, stale);
+      return this.#loadAndStore(key, loader, o, stale, background);
     }
     const token = crypto.randomUUID();
     const deadline = this.#now() + lock.wait;
@@ -731,14 +731,14 @@ class EdgeCache implements Cache {
       } catch (err) {
         // L2 cannot arbitrate: load here rather than not at all.
         this.#absorb(this.#failed(err, "acquireLease", [key]));
-        return this.#loadAndStore(key, loader, o, stale);
+        return this.#loadAndStore(key, loader, o, stale, background);
       }
       if (taken) {
         try {
           // The holder before us may have stored its value and let go since we looked.
           const seen = await this.#lookAgain(key);
           if (seen !== undefined) return seen;
-          return await this.#loadAndStore(key, loader, o, stale);
+          return await this.#loadAndStore(key, loader, o, stale, background);
         } finally {
           const release = store
             .releaseLease?.(this.name, key, token)
@@ -751,7 +751,7 @@ class EdgeCache implements Cache {
         waited = true;
         this.#stats.lockWaits++;
       }
-      if (this.#now() >= deadline) return this.#loadAndStore(key, loader, o, stale);
+      if (this.#now() >= deadline) return this.#loadAndStore(key, loader, o, stale, background);
       await this.#nap(key, delay * (0.5 + Math.random() / 2));
       delay = Math.min(delay * 2, 250);
       const seen = await this.#lookAgain(key);
@@ -805,6 +805,7 @@ class EdgeCache implements Cache {
     loader: Loader,
     o: LoadSettings,
     stale: LocalEntry | undefined,
+    background = false,
   ): Promise<Outcome> {
     this.#stats.loads++;
     const controller = new AbortController();
@@ -819,6 +820,7 @@ class EdgeCache implements Cache {
     const context: LoaderContext = {
       key,
       stale: stale?.value,
+      background,
       signal: controller.signal,
       tag: (...more) => {
         tags.push(...more);

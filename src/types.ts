@@ -111,6 +111,12 @@ export interface LoaderContext<V = unknown> {
   readonly key: string;
   /** The stale value being replaced, when there is one (a refresh, or a load within grace). */
   readonly stale: V | undefined;
+  /**
+   * `true` when no caller waits for this load: a background refresh (stale-while-revalidate,
+   * or the refresh while L2 cannot be read), whose callers were answered with the stale
+   * value. `false` when callers wait for its outcome (they may stop waiting at `timeout`).
+   */
+  readonly background: boolean;
   /** Aborted when the load runs past `hardTimeout`; pass it on to `fetch` and the like. */
   readonly signal: AbortSignal;
   /** Adds tags to the value being loaded (besides the `tags` option), for `invalidateTag`. */

@@ -240,6 +240,23 @@ describe("getOrSet: loading and coalescing", () => {
 });
 
 describe("getOrSet: stale-while-revalidate", () => {
+  it("tells the loader whether anyone waits for it (ctx.background)", async () => {
+    const { cache, clock } = setup();
+    const seen: boolean[] = [];
+    const load = async (_k: string, ctx: LoaderContext) => {
+      seen.push(ctx.background);
+      return seen.length;
+    };
+    const options = { ttl: 1000, staleWhileRevalidate: 5000, grace: 60_000, waitUntil: () => {} };
+    await cache.getOrSet("k", load, options); // a miss: the caller waits
+    clock.advance(1500);
+    await cache.getOrSet("k", load, options); // stale: answered at once, refreshed behind
+    await flush();
+    clock.advance(10_000);
+    await cache.getOrSet("k", load, options); // past the SWR window, within grace: waited for
+    expect(seen).toEqual([false, true, false]);
+  });
+
   it("without waitUntil, refreshes in-process, once, and close() waits for the refresh", async () => {
     const { cache, clock, make } = setup();
     const options = { ttl: 1000, staleWhileRevalidate: 10_000 };

@@ -381,8 +381,6 @@ type Run =
 
 /** One `getOrSet` call of a request. */
 interface Step {
-  /** `getOrSet` has answered this request: a load starting after that is a background refresh. */
-  answered: boolean;
   run: Run | undefined;
 }
 
@@ -554,7 +552,7 @@ class CachedRequest {
     base: string,
     force: boolean,
   ): Promise<StepResult> {
-    const step: Step = { answered: false, run: undefined };
+    const step: Step = { run: undefined };
     let value: unknown;
     let failure: StepResult["failure"];
     try {
@@ -566,15 +564,13 @@ class CachedRequest {
     } catch (error) {
       failure = { error };
     }
-    step.answered = true;
     return { value, failure, run: step.run };
   }
 
   /**
-   * The loader: runs the rest of the chain and decides what becomes of its response. With a
-   * stale value at hand it may be a background refresh (stale-while-revalidate), started
-   * after this request was answered: then it waits until the response is handed over and
-   * runs the chain detached from it.
+   * The loader: runs the rest of the chain and decides what becomes of its response. A
+   * background refresh (stale-while-revalidate) waits until this request's stale response
+   * is handed over and runs the chain detached from it.
    */
   async #loader(
     key: string,
@@ -591,16 +587,15 @@ class CachedRequest {
       ctx.setTtl(s.ttl);
       return stale;
     }
-    let background = false;
-    if (stale !== undefined) {
-      // A refresh starts before getOrSet answers with the stale value; a foreground load
-      // (grace) keeps getOrSet waiting. One macrotask tells them apart.
+    const background = ctx.background;
+    if (background) {
+      // A refresh may start before getOrSet answers this request with the stale response:
+      // wait until that response is handed over, then let the middleware before this one
+      // have a macrotask to finish with it (two turns: their timer may be set after ours),
+      // then run the chain detached from it.
+      await this.finished;
       await macrotask();
-      if (step.answered) {
-        background = true;
-        await this.finished;
-        await macrotask();
-      }
+      await macrotask();
     }
     if (this.#nextUsed) {
       ctx.noStore();
