@@ -132,6 +132,8 @@ export interface CachedOptions {
   key?: (c: Context) => string | Promise<string>;
   /**
    * Responses with larger bodies are passed through (streamed, not buffered) and not stored.
+   * Up to this size a body is read whole before the response goes out, so routes that
+   * stream slowly or never finish (long polling, NDJSON feeds) do not belong behind `cached`.
    * Stored bodies are base64 in the entry, so keep `maxBodyBytes * 4 / 3` plus the headers
    * under the cache's `maxValueBytes`.
    * @default 524_288 (512 KiB)
