@@ -97,12 +97,8 @@ describe("a subscriber facing a misbehaving hub", () => {
     const connected = new Promise<import("ws").WebSocket>((r) => server!.once("connection", r));
     return { port, connected };
   }
-  afterEach(async () => {
-    for (const c of server?.clients ?? []) c.terminate();
-    await new Promise((r) => server?.close(r));
-  });
-
-  it("drops malformed, binary, oversized and wrong-shard frames, counts them, and keeps working", async () => {
+  /** A plain writer and a hub subscriber on one memory store, the subscriber connected. */
+  async function subscribed() {
     const { port, connected } = await fakeHub();
     const store = memoryStore();
     const writer = createCache({ store, namespace: "app", sync: false });
@@ -116,6 +112,15 @@ describe("a subscriber facing a misbehaving hub", () => {
     });
     const socket = await connected;
     await until(() => cache.stats().hub?.healthy === true);
+    return { writer, cache, socket };
+  }
+  afterEach(async () => {
+    for (const c of server?.clients ?? []) c.terminate();
+    await new Promise((r) => server?.close(r));
+  });
+
+  it("drops malformed, binary, oversized and wrong-shard frames, counts them, and keeps working", async () => {
+    const { writer, cache, socket } = await subscribed();
     await writer.set("k", "v1");
     expect(await cache.get("k")).toBe("v1");
     const good = (value: string, version: number) =>
@@ -192,19 +197,7 @@ describe("a subscriber facing a misbehaving hub", () => {
   });
 
   it("a getOrSet waiting on another instance's lease wakes on the hub's push, not on its next poll", async () => {
-    const { port, connected } = await fakeHub();
-    const store = memoryStore();
-    const holder = createCache({ store, namespace: "app", sync: false });
-    const waiter = createCache({
-      store,
-      namespace: "app",
-      sync: {
-        maxStaleness: 60_000,
-        hub: { url: `http://127.0.0.1:${port}`, token: "t", WebSocket: WebSocket as never },
-      },
-    });
-    const socket = await connected;
-    await until(() => waiter.stats().hub?.healthy === true);
+    const { writer: holder, cache: waiter, socket } = await subscribed();
     let release = (): void => {};
     const held = holder.getOrSet(
       "k",
