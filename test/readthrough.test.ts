@@ -547,6 +547,37 @@ describe("getOrSet: cross-instance lock", () => {
     expect(gate.calls).toBe(1);
   });
 
+  it("a waiter polls with backoff (10 ms doubling to 250 ms), not at a fixed rate", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    const { chaos, make } = setup({ sync: { maxStaleness: 0 } });
+    const attempts: number[] = [];
+    const acquire = chaos.store.acquireLease!.bind(chaos.store);
+    chaos.store.acquireLease = (ns, key, token, ttl) => {
+      attempts.push(Date.now());
+      return acquire(ns, key, token, ttl);
+    };
+    const holder = make();
+    const waiter = make();
+    const gate = gatedLoader(() => "v");
+    const held = holder.getOrSet("k", gate.loader, { lock: { ttl: 60_000 } });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(gate.calls).toBe(1);
+    const start = Date.now();
+    const waited = waiter.getOrSet("k", async () => "own", { lock: { ttl: 60_000 } });
+    await vi.advanceTimersByTimeAsync(3000);
+    const gaps = attempts.slice(1).map((t, i) => t - attempts[i]!);
+    // The waiter's attempts: each gap is the previous nap of [d/2, d], d = 10, 20, ... 250.
+    const waits = attempts.filter((t) => t >= start).length;
+    expect(waits).toBeGreaterThanOrEqual(3000 / 250);
+    expect(waits).toBeLessThanOrEqual(6 + 3000 / 125);
+    expect(Math.max(...gaps)).toBeLessThanOrEqual(250);
+    expect(gaps.slice(-5).every((g) => g >= 125)).toBe(true);
+    gate.release();
+    await vi.advanceTimersByTimeAsync(300);
+    expect(await held).toBe("v");
+    expect(await waited).toBe("v");
+  });
+
   it("without the lock each instance loads once", async () => {
     const { make } = setup();
     const caches = Array.from({ length: 5 }, () => make());
