@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createCache, type EdgeCacheError } from "../src/index.js";
 import { startRedisServer, startRestBridge } from "../src/node/index.js";
 import { upstashStore } from "../src/stores/upstash.js";
-import { countRequests, rejection } from "./helpers.js";
+import { countRequests, fakeClock, rejection } from "./helpers.js";
 import { freshNamespace, storeSuite } from "./store-suite.js";
 
 const url = inject("bridgeUrl");
@@ -285,5 +285,53 @@ describe("transport faults", () => {
     for (const make of bad) {
       expect(make).toThrowError(expect.objectContaining({ code: "EC_INVALID_OPTION" }));
     }
+  });
+});
+
+describe("fail-safe against redis-server through a bridge that goes down", () => {
+  it("serves grace while L2 is unreachable, opens the breaker, and recovers when it is back", async () => {
+    const redisUrl = inject("redisUrl");
+    let bridge = await startRestBridge({ redisUrl, token });
+    const port = Number(new URL(bridge.url).port);
+    const clock = fakeClock();
+    const errors: EdgeCacheError[] = [];
+    const cache = createCache({
+      store: upstashStore({ url: bridge.url, token, retries: 0 }),
+      namespace: freshNamespace("failsafe"),
+      now: clock.now,
+      onError: (e) => errors.push(e),
+      breaker: { threshold: 2, cooldown: 5_000 },
+    });
+    const handed: Promise<unknown>[] = [];
+    const options = {
+      ttl: 1_000,
+      grace: 60_000,
+      waitUntil: (p: Promise<unknown>) => handed.push(p),
+    };
+    let loads = 0;
+    const load = async () => `v${++loads}`;
+    expect(await cache.getOrSet("k", load, options)).toBe("v1");
+    await bridge.close();
+    clock.advance(2_000);
+    // L2 is really gone (connections refused): the last value at once, a refresh behind it.
+    expect(await cache.getOrSet("k", load, options)).toBe("v1");
+    await Promise.all(handed);
+    expect(loads).toBe(2);
+    expect(cache.stats().graceHits).toBe(1);
+    expect(errors.map((e) => e.code)).toContain("EC_STORE_UNAVAILABLE");
+    // The read and the refresh's write failed: the circuit is open, and the refreshed value
+    // (which L2 could not take) is served from L1 without another load.
+    expect(cache.stats().breaker?.state).toBe("open");
+    expect(await cache.getOrSet("k", load, options)).toBe("v2");
+    expect(loads).toBe(2);
+    await expect(cache.set("other", 1)).rejects.toMatchObject({ code: "EC_CIRCUIT_OPEN" });
+    // The bridge comes back on the same port; after the cooldown one trial closes the circuit.
+    bridge = await startRestBridge({ redisUrl, token, port });
+    clock.advance(5_000);
+    await cache.set("other", 1);
+    expect(cache.stats().breaker?.state).toBe("closed");
+    expect(await cache.get("other")).toBe(1);
+    await cache.close();
+    await bridge.close();
   });
 });
