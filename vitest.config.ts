@@ -4,6 +4,8 @@ import { defineConfig } from "vitest/config";
 
 /** The hub's signing secret for this run: random, so no test can depend on the dev value. */
 const hubSecret = randomBytes(32).toString("base64url");
+/** The example Worker's admin token (`/_cache`, `/cache/*`, `/stats`) for this run, likewise. */
+const adminToken = randomBytes(24).toString("base64url");
 
 export default defineConfig({
   test: {
@@ -36,6 +38,7 @@ export default defineConfig({
                 UPSTASH_REDIS_REST_TOKEN: inject("bridgeToken"),
                 EDGECACHE_NAMESPACE: "worker-test",
                 EDGECACHE_HUB_SECRET: hubSecret,
+                EDGECACHE_ADMIN_TOKEN: adminToken,
                 // More than one shard, so that the tests see records split between them.
                 EDGECACHE_HUB_SHARDS: "4",
               },

@@ -153,10 +153,15 @@ The example Worker is up at ${url}  (a Hono app; its origin takes ~300 ms per re
   GET  ${url}/origin/products/1       the same data straight from the slow origin
   GET  ${url}/_cache                  admin dashboard (log in with the admin token)
   GET  ${url}/_cache/metrics          Prometheus metrics (needs the token)
+  GET|PUT|DELETE ${url}/cache/<key>, GET ${url}/stats
+                                       the raw key-value API (needs the token)
 
   admin token: ${adminToken}
   curl -H "authorization: Bearer ${adminToken}" ${url}/_cache/stats
   curl -X DELETE -H "authorization: Bearer ${adminToken}" "${url}/_cache/tags/products?ns=http"
+  curl -X PUT -H "authorization: Bearer ${adminToken}" -d '{"hello":"world"}' ${url}/cache/greeting
+  curl -H "authorization: Bearer ${adminToken}" ${url}/cache/greeting
+  curl -H "authorization: Bearer ${adminToken}" ${url}/stats
 `);
   // A quick measurement: the uncached origin against a cached hit of the same route.
   const origin = [];

@@ -74,12 +74,20 @@ describe("the example Worker under wrangler dev", () => {
     expect((await after.json()).updatedAt).not.toBe(before.updatedAt);
   });
 
-  it("keeps the key-value API", async () => {
-    const put = await fetch(`${example.url}/cache/greeting`, {
-      method: "PUT",
-      body: JSON.stringify({ hello: "world" }),
-    });
-    expect(put.status).toBe(204);
-    expect(await (await get("/cache/greeting")).json()).toEqual({ hello: "world" });
+  it("keeps the key-value API, behind the admin token", async () => {
+    const put = (headers: Record<string, string>) =>
+      fetch(`${example.url}/cache/greeting`, {
+        method: "PUT",
+        headers,
+        body: JSON.stringify({ hello: "world" }),
+      });
+    const refused = await put({});
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get("www-authenticate")).toBe("Bearer");
+    expect((await get("/stats")).status).toBe(401);
+    expect((await get("/cache/greeting")).status).toBe(401);
+    expect((await put(admin)).status).toBe(204);
+    expect(await (await get("/cache/greeting", admin)).json()).toEqual({ hello: "world" });
+    expect((await get("/stats", admin)).status).toBe(200);
   });
 });

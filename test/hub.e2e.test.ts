@@ -21,6 +21,8 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const url = inject("bridgeUrl");
 const token = inject("bridgeToken");
 const secret = randomBytes(32).toString("hex");
+/** The Worker's EDGECACHE_ADMIN_TOKEN: its raw key-value routes need it. */
+const adminToken = randomBytes(24).toString("hex");
 const SHARDS = 2;
 
 type Hub = {
@@ -66,7 +68,13 @@ async function subscriber(namespace: string, hubToken: string): Promise<Cache> {
 }
 
 beforeAll(async () => {
-  hub = await startHubWorker({ redisUrl: url, redisToken: token, secret, shards: SHARDS });
+  hub = await startHubWorker({
+    redisUrl: url,
+    redisToken: token,
+    secret,
+    shards: SHARDS,
+    adminToken,
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -108,7 +116,11 @@ describe("hub end to end (workerd hub, real Redis)", () => {
     const t = await mintHubToken({ secret, namespace, role: "both" });
     const node = await subscriber(namespace, t);
     const put = (value: unknown) =>
-      fetch(`${hub.url}/cache/greeting`, { method: "PUT", body: JSON.stringify(value) });
+      fetch(`${hub.url}/cache/greeting`, {
+        method: "PUT",
+        headers: { authorization: `Bearer ${adminToken}` },
+        body: JSON.stringify(value),
+      });
     expect((await put("hello")).status).toBe(204);
     expect(await node.get("greeting")).toBe("hello");
     expect((await put("hello again")).status).toBe(204);

@@ -7,14 +7,16 @@
  * workerd with exactly the flags of wrangler.toml.
  */
 import { execFile } from "node:child_process";
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { access, constants, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Miniflare } from "miniflare";
+import { Miniflare, type MiniflareOptions } from "miniflare";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
+import { createCache } from "../src/index.js";
+import { upstashStore } from "../src/stores/upstash.js";
 import { expectedSummary } from "./runtimes/scenario.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -136,6 +138,13 @@ describe("the built package against the REST bridge", () => {
 describe("the Worker as wrangler bundles it, in workerd without nodejs_compat", () => {
   let outdir: string;
   let mf: Miniflare | undefined;
+  /** The Miniflare options of the bundle, with the vars of wrangler.toml and this run's bridge. */
+  let options: MiniflareOptions;
+  /** Its bindings, apart. */
+  let bindings: Record<string, unknown>;
+  /** Given to the Worker as a binding, as `wrangler secret put` would: never in wrangler.toml. */
+  const adminToken = randomBytes(24).toString("base64url");
+  const bearer = { authorization: `Bearer ${adminToken}` };
 
   beforeAll(async () => {
     outdir = await mkdtemp(join(tmpdir(), "edgecache-worker-"));
@@ -154,20 +163,24 @@ describe("the Worker as wrangler bundles it, in workerd without nodejs_compat", 
     expect(workerOptions.compatibilityFlags ?? []).not.toContainEqual(
       expect.stringMatching(/^nodejs_/),
     );
-    mf = new Miniflare({
+    expect(workerOptions.bindings ?? {}).not.toHaveProperty("EDGECACHE_ADMIN_TOKEN");
+    bindings = {
+      ...workerOptions.bindings,
+      UPSTASH_REDIS_REST_URL: inject("bridgeUrl"),
+      UPSTASH_REDIS_REST_TOKEN: inject("bridgeToken"),
+      EDGECACHE_NAMESPACE: `runtimes.bundle.${randomUUID()}`,
+      EDGECACHE_ADMIN_TOKEN: adminToken,
+    };
+    options = {
       ...workerOptions,
       modules: true,
       modulesRoot: outdir,
       scriptPath: join(outdir, "index.js"),
       // No request.cf data: it would be fetched from the network.
       cf: false,
-      bindings: {
-        ...workerOptions.bindings,
-        UPSTASH_REDIS_REST_URL: inject("bridgeUrl"),
-        UPSTASH_REDIS_REST_TOKEN: inject("bridgeToken"),
-        EDGECACHE_NAMESPACE: `runtimes.bundle.${randomUUID()}`,
-      },
-    });
+      bindings,
+    } as MiniflareOptions;
+    mf = new Miniflare(options);
   });
 
   afterAll(async () => {
@@ -175,9 +188,12 @@ describe("the Worker as wrangler bundles it, in workerd without nodejs_compat", 
     await rm(outdir, { recursive: true, force: true });
   });
 
-  it("serves PUT, GET, DELETE and /stats", async () => {
+  it("serves PUT, GET, DELETE and /stats with the admin token", async () => {
     const call = async (path: string, init?: { method: string; body?: string }) => {
-      const res = await mf!.dispatchFetch(`http://edgecache.test${path}`, init);
+      const res = await mf!.dispatchFetch(`http://edgecache.test${path}`, {
+        ...init,
+        headers: bearer,
+      });
       return { status: res.status, body: await res.text() };
     };
     expect(await call("/cache/k?ttl=5000", { method: "PUT", body: '{"a":[1,"x"]}' })).toEqual({
@@ -194,5 +210,66 @@ describe("the Worker as wrangler bundles it, in workerd without nodejs_compat", 
       l2Misses: 1,
       errors: 0,
     });
+  });
+
+  it("refuses /cache and /stats without the token, with 401 and WWW-Authenticate: Bearer", async () => {
+    for (const [path, method] of [
+      ["/cache/k", "GET"],
+      ["/cache/k", "PUT"],
+      ["/cache/k", "DELETE"],
+      ["/stats", "GET"],
+    ] as const) {
+      const res = await mf!.dispatchFetch(`http://edgecache.test${path}`, {
+        method,
+        ...(method === "PUT" ? { body: "1" } : {}),
+      });
+      expect(res.status, `${method} ${path}`).toBe(401);
+      expect(res.headers.get("www-authenticate"), `${method} ${path}`).toBe("Bearer");
+      await res.arrayBuffer();
+    }
+  });
+
+  it("with no EDGECACHE_ADMIN_TOKEN, turns /cache and /stats off (404, never open)", async () => {
+    const namespace = `runtimes.bundle.off.${randomUUID()}`;
+    const { EDGECACHE_ADMIN_TOKEN: _, ...others } = bindings;
+    const withoutToken = { ...others, EDGECACHE_NAMESPACE: namespace };
+    const l2 = createCache({
+      store: upstashStore({ url: inject("bridgeUrl"), token: inject("bridgeToken") }),
+      namespace,
+      local: false,
+    });
+    await l2.set("present", "secret-value");
+    const off = new Miniflare({ ...options, bindings: withoutToken } as MiniflareOptions);
+    try {
+      // Any token at all, even the one the other Worker takes: there is nothing to match.
+      for (const headers of [{}, bearer]) {
+        for (const [path, method] of [
+          ["/cache/present", "GET"],
+          ["/cache/present", "DELETE"],
+          ["/cache/written", "PUT"],
+          ["/cache/present", "POST"],
+          ["/stats", "GET"],
+        ] as const) {
+          const what = `${method} ${path} ${JSON.stringify(headers)}`;
+          const res = await off.dispatchFetch(`http://edgecache.test${path}`, {
+            method,
+            headers,
+            ...(method === "PUT" || method === "POST" ? { body: '"x"' } : {}),
+          });
+          expect(res.status, what).toBe(404);
+          expect(await res.json(), what).toEqual({
+            error: expect.stringContaining("off until EDGECACHE_ADMIN_TOKEN"),
+          });
+        }
+      }
+      expect(await l2.get("present")).toBe("secret-value");
+      expect(await l2.has("written")).toBe(false);
+      // The rest of the Worker runs.
+      const health = await off.dispatchFetch("http://edgecache.test/health");
+      expect(await health.text()).toBe("ok");
+    } finally {
+      await off.dispose();
+      await l2.close();
+    }
   });
 });

@@ -1,7 +1,8 @@
 /**
  * The example Worker: a Hono app over edgecache. `npm start` runs it under `wrangler dev`
  * against a local redis-server behind the REST bridge; with real Upstash credentials it
- * deploys as is (see README.md).
+ * deploys as is (see README.md): every route that can read or change keys directly needs
+ * `EDGECACHE_ADMIN_TOKEN`, and is off until it is set.
  *
  * - `GET /products/:id`, `GET /products?page=&sort=`: routes backed by a deliberately slow
  *   origin (`ORIGIN_DELAY_MS`, default 300 ms), cached whole with `cached()`: 60 s fresh,
@@ -11,6 +12,9 @@
  * - `/_cache/*`: the admin API (`cacheAdmin`): inspect, delete, invalidate tags, stats as JSON
  *   and Prometheus, and a live stats page. Needs `EDGECACHE_ADMIN_TOKEN` (16+ characters).
  * - `GET|PUT|DELETE /cache/:key`, `GET /stats`: a JSON key-value API over the cache itself.
+ *   It reads and writes any key of the database, so it needs the same token, as
+ *   `Authorization: Bearer <EDGECACHE_ADMIN_TOKEN>` (`401` without it); while no token of
+ *   16+ characters is set, it answers `404` (see {@link requireAdminToken}).
  * - `/hub/*`: the invalidation hub (`edgecache/cloudflare`), see {@link handleHubRequest}.
  * - `GET /health`: 200 once the Worker runs.
  *
@@ -26,6 +30,7 @@ import { type EdgeCacheErrorCode, isEdgeCacheError } from "../src/errors.js";
 import { cacheAdmin } from "../src/hono/admin.js";
 import { cached } from "../src/hono/cached.js";
 import type { Cache } from "../src/types.js";
+import { requireAdminToken } from "./auth.js";
 import { type HubEnv, handleHubRequest } from "./hub.js";
 
 export { InvalidationHub } from "./hub.js";
@@ -41,7 +46,10 @@ export interface Env extends HubEnv {
    * @default "edgecache"
    */
   EDGECACHE_NAMESPACE?: string;
-  /** The admin API's bearer token (16+ characters); without it `/_cache` answers 404. */
+  /**
+   * The bearer token (16+ characters) of the admin API (`/_cache`) and of the raw key-value
+   * routes (`/cache/*`, `/stats`); without it they all answer 404.
+   */
   EDGECACHE_ADMIN_TOKEN?: string;
   /**
    * How long the example origin takes per request, in ms.
@@ -183,6 +191,11 @@ function buildApp(env: Env, cache: Cache): App {
     }
   }
 
+  // The raw key-value API reads and writes any key: the admin token or nothing. Registered
+  // before the routes, with their exact patterns, so it runs first for every method.
+  const guard = requireAdminToken(env.EDGECACHE_ADMIN_TOKEN);
+  app.use("/stats", guard);
+  app.use("/cache/*", guard);
   app.get("/stats", (c) => c.json(cache.stats()));
   app.get("/cache/*", async (c) => {
     const key = keyOf(c);

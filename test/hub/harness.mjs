@@ -11,8 +11,10 @@ import { fileURLToPath } from "node:url";
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
 /**
- * @param {{ redisUrl: string, redisToken: string, secret: string, shards?: number, namespace?: string }} options
+ * @param {{ redisUrl: string, redisToken: string, secret: string, shards?: number, namespace?: string, adminToken?: string }} options
  *   `redisUrl`/`redisToken`: the Upstash-REST endpoint (the bridge) the Worker's cache uses.
+ *   `adminToken`: the Worker's EDGECACHE_ADMIN_TOKEN (16+ characters), which its raw routes
+ *   (`/cache/*`, `/stats`) and `/_cache` need; without it they answer 404.
  */
 export async function startHubWorker({
   redisUrl,
@@ -20,6 +22,7 @@ export async function startHubWorker({
   secret,
   shards = 1,
   namespace = "hub-e2e",
+  adminToken,
 }) {
   const { Miniflare } = await import("miniflare");
   const { unstable_getMiniflareWorkerOptions } = await import("wrangler");
@@ -48,6 +51,7 @@ export async function startHubWorker({
       EDGECACHE_NAMESPACE: namespace,
       EDGECACHE_HUB_SECRET: secret,
       EDGECACHE_HUB_SHARDS: String(shards),
+      ...(adminToken === undefined ? {} : { EDGECACHE_ADMIN_TOKEN: adminToken }),
     },
   };
   let mf = new Miniflare(options);

@@ -9,6 +9,8 @@ declare global {
   namespace Cloudflare {
     interface Env extends WorkerEnv {
       EDGECACHE_NAMESPACE: string;
+      /** Set by vitest.config.ts (random per run): the raw routes need it. */
+      EDGECACHE_ADMIN_TOKEN: string;
     }
     interface GlobalProps {
       mainModule: typeof import("../../worker/index.js");

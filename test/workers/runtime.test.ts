@@ -1,7 +1,8 @@
 /**
  * The built package inside workerd (through @cloudflare/vitest-pool-workers): the same
  * scenario as Node, Deno and Bun run in `test/runtimes.test.ts`, against the real REST bridge
- * over fetch, then the Worker of `worker/index.ts` through its `fetch` handler.
+ * over fetch, then the Worker of `worker/index.ts` through its `fetch` handler, whose raw
+ * routes (`/cache/*`, `/stats`) need the admin token that vitest.config.ts binds.
  *
  * Nothing here imports `edgecache` statically: the scenario must be the first to load it, so
  * that its watch on `process`/`Buffer` also covers what the package does at import time.
@@ -31,8 +32,16 @@ describe("workerd", () => {
 
 describe("the Worker (worker/index.ts)", () => {
   const namespace = env.EDGECACHE_NAMESPACE;
+  const adminToken = env.EDGECACHE_ADMIN_TOKEN;
+  const bearer = { authorization: `Bearer ${adminToken}` };
+  /** A request to the Worker, as a client that holds the admin token. */
   const call = (path: string, init?: RequestInit) =>
-    exports.default.fetch(new Request(`http://edgecache.test${path}`, init));
+    exports.default.fetch(
+      new Request(`http://edgecache.test${path}`, { ...init, headers: { ...bearer } }),
+    );
+  /** A request to the Worker with exactly the headers given (none by default). */
+  const callAs = (headers: Record<string, string>, path: string, init?: RequestInit) =>
+    exports.default.fetch(new Request(`http://edgecache.test${path}`, { ...init, headers }));
   const put = (path: string, body: string) => call(path, { method: "PUT", body });
   /** The store the Worker uses, read directly. */
   let store: Store;
@@ -44,6 +53,98 @@ describe("the Worker (worker/index.ts)", () => {
     const { upstashStore } = await import("edgecache/upstash");
     store = upstashStore({ url, token });
     l2 = createCache({ store, namespace, local: false });
+  });
+
+  it("has an admin token to test with (vitest.config.ts binds a random one)", () => {
+    expect(typeof adminToken).toBe("string");
+    expect(adminToken.length).toBeGreaterThanOrEqual(16);
+  });
+
+  /** Every method of every raw route, as a client would try them. */
+  const rawRequests = (key: string): { path: string; init: RequestInit }[] => [
+    { path: `/cache/${key}`, init: { method: "GET" } },
+    { path: `/cache/${key}`, init: { method: "HEAD" } },
+    { path: `/cache/${key}`, init: { method: "PUT", body: '"overwritten"' } },
+    { path: `/cache/${key}?ttl=1000`, init: { method: "PUT", body: '"overwritten"' } },
+    { path: `/cache/${key}`, init: { method: "DELETE" } },
+    { path: `/cache/${key}`, init: { method: "POST", body: '"overwritten"' } },
+    { path: "/stats", init: { method: "GET" } },
+    { path: "/stats", init: { method: "DELETE" } },
+  ];
+
+  async function expectRefused(res: Response, what: string): Promise<void> {
+    expect(res.status, what).toBe(401);
+    expect(res.headers.get("www-authenticate"), what).toBe("Bearer");
+    if (res.body !== null) {
+      const text = await res.text();
+      if (text !== "") expect(JSON.parse(text), what).toEqual({ error: "unauthorized" });
+    }
+  }
+
+  it("refuses the raw routes without a token: 401 with WWW-Authenticate: Bearer, nothing read or changed", async () => {
+    await l2.set("guarded:none", "secret-value");
+    for (const { path, init } of rawRequests("guarded%3Anone")) {
+      await expectRefused(await callAs({}, path, init), `${init.method} ${path}`);
+    }
+    // Neither overwritten nor deleted, and a PUT of a new key wrote nothing.
+    expect(await l2.get("guarded:none")).toBe("secret-value");
+    await expectRefused(
+      await callAs({}, "/cache/guarded%3Anew", { method: "PUT", body: '"x"' }),
+      "PUT of a new key",
+    );
+    expect(await l2.has("guarded:new")).toBe(false);
+  });
+
+  it("refuses the raw routes with a wrong or malformed token: 401, nothing read or changed", async () => {
+    await l2.set("guarded:wrong", "secret-value");
+    const last = adminToken.at(-1);
+    const flipped = `${adminToken.slice(0, -1)}${last === "A" ? "B" : "A"}`;
+    const wrong = [
+      "Bearer wrong-token-0123456789abcdef",
+      `Bearer ${adminToken}x`, // the token as a prefix
+      `Bearer ${adminToken.slice(0, -1)}`, // a prefix of the token
+      `Bearer ${flipped}`, // one character off
+      `Bearer ${adminToken} ${adminToken}`,
+      `Basic ${adminToken}`, // the token under another scheme
+      adminToken, // no scheme
+      `Bearer${adminToken}`,
+      "Bearer ",
+      "Bearer",
+      "",
+    ];
+    for (const authorization of wrong) {
+      for (const { path, init } of rawRequests("guarded%3Awrong")) {
+        await expectRefused(
+          await callAs({ authorization }, path, init),
+          `${init.method} ${path} with "${authorization}"`,
+        );
+      }
+    }
+    expect(await l2.get("guarded:wrong")).toBe("secret-value");
+  });
+
+  it("serves the raw routes with the right token", async () => {
+    await l2.set("guarded:right", "secret-value");
+    const read = await callAs(bearer, "/cache/guarded%3Aright");
+    expect(read.status).toBe(200);
+    expect(read.headers.get("www-authenticate")).toBeNull();
+    expect(await read.json()).toBe("secret-value");
+    // The scheme is case-insensitive, as in the admin API.
+    const lower = await callAs({ authorization: `bearer ${adminToken}` }, "/cache/guarded%3Aright");
+    expect(lower.status).toBe(200);
+    const write = await callAs(bearer, "/cache/guarded%3Aright", { method: "PUT", body: '"new"' });
+    expect(write.status).toBe(204);
+    expect(await l2.get("guarded:right")).toBe("new");
+    const stats = await callAs(bearer, "/stats");
+    expect(stats.status).toBe(200);
+    expect(await stats.json()).toMatchObject({ sets: expect.any(Number) });
+    expect((await callAs(bearer, "/cache/guarded%3Aright", { method: "DELETE" })).status).toBe(204);
+    expect(await l2.has("guarded:right")).toBe(false);
+  });
+
+  it("leaves /health and the product routes open", async () => {
+    expect((await callAs({}, "/health")).status).toBe(200);
+    expect((await callAs({}, "/origin/products/3")).status).toBe(200);
   });
 
   it("stores JSON values in the shared L2 and serves them back", async () => {
