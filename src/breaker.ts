@@ -29,6 +29,11 @@ export interface BreakerOptions {
 
 /** The breaker's state, as `stats().breaker` reports it. */
 export interface BreakerStats {
+  /**
+   * The namespace of the cache that owns this breaker. Its namespaces share it, so their
+   * stats show the same breaker under the parent's name.
+   */
+  owner: string;
   /** `closed`: calls go through; `open`: they fail at once; `half-open`: one trial is out. */
   state: "closed" | "open" | "half-open";
   /** Consecutive failures counted towards `threshold`. */
@@ -79,14 +84,18 @@ export class Breaker {
   #opens = 0;
   #rejected = 0;
 
-  constructor(settings: BreakerSettings, now: () => number) {
+  readonly #owner: string;
+
+  constructor(settings: BreakerSettings, now: () => number, owner: string) {
     this.#settings = settings;
     this.#now = now;
+    this.#owner = owner;
   }
 
   get stats(): BreakerStats {
     this.#tick();
     return {
+      owner: this.#owner,
       state: this.#state,
       failures: this.#failures,
       opens: this.#opens,

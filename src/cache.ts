@@ -144,7 +144,7 @@ class EdgeCache implements Cache {
       this.#breaker = inherited.breaker;
     } else {
       const breaker = resolveBreaker(options.breaker);
-      this.#breaker = breaker && new Breaker(breaker, o.now);
+      this.#breaker = breaker && new Breaker(breaker, o.now, o.namespace);
       this.#store = this.#breaker ? guardStore(o.store, this.#breaker) : o.store;
     }
     this.#load = resolveLoad(inherited?.options ?? {}, o.ttl);

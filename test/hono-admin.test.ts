@@ -671,20 +671,34 @@ describe("metrics", () => {
         edgecache_l1_bytes: s.l1Bytes,
         edgecache_sync_lag: s.syncLag,
         edgecache_cursor: s.cursor,
+      };
+      for (const [metric, v] of Object.entries(expected))
+        expect(value(metric, name), metric).toBe(v);
+      // A breaker is reported once, under the namespace that owns it: a namespace shares
+      // its parent's, so summing over the label must not count it twice.
+      const owner = s.breaker!.owner;
+      expect(owner).toBe(c === scores ? namespace : name);
+      const breaker: Record<string, number> = {
         edgecache_breaker_failures: s.breaker!.failures,
         edgecache_breaker_opens_total: s.breaker!.opens,
         edgecache_breaker_rejected_total: s.breaker!.rejected,
       };
-      for (const [metric, v] of Object.entries(expected))
-        expect(value(metric, name), metric).toBe(v);
-      expect(value("edgecache_breaker_state", name, { state: s.breaker!.state })).toBe(1);
+      for (const [metric, v] of Object.entries(breaker))
+        expect(value(metric, owner), metric).toBe(v);
+      expect(value("edgecache_breaker_state", owner, { state: s.breaker!.state })).toBe(1);
       expect(
         samples
-          .filter((x) => x.name === "edgecache_breaker_state" && x.labels.namespace === name)
+          .filter((x) => x.name === "edgecache_breaker_state" && x.labels.namespace === owner)
           .map((x) => x.value)
           .sort(),
       ).toEqual([0, 0, 1]);
     }
+    expect(
+      samples.filter(
+        (x) =>
+          x.name.startsWith("edgecache_breaker_") && x.labels.namespace === `${namespace}/scores`,
+      ),
+    ).toEqual([]);
     expect(value("edgecache_l1_hits_total", namespace)).toBeGreaterThan(0);
     expect(families.get("edgecache_l1_items")!.type).toBe("gauge");
     expect(families.get("edgecache_l1_hits_total")!.type).toBe("counter");

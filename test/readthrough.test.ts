@@ -729,7 +729,7 @@ describe("circuit breaker", () => {
     // The cache validates input before L2 is called, so this takes a store's own typed
     // input error straight through the breaker.
     const clock = fakeClock();
-    const breaker = new Breaker({ threshold: 2, cooldown: 100 }, clock.now);
+    const breaker = new Breaker({ threshold: 2, cooldown: 100 }, clock.now, "app");
     const bad = () => Promise.reject(new InvalidKeyError("a store's own key check"));
     const down = () => Promise.reject(new StoreError("EC_STORE_UNAVAILABLE", "down"));
     await expect(breaker.run(down)).rejects.toBeInstanceOf(StoreError);

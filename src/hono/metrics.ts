@@ -27,6 +27,12 @@ interface Family {
   readonly samples: (
     stats: CacheStats,
   ) => ReadonlyArray<readonly [labels: Record<string, string>, value: number]>;
+  /**
+   * For state several caches share (a parent's breaker, which its namespaces use): the
+   * namespace that owns it. It is reported once, under that name, so sums over the
+   * `namespace` label count it once.
+   */
+  readonly owner?: (stats: CacheStats) => string | undefined;
 }
 
 const one = (value: number | undefined) => (value === undefined ? [] : [[{}, value] as const]);
@@ -46,6 +52,7 @@ const gauge = (name: string, help: string, read: (s: CacheStats) => number | und
 });
 
 const BREAKER_STATES = ["closed", "open", "half-open"] as const;
+const breakerOwner = (s: CacheStats) => s.breaker?.owner;
 
 /** Every family, in output order. Counters end in `_total`, as the format's conventions ask. */
 const FAMILIES: readonly Family[] = [
@@ -88,14 +95,24 @@ const FAMILIES: readonly Family[] = [
       s.breaker === undefined
         ? []
         : BREAKER_STATES.map((state) => [{ state }, s.breaker!.state === state ? 1 : 0] as const),
+    owner: breakerOwner,
   },
-  gauge("breaker_failures", "Consecutive L2 failures counted by the breaker.", (s) =>
-    s.breaker === undefined ? undefined : s.breaker.failures,
-  ),
-  counter("breaker_opens", "Times the circuit breaker opened.", (s) => s.breaker?.opens),
-  counter("breaker_rejected", "L2 calls refused while the breaker was open.", (s) =>
-    s.breaker === undefined ? undefined : s.breaker.rejected,
-  ),
+  {
+    ...gauge("breaker_failures", "Consecutive L2 failures counted by the breaker.", (s) =>
+      s.breaker === undefined ? undefined : s.breaker.failures,
+    ),
+    owner: breakerOwner,
+  },
+  {
+    ...counter("breaker_opens", "Times the circuit breaker opened.", (s) => s.breaker?.opens),
+    owner: breakerOwner,
+  },
+  {
+    ...counter("breaker_rejected", "L2 calls refused while the breaker was open.", (s) =>
+      s.breaker === undefined ? undefined : s.breaker.rejected,
+    ),
+    owner: breakerOwner,
+  },
   gauge(
     "hub_healthy",
     "1 when every hub shard is connected and caught up, else 0.",
@@ -130,7 +147,8 @@ function formatValue(value: number): string {
  * label. Counters end in `_total`; `l1_items`, `l1_bytes`, `sync_lag`, `cursor`,
  * `breaker_state` (one sample per state, 1 for the current one), `breaker_failures`,
  * `hub_healthy` and `hub_connected` are gauges. Breaker and hub families appear only for
- * caches that have them.
+ * caches that have them. A breaker is reported once, labelled with the namespace that owns
+ * it, however many of its namespaces are listed.
  *
  * @example
  * ```ts
@@ -142,7 +160,15 @@ export function prometheusMetrics(caches: readonly NamespaceStats[]): string {
   const lines: string[] = [];
   for (const family of FAMILIES) {
     const rows: string[] = [];
-    for (const { namespace, stats } of caches) {
+    const owners = new Set<string>();
+    for (const { namespace: name, stats } of caches) {
+      let namespace = name;
+      const owner = family.owner?.(stats);
+      if (owner !== undefined) {
+        if (owners.has(owner)) continue;
+        owners.add(owner);
+        namespace = owner;
+      }
       for (const [labels, value] of family.samples(stats)) {
         const pairs = Object.entries({ namespace, ...labels })
           .map(([k, v]) => `${k}="${escapeLabelValue(v)}"`)
