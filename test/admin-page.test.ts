@@ -11,6 +11,7 @@ import type { AddressInfo } from "node:net";
 import { Hono } from "hono";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import WebSocket, { WebSocketServer } from "ws";
 import { createCache } from "../src/cache.js";
 import { cacheAdmin } from "../src/hono/admin.js";
 import type { Cache, CacheStats } from "../src/index.js";
@@ -63,6 +64,9 @@ let origin: string;
 let browser: Browser | undefined;
 let cache: Cache;
 let writer: Cache;
+/** A namespace subscribed to a hub (a WebSocket server that plays one quietly). */
+let hubbed: Cache;
+let hub: WebSocketServer;
 
 /**
  * The browser, or a failure that says what is missing: a missing Chromium fails each test
@@ -85,9 +89,25 @@ beforeAll(async () => {
   writer = createCache({ store, namespace });
   const app = new Hono();
   app.get("/", (c) => c.text("the app"));
+  hub = new WebSocketServer({ port: 0, host: "127.0.0.1" });
+  await new Promise((r) => hub.once("listening", r));
+  hubbed = createCache({
+    store,
+    namespace: `${namespace}.hubbed`,
+    sync: {
+      hub: {
+        url: `http://127.0.0.1:${(hub.address() as AddressInfo).port}`,
+        token: "t",
+        WebSocket: WebSocket as never,
+        // Once cut it stays cut for the test, so the page has time to show it.
+        minBackoff: 600_000,
+        maxBackoff: 600_000,
+      },
+    },
+  });
   app.route(
     "/_cache",
-    cacheAdmin({ cache, token: TOKEN, caches: { scores: cache.namespace("scores") } }),
+    cacheAdmin({ cache, token: TOKEN, caches: { scores: cache.namespace("scores"), hubbed } }),
   );
   server = await serve(app.fetch);
   origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -101,6 +121,9 @@ afterAll(async () => {
   if (server !== undefined) await new Promise((resolve) => server.close(resolve));
   await cache?.close();
   await writer?.close();
+  await hubbed?.close();
+  for (const c of hub?.clients ?? []) c.terminate();
+  await new Promise((r) => hub?.close(r));
 });
 
 /**
@@ -264,6 +287,37 @@ describe("the stats page in Chromium", () => {
     expect((await page.context().cookies()).length).toBe(0);
     const after = await page.evaluate(async () => (await fetch("/_cache/stats")).status);
     expect(after).toBe(401);
+    await page.context().close();
+  });
+
+  it("shows the hub's state as it changes: healthy while connected, unhealthy once cut", async () => {
+    const { page, errors } = await openPage();
+    await page.goto(`${origin}/_cache?ns=hubbed`);
+    await signIn(page, TOKEN);
+    await page.goto(`${origin}/_cache?ns=hubbed`);
+    await page.waitForFunction(
+      () => document.querySelector('[data-state="hub"]')?.textContent === "healthy",
+      undefined,
+      { timeout: 10_000 },
+    );
+    expect(await page.textContent("#hubdetail")).toMatch(/^1 connected, 0 reconnects/);
+    const greens = await page.locator('#chart-states rect[fill="#16a34a"]').count();
+    expect(greens).toBeGreaterThan(0);
+    // The hub goes away: the page follows.
+    for (const c of hub.clients) c.terminate();
+    await page.waitForFunction(
+      () => document.querySelector('[data-state="hub"]')?.textContent === "unhealthy",
+      undefined,
+      { timeout: 10_000 },
+    );
+    await page.waitForFunction(
+      () =>
+        document.querySelector("#hubdetail")?.textContent?.startsWith("0 connected, 1 reconnects"),
+      undefined,
+      { timeout: 10_000 },
+    );
+    expect(await page.locator('#chart-states rect[fill="#dc2626"]').count()).toBeGreaterThan(0);
+    expect(errors).toEqual([]);
     await page.context().close();
   });
 });

@@ -285,8 +285,11 @@ describe("a subscriber facing a misbehaving hub", () => {
     let before = chaos.calls;
     expect(await cache.get("k")).toBe(1);
     expect(chaos.calls - before).toBe(0);
+    expect(cache.stats().hub?.connected).toBe(1);
     socket.terminate();
     await until(() => cache.stats().hub?.healthy === false);
+    // A gauge of sockets open now, not a count of opens.
+    expect(cache.stats().hub).toMatchObject({ connected: 0, reconnects: 1 });
     before = chaos.calls;
     expect(await cache.get("k")).toBe(1);
     expect(chaos.calls - before).toBe(1); // the bound of maxStaleness applies again: a sync

@@ -100,11 +100,17 @@ export interface HubEvents {
 
 /** Hub statistics, part of the cache's stats. */
 export interface HubStats {
+  /** Shard sockets open now (at most the hub's shard count). */
   connected: number;
+  /** Reconnection attempts scheduled since the start. */
   reconnects: number;
+  /** Change frames received and applied. */
   framesReceived: number;
+  /** Frames dropped as malformed, oversized, binary or for another shard. */
   framesDropped: number;
+  /** Change records published to the hub. */
   published: number;
+  /** Publishes that failed (the change log still carries those changes). */
   publishErrors: number;
 }
 
@@ -113,6 +119,8 @@ const OPEN = 1;
 interface Shard {
   index: number;
   socket: WebSocketLike | undefined;
+  /** `socket` has opened (and is counted in `stats.connected`). */
+  open: boolean;
   healthy: boolean;
   attempt: number;
   timer: ReturnType<typeof setTimeout> | undefined;
@@ -261,6 +269,7 @@ export class HubClient {
         const shard: Shard = {
           index,
           socket: undefined,
+          open: false,
           healthy: false,
           attempt: 0,
           timer: undefined,
@@ -342,7 +351,7 @@ export class HubClient {
       } catch {
         // Already closed.
       }
-      shard.socket = undefined;
+      this.#detach(shard);
     }
     this.#setHealth();
   }
@@ -402,6 +411,7 @@ export class HubClient {
       if (shard.socket !== socket) return;
       shard.attempt = 0;
       shard.lastSeen = this.#events.now();
+      shard.open = true;
       this.stats.connected++;
       // Only a sync sent after the socket opened covers what it may have missed.
       void this.#events.opened().then((caughtUp) => {
@@ -426,8 +436,7 @@ export class HubClient {
     });
     const lost = () => {
       if (shard.socket !== socket) return;
-      shard.socket = undefined;
-      shard.healthy = false;
+      this.#detach(shard);
       this.#setHealth();
       this.#retry(shard);
     };
@@ -470,8 +479,7 @@ export class HubClient {
         } catch {
           // Ignore.
         }
-        shard.socket = undefined;
-        shard.healthy = false;
+        this.#detach(shard);
         this.#setHealth();
         this.#retry(shard);
         continue;
@@ -481,6 +489,16 @@ export class HubClient {
       } catch {
         // The close event follows.
       }
+    }
+  }
+
+  /** Forgets the shard's socket: no longer healthy, and no longer counted as open. */
+  #detach(shard: Shard): void {
+    shard.socket = undefined;
+    shard.healthy = false;
+    if (shard.open) {
+      shard.open = false;
+      this.stats.connected--;
     }
   }
 
