@@ -7,7 +7,7 @@ import { type Context, Hono } from "hono";
 import { etag } from "hono/etag";
 import { describe, expect, expectTypeOf, inject, it } from "vitest";
 import { type CachedEnv, type CachedOptions, cached } from "../src/hono/cached.js";
-import { normalizeUrl, variantKey } from "../src/hono/key.js";
+import { baseKey, normalizeUrl, variantKey } from "../src/hono/key.js";
 import {
   type Cache,
   type CacheOptions,
@@ -1109,4 +1109,46 @@ describe("cached: the Cookie opt-in and event streams", () => {
       expect(cache.stats().sets).toBe(0);
     });
   }
+});
+
+describe("cached: entries it cannot read (another release's)", () => {
+  const foreign = { kind: "response", v: 2, body: "from a newer release" };
+  const keyOf = async (path: string) =>
+    variantKey(await baseKey("GET", normalizeUrl(`http://localhost${path}`)), [], new Headers());
+
+  it("answers from the handler, drops the entry, and the next request stores afresh", async () => {
+    const { clock, cache } = clocked();
+    const s = site({ cache, ttl: 60_000, now: clock.now });
+    await cache.set(await keyOf("/p"), foreign);
+    const first = await s.get("/p");
+    expect(await first.text()).toBe("body 1");
+    expect(cacheStatus(first)).toContain("detail=unreadable");
+    expect(await cache.get(await keyOf("/p"))).toBeUndefined();
+    expect(cacheStatus(await s.get("/p"))).toContain("stored");
+    expect(cacheStatus(await s.get("/p"))).toMatch(/; hit/);
+    expect(s.calls).toBe(2);
+  });
+
+  it("does not hang when the unreadable entry is stale within staleWhileRevalidate", async () => {
+    const { clock, cache } = clocked();
+    const s = site({ cache, ttl: 1_000, staleWhileRevalidate: 60_000, now: clock.now });
+    await cache.getOrSet(await keyOf("/q"), async () => foreign, {
+      ttl: 1_000,
+      staleWhileRevalidate: 60_000,
+    });
+    clock.advance(1_500);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const hung = new Promise<"hung">((r) => {
+      timer = setTimeout(() => r("hung"), 2_000);
+    });
+    const res = await Promise.race([s.get("/q"), hung]);
+    clearTimeout(timer);
+    expect(res).not.toBe("hung");
+    expect(await (res as Response).text()).toBe("body 1");
+    await until(() => cache.stats().loads >= 2);
+    // The refresh found the handler already run for this request: it stored nothing, and
+    // the next request loads normally.
+    expect(cacheStatus(await s.get("/q"))).toContain("stored");
+    expect(s.calls).toBe(2);
+  });
 });

@@ -537,13 +537,17 @@ class CachedRequest {
         if (!revalidate) fwd = "vary-miss";
         continue;
       }
-      // Not a value this version of the middleware wrote: drop it and load again.
+      // Not a value this version of the middleware wrote (another release's, say): drop it,
+      // so the next request loads afresh, and answer this one from the handler. Not through
+      // getOrSet again: when the value was stale, the refresh getOrSet started runs this
+      // request's loader, which waits for this request to finish; joining it would wait
+      // for ever.
       try {
         await s.cache.delete(key);
       } catch (error) {
         s.onError(error);
-        break;
       }
+      break;
     }
     return this.#forward({ fwd, detail: "unreadable" });
   }
