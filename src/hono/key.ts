@@ -31,8 +31,10 @@ export function utf8Bytes(text: string): number {
  * One query component in canonical form: decoded the way Hono's query parser decodes it (`+`
  * is a space; a run of escapes that is not valid UTF-8 stays as it was), so the key sees the
  * values `c.req.query()` sees, then re-encoded with `encodeURIComponent`. A run that stays
- * undecoded is kept verbatim rather than re-encoded: `%FF` and `%25FF` read the same through
- * `c.req.query()` but not through `URLSearchParams`, so they must not share an entry.
+ * undecoded is kept as sent, between `[` and `]` (which `encodeURIComponent` always escapes,
+ * so nothing else writes them): `%FF` and `%25FF` read the same through `c.req.query()` but
+ * not through `URLSearchParams`, and `%FF/` and `%FF%2F` the other way round, so each must
+ * keep an entry of its own.
  */
 function canonicalComponent(raw: string): string {
   const spaced = raw.includes("+") ? raw.replace(/\+/g, " ") : raw;
@@ -51,9 +53,8 @@ function canonicalComponent(raw: string): string {
       strictUtf8 ??= new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
       out += encodeURIComponent(strictUtf8.decode(bytes));
     } catch {
-      // Not UTF-8: kept as sent. encodeURIComponent never writes such a run, so it cannot
-      // meet a decoded value's spelling.
-      out += run;
+      // Not UTF-8: kept as sent, and fenced off from the encoded text around it.
+      out += `[${run}]`;
     }
   }
   return out + encodeURIComponent(spaced.slice(last));
