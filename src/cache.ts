@@ -51,6 +51,12 @@ type Outcome =
   | { kind: "skipped" };
 
 /** What the callers of a miss get, decided once per miss. */
+/** A load's watch on its key (`GuardedL1.watch`) and what its value is at least as new as. */
+interface LocalBasis {
+  mark: number;
+  basis: number;
+}
+
 type Resolution =
   | { kind: "fresh"; entry: LocalEntry }
   /** Stale within staleWhileRevalidate: served while a refresh runs. */
@@ -91,6 +97,8 @@ class EdgeCache implements Cache {
   readonly #loads = new Map<string, Promise<Outcome>>();
   // Loads waiting for another instance's value, woken early when a change of the key arrives.
   readonly #waiters = new Map<string, Set<() => void>>();
+  // The watch mark of the load of each key running here (see `#loadAndStore`).
+  readonly #loadMarks = new Map<string, number>();
   // Misses being resolved (L2 read, then a decision), by key.
   readonly #jobs = new Map<string, Promise<Resolution>>();
   // Loads that ended while a read of their key was in flight, and when (in #seq order).
@@ -634,23 +642,27 @@ class EdgeCache implements Cache {
   #graced(key: string, stale: LocalEntry, error: LoaderError, o: LoadSettings): unknown {
     this.#stats.graceHits++;
     this.#absorb(error);
-    this.#holdOff(key, stale, o);
+    // A load that failed has held the value off already; one still running (past a
+    // timeout) has not.
+    const running = this.#loadMarks.get(key);
+    if (running !== undefined) this.#holdOff(key, stale, o, running);
     return this.#out(stale.value);
   }
 
   /**
    * After a failed load, keeps serving `stale` (within its grace) for `graceBackoff` without
-   * calling the loader again. It is kept as a local value: any change of the key seen later
-   * replaces it, and while L2 is down it is served for the backoff without a refresh.
+   * calling the loader again: unless the key changed (or L1 was dropped) since the load took
+   * `mark`. It is kept as a local value at its own version: any change of the key seen
+   * later replaces it, and while L2 is down it is served for the backoff without a refresh.
    */
-  #holdOff(key: string, stale: LocalEntry, o: LoadSettings): void {
+  #holdOff(key: string, stale: LocalEntry, o: LoadSettings, mark: number): void {
     if (o.graceBackoff <= 0 || this.#now() - stale.expiresAt >= o.grace) return;
     const until = this.#now() + o.graceBackoff;
-    this.#tier.installLocal(key, {
-      ...stale,
-      expiresAt: until,
-      staleUntil: Math.max(stale.staleUntil ?? 0, until),
-    });
+    this.#tier.installLocal(
+      key,
+      { ...stale, expiresAt: until, staleUntil: Math.max(stale.staleUntil ?? 0, until) },
+      mark,
+    );
   }
 
   /** The key's load on this instance: the one in flight, or a new one. Never rejects. */
@@ -685,7 +697,6 @@ class EdgeCache implements Cache {
     const work = this.#flight(key, loader, o, stale, true).then((outcome) => {
       if (outcome.kind === "error") {
         this.#absorb(loaderFailed(outcome.error, key, "a background refresh failed"));
-        this.#holdOff(key, stale, o);
       }
     });
     this.#keepAlive(work, o);
@@ -799,13 +810,39 @@ class EdgeCache implements Cache {
     for (const done of [...waiters]) done();
   }
 
-  /** Calls the loader and caches what it returns (or, with `negativeTtl`, its failure). */
+  /**
+   * Calls the loader and caches what it returns (or, with `negativeTtl`, its failure),
+   * watching the key meanwhile: what L1 keeps without L2 must not cover a change seen
+   * while the loader ran.
+   */
   async #loadAndStore(
     key: string,
     loader: Loader,
     o: LoadSettings,
     stale: LocalEntry | undefined,
     background = false,
+  ): Promise<Outcome> {
+    const mark = this.#tier.watch(key);
+    // The flight's load, for a caller that stops waiting for it (`#graced`); a private
+    // load running beside it does not replace it.
+    if (!this.#loadMarks.has(key)) this.#loadMarks.set(key, mark);
+    // What a value loaded now is at least as new as: every change seen so far.
+    const basis = Math.max(this.#sync?.cursor ?? 0, stale?.version ?? 0, 0);
+    try {
+      return await this.#loadWatched(key, loader, o, stale, background, { mark, basis });
+    } finally {
+      this.#tier.unwatch(key);
+      if (this.#loadMarks.get(key) === mark) this.#loadMarks.delete(key);
+    }
+  }
+
+  async #loadWatched(
+    key: string,
+    loader: Loader,
+    o: LoadSettings,
+    stale: LocalEntry | undefined,
+    background: boolean,
+    local: LocalBasis,
   ): Promise<Outcome> {
     this.#stats.loads++;
     const controller = new AbortController();
@@ -838,8 +875,9 @@ class EdgeCache implements Cache {
     } catch (error) {
       this.#stats.loadErrors++;
       // A value within grace is better than a remembered failure: keep it.
-      if (o.negativeTtl !== undefined && stale === undefined) {
-        await this.#storeLoaded(key, undefined, o, "error");
+      if (stale !== undefined) this.#holdOff(key, stale, o, local.mark);
+      else if (o.negativeTtl !== undefined) {
+        await this.#storeLoaded(key, undefined, o, local, "error");
       }
       return { kind: "error", error };
     } finally {
@@ -847,10 +885,10 @@ class EdgeCache implements Cache {
     }
     if (noStore) return { kind: "private", value };
     if (value === undefined) {
-      if (o.negativeTtl !== undefined) await this.#storeLoaded(key, undefined, o, "absent");
+      if (o.negativeTtl !== undefined) await this.#storeLoaded(key, undefined, o, local, "absent");
       return { kind: "value", value: undefined };
     }
-    await this.#storeLoaded(key, value, o, undefined, {
+    await this.#storeLoaded(key, value, o, local, undefined, {
       ...(tags.length > 0 ? { tags } : {}),
       ...(ttl === undefined ? {} : { ttl }),
     });
@@ -866,6 +904,7 @@ class EdgeCache implements Cache {
     key: string,
     value: unknown,
     o: LoadSettings,
+    local: LocalBasis,
     negative: "error" | "absent" | undefined,
     fromLoader: { tags?: readonly string[]; ttl?: number } = {},
   ): Promise<void> {
@@ -890,7 +929,7 @@ class EdgeCache implements Cache {
       await this.#commit([prepared]);
     } catch (err) {
       this.#absorb(err instanceof EdgeCacheError ? err : this.#failed(err, "set", [key]));
-      this.#installPrepared(prepared, undefined, this.#now());
+      this.#installPrepared(prepared, local, this.#now());
     }
   }
 
@@ -898,17 +937,17 @@ class EdgeCache implements Cache {
    * Puts a prepared write in L1 (a copy, when copies are on), as of `at`: at `version`, or
    * as a local value (see `LocalEntry.local`) when L2 did not take it.
    */
-  #installPrepared(p: Prepared, version: number | undefined, at: number): void {
+  #installPrepared(p: Prepared, version: number | LocalBasis, at: number): void {
     const value = this.#copy && p.value !== undefined ? this.#copy(p.value) : p.value;
     const entry = this.#tier.entry(
       { value, tail: p.tail, negative: p.negative, tags: p.tags },
-      version ?? 0,
+      typeof version === "number" ? version : version.basis,
       at,
       p.write.ttl,
       p.size,
     );
-    if (version === undefined) this.#tier.installLocal(p.key, entry);
-    else this.#tier.install(p.key, entry);
+    if (typeof version === "number") this.#tier.install(p.key, entry);
+    else this.#tier.installLocal(p.key, entry, version.mark);
   }
 
   // ---- namespaces ----------------------------------------------------------------------

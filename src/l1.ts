@@ -16,6 +16,10 @@ export class GuardedL1 {
   #inflight = 0;
   readonly #floors = new Map<string, number>();
   #epoch = 0;
+  /** Keys loads are running for: how many, and when (on `#ticks`) a change was last seen. */
+  readonly #watched = new Map<string, { loads: number; changedAt: number }>();
+  #ticks = 0;
+  #droppedAt = 0;
 
   /**
    * @param local the L1 itself, or undefined for none
@@ -92,12 +96,41 @@ export class GuardedL1 {
   }
 
   /**
-   * Puts a value L2 never vouched for in L1 (see `LocalEntry.local`), replacing the key's
-   * copy at that copy's version: a change of the key seen meanwhile or later still wins.
+   * A load of `key` starts: from now on, changes of the key are noted for it. Returns the
+   * mark to ask {@link changedSince} with; call {@link unwatch} when the load ends.
    */
-  installLocal(key: string, entry: LocalEntry): void {
-    const version = this.#local?.get(key)?.version ?? 0;
-    this.install(key, { ...entry, version, local: true });
+  watch(key: string): number {
+    const watched = this.#watched.get(key);
+    if (watched === undefined) this.#watched.set(key, { loads: 1, changedAt: 0 });
+    else watched.loads++;
+    return ++this.#ticks;
+  }
+
+  /** A load of `key` ended. */
+  unwatch(key: string): void {
+    const watched = this.#watched.get(key);
+    if (watched !== undefined && --watched.loads === 0) this.#watched.delete(key);
+  }
+
+  /** Whether L1 was dropped, or a change of the watched `key` seen, since `mark`. */
+  changedSince(key: string, mark: number): boolean {
+    return this.#droppedAt > mark || (this.#watched.get(key)?.changedAt ?? 0) > mark;
+  }
+
+  /**
+   * Puts a value L2 never vouched for in L1 (see `LocalEntry.local`), for a load that took
+   * `mark` when it started: not if a change of the key was seen, or L1 dropped, since then,
+   * nor over a copy of a newer version. Floors are not consulted: they guard against late
+   * L2 answers, and the only ones left for the key (after the failed write of this very
+   * value) stop such answers from replacing it afterwards.
+   */
+  installLocal(key: string, entry: LocalEntry, mark: number): void {
+    const local = this.#local;
+    if (local === undefined || this.changedSince(key, mark)) return;
+    if (!(Math.max(entry.expiresAt, entry.staleUntil ?? 0) > this.#now())) return;
+    const current = local.get(key);
+    if (current !== undefined && current.version > entry.version) return;
+    local.set(key, { ...entry, local: true });
   }
 
   /**
@@ -131,6 +164,7 @@ export class GuardedL1 {
   drop(): void {
     this.#local?.clear();
     this.#epoch++;
+    this.#droppedAt = ++this.#ticks;
   }
 
   /** An operation that may install answers or change keys starts. */
@@ -146,9 +180,13 @@ export class GuardedL1 {
 
   /**
    * Remember the newest completed change of a key while answers that started earlier may
-   * still arrive (any operation in flight besides the current one).
+   * still arrive (any operation in flight besides the current one). Every completed change
+   * (a write or delete here, a change record from elsewhere) comes through here, so it is
+   * also where loads watching the key learn of it.
    */
   raiseFloor(key: string, version: number): void {
+    const watched = this.#watched.get(key);
+    if (watched !== undefined) watched.changedAt = ++this.#ticks;
     if (this.#inflight > 1 && version > (this.#floors.get(key) ?? 0)) {
       this.#floors.set(key, version);
     }

@@ -24,9 +24,10 @@ export interface LocalEntry {
   /** The entry's tags: it is valid only while none of them was invalidated after it. */
   readonly tags?: readonly string[];
   /**
-   * L2 never vouched for this value: it was loaded here while L2 could not take it, or kept
-   * in grace after a failed load. It carries the version of the copy it replaced, so any
-   * change of the key seen later replaces it.
+   * L2 never vouched for this value: it was loaded here while L2 could not take it (then
+   * `version` is the newest this instance had seen when the load started, so any change of
+   * the key seen later replaces it), or it is a stale value kept for `graceBackoff` after a
+   * failed load (at its own version).
    */
   readonly local?: true;
 }

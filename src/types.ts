@@ -112,9 +112,10 @@ export interface LoaderContext<V = unknown> {
   /** The stale value being replaced, when there is one (a refresh, or a load within grace). */
   readonly stale: V | undefined;
   /**
-   * `true` when no caller waits for this load: a background refresh (stale-while-revalidate,
-   * or the refresh while L2 cannot be read), whose callers were answered with the stale
-   * value. `false` when callers wait for its outcome (they may stop waiting at `timeout`).
+   * `true` when this load started as a background refresh (stale-while-revalidate, or the
+   * refresh while L2 cannot be read): the caller that started it was answered with the
+   * stale value (callers that come later may still join it and wait). `false` when it
+   * started for a caller that waits for its outcome (until `timeout`, if set).
    */
   readonly background: boolean;
   /** Aborted when the load runs past `hardTimeout`; pass it on to `fetch` and the like. */

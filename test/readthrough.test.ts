@@ -443,6 +443,75 @@ describe("getOrSet: grace (fail-safe)", () => {
     await expect(cache.getOrSet("k", failing, opts)).rejects.toThrow("also down");
   });
 
+  for (const change of ["set", "delete", "clear", "elsewhere"] as const) {
+    it(`a failing refresh never brings the old value back over a ${change} made meanwhile`, async () => {
+      const { cache, clock, make } = setup({ sync: { maxStaleness: 0 } });
+      const options = {
+        ttl: 1000,
+        staleWhileRevalidate: 10_000,
+        grace: 60_000,
+        graceBackoff: 5000,
+      };
+      await cache.getOrSet("k", async () => "A", options);
+      clock.advance(2000);
+      const gate = gatedLoader(() => new Error("origin down"));
+      const handed: Promise<unknown>[] = [];
+      const opts = { ...options, waitUntil: (p: Promise<unknown>) => handed.push(p) };
+      expect(await cache.getOrSet("k", gate.loader, opts)).toBe("A");
+      expect(gate.calls).toBe(1);
+      if (change === "set") await cache.set("k", "B");
+      else if (change === "delete") await cache.delete("k");
+      else if (change === "clear") await cache.clear();
+      else {
+        await make().set("k", "B");
+        await cache.get("unrelated"); // the sync riding along brings the change here
+      }
+      gate.release();
+      await Promise.all(handed);
+      const now = change === "set" || change === "elsewhere" ? "B" : undefined;
+      expect(await cache.get("k")).toBe(now);
+      expect(await cache.get("k")).toBe(now);
+    });
+  }
+
+  it("a failing foreground load within grace does not hold the old value off over a set made meanwhile", async () => {
+    const { cache, clock } = setup({ sync: { maxStaleness: 0 } });
+    const options = { ttl: 1000, grace: 60_000, graceBackoff: 5000 };
+    await cache.getOrSet("k", async () => "A", options);
+    clock.advance(2000);
+    const gate = gatedLoader(() => new Error("origin down"));
+    const answer = cache.getOrSet("k", gate.loader, options);
+    await vi.waitUntil(() => gate.calls === 1);
+    await cache.set("k", "B");
+    gate.release();
+    expect(await answer).toBe("A"); // it overlapped the set: either answer is right
+    expect(await cache.get("k")).toBe("B");
+  });
+
+  it("while L2 is down, a loaded value is kept in L1 even with other L2 calls in flight", async () => {
+    const { cache, chaos } = setup({ sync: false, breaker: false });
+    const release = chaos.holdReads();
+    const unrelated = cache.get("other");
+    chaos.mode = "fail";
+    let calls = 0;
+    const load = async () => ++calls;
+    for (let i = 0; i < 3; i++) expect(await cache.getOrSet("k", load)).toBe(1);
+    expect(calls).toBe(1);
+    release();
+    await unrelated;
+  });
+
+  it("while L2 is down, a loaded value with a tag invalidated long before is kept in L1", async () => {
+    const { cache, chaos } = setup({ breaker: false });
+    await cache.invalidateTag("t");
+    await cache.set("x", 1); // later changes too: the loaded value is newer than all of them
+    chaos.mode = "fail";
+    let calls = 0;
+    const load = async () => ++calls;
+    for (let i = 0; i < 3; i++) expect(await cache.getOrSet("k", load, { tags: ["t"] })).toBe(1);
+    expect(calls).toBe(1);
+  });
+
   it("with L2 down and the loader up, returns fresh loads and keeps them in L1", async () => {
     const { cache, chaos } = setup({ sync: false, breaker: false });
     chaos.mode = "fail";

@@ -148,7 +148,14 @@ class Credentials {
   }
 
   async #mac(expires: number): Promise<string> {
-    this.#sessionKey ??= sessionKey(this.#token);
+    if (this.#sessionKey === undefined) {
+      const made = sessionKey(this.#token);
+      this.#sessionKey = made;
+      // A failure is not kept: the next session check derives the key again.
+      made.catch(() => {
+        if (this.#sessionKey === made) this.#sessionKey = undefined;
+      });
+    }
     const key = await this.#sessionKey;
     const mac = await crypto.subtle.sign(
       "HMAC",
@@ -158,7 +165,7 @@ class Credentials {
     return base64url(new Uint8Array(mac));
   }
 
-  /** A new session value: its expiry and an HMAC of it keyed by the token. */
+  /** A new session value: its expiry and an HMAC of it (keyed by the stretched token). */
   async mint(): Promise<string> {
     const expires = this.#now() + this.#ttl;
     return `${expires}.${await this.#mac(expires)}`;
