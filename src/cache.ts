@@ -662,6 +662,7 @@ class EdgeCache implements Cache {
       key,
       { ...stale, expiresAt: until, staleUntil: Math.max(stale.staleUntil ?? 0, until) },
       mark,
+      "same-version",
     );
   }
 

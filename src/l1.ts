@@ -120,16 +120,21 @@ export class GuardedL1 {
   /**
    * Puts a value L2 never vouched for in L1 (see `LocalEntry.local`), for a load that took
    * `mark` when it started: not if a change of the key was seen, or L1 dropped, since then,
-   * nor over a copy of a newer version. Floors are not consulted: they guard against late
+   * nor over a copy of a newer version; with `"same-version"`, only over a copy of the
+   * entry's own version. Floors are not consulted: they guard against late
    * L2 answers, and the only ones left for the key (after the failed write of this very
    * value) stop such answers from replacing it afterwards.
    */
-  installLocal(key: string, entry: LocalEntry, mark: number): void {
+  installLocal(key: string, entry: LocalEntry, mark: number, replacing?: "same-version"): void {
     const local = this.#local;
     if (local === undefined || this.changedSince(key, mark)) return;
     if (!(Math.max(entry.expiresAt, entry.staleUntil ?? 0) > this.#now())) return;
     const current = local.get(key);
-    if (current !== undefined && current.version > entry.version) return;
+    if (replacing === "same-version") {
+      // A stale copy kept longer: only while that copy is still there (not deleted, dropped
+      // or replaced, even before the load started).
+      if (current?.version !== entry.version) return;
+    } else if (current !== undefined && current.version > entry.version) return;
     local.set(key, { ...entry, local: true });
   }
 

@@ -82,7 +82,16 @@ export function chaosStore(inner: Store) {
     if (wait) await wait;
     return result;
   };
+  // The next read hangs until its gate opens, then fails: a request that times out.
+  let failGate: Promise<void> | undefined;
   const late = async <T>(fn: () => Promise<T>): Promise<T> => {
+    const failing = failGate;
+    failGate = undefined;
+    if (failing) {
+      calls++;
+      await failing;
+      throw new StoreError("EC_STORE_TIMEOUT", "chaos: the read timed out");
+    }
     const wait = nextGate ?? gate;
     nextGate = undefined;
     const result = await guard(fn);
@@ -124,6 +133,14 @@ export function chaosStore(inner: Store) {
     holdNextWrite(): () => void {
       let release!: () => void;
       writeGate = new Promise<void>((r) => {
+        release = r;
+      });
+      return release;
+    },
+    /** The next read hangs until the returned function is called, then fails (a timeout). */
+    failNextReadLater(): () => void {
+      let release!: () => void;
+      failGate = new Promise<void>((r) => {
         release = r;
       });
       return release;

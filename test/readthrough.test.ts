@@ -488,6 +488,31 @@ describe("getOrSet: grace (fail-safe)", () => {
     expect(await cache.get("k")).toBe("B");
   });
 
+  it("a delete made while the read was timing out is not undone by holding the old value off", async () => {
+    const { cache, clock, chaos } = setup({ breaker: false });
+    const options = { ttl: 1000, grace: 60_000, graceBackoff: 5000 };
+    await cache.getOrSet("k", async () => "A", options);
+    clock.advance(2000);
+    const timeOut = chaos.failNextReadLater();
+    const handed: Promise<unknown>[] = [];
+    const opts = { ...options, waitUntil: (p: Promise<unknown>) => handed.push(p) };
+    const answer = cache.getOrSet(
+      "k",
+      async () => {
+        throw new Error("origin down too");
+      },
+      opts,
+    );
+    await cache.delete("k"); // succeeds while the read hangs
+    timeOut();
+    expect(await answer).toBe("A"); // overlapped the delete: either answer is right
+    await Promise.all(handed);
+    expect(await cache.get("k")).toBeUndefined();
+    expect(
+      await cache.getOrSet("k", async () => "fresh", { ...options, waitUntil: () => {} }),
+    ).toBe("fresh");
+  });
+
   it("while L2 is down, a loaded value is kept in L1 even with other L2 calls in flight", async () => {
     const { cache, chaos } = setup({ sync: false, breaker: false });
     const release = chaos.holdReads();
