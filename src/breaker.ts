@@ -152,6 +152,7 @@ export class Breaker {
 export function guardStore(store: Store, breaker: Breaker): Store {
   const guarded: Store = {
     name: store.name,
+    ...(store.orderedVersions === undefined ? {} : { orderedVersions: store.orderedVersions }),
     get: (ns, keys, sync) => breaker.run(() => store.get(ns, keys, sync)),
     sync: (ns, request) => breaker.run(() => store.sync(ns, request)),
     set: (ns, writes, meta) => breaker.run(() => store.set(ns, writes, meta)),

@@ -55,6 +55,8 @@ type Outcome =
 interface LocalBasis {
   mark: number;
   basis: number;
+  /** Whether a value L2 refused may be kept in L1 at all. */
+  keep: boolean;
 }
 
 type Resolution =
@@ -178,6 +180,7 @@ class EdgeCache implements Cache {
       maxKeyBytes: o.maxKeyBytes,
       maxValueBytes: o.maxValueBytes,
       propagateMaxBytes: sync ? sync.propagateMaxBytes : -1,
+      tags: o.store.orderedVersions !== false,
     });
     this.#origin = o.instanceId;
     if (sync?.hub) {
@@ -455,6 +458,7 @@ class EdgeCache implements Cache {
     }
     const o =
       options === undefined ? this.#load : resolveLoad(options, this.#load.ttl, this.#load, key);
+    this.#entries.allowTags(o.tags, key);
     const t = this.#hitClock();
     if (this.#sync === undefined || this.#sync.fresh(t, this.#hitSlack)) {
       const entry = this.#lookup(key, t);
@@ -827,10 +831,15 @@ class EdgeCache implements Cache {
     // The flight's load, for a caller that stops waiting for it (`#graced`); a private
     // load running beside it does not replace it.
     if (!this.#loadMarks.has(key)) this.#loadMarks.set(key, mark);
-    // What a value loaded now is at least as new as: every change seen so far.
-    const basis = Math.max(this.#sync?.cursor ?? 0, stale?.version ?? 0, 0);
+    // What a value loaded now is at least as new as: every change seen so far (the cursor),
+    // where versions compare across keys; else the copy it replaces.
+    const seen = this.#store.orderedVersions === false ? 0 : (this.#sync?.cursor ?? 0);
+    const basis = Math.max(seen, stale?.version ?? 0, 0);
+    // Before its first sync an instance has no place in the change log: a value it kept
+    // without L2 could never learn of the changes made meanwhile. It keeps none.
+    const keep = this.#sync === undefined || this.#sync.cursor >= 0;
     try {
-      return await this.#loadWatched(key, loader, o, stale, background, { mark, basis });
+      return await this.#loadWatched(key, loader, o, stale, background, { mark, basis, keep });
     } finally {
       this.#tier.unwatch(key);
       if (this.#loadMarks.get(key) === mark) this.#loadMarks.delete(key);
@@ -927,7 +936,7 @@ class EdgeCache implements Cache {
       return;
     }
     try {
-      await this.#commit([prepared]);
+      await this.#commit([prepared], true, true);
     } catch (err) {
       this.#absorb(err instanceof EdgeCacheError ? err : this.#failed(err, "set", [key]));
       this.#installPrepared(prepared, local, this.#now());
@@ -948,7 +957,7 @@ class EdgeCache implements Cache {
       p.size,
     );
     if (typeof version === "number") this.#tier.install(p.key, entry);
-    else this.#tier.installLocal(p.key, entry, version.mark);
+    else if (version.keep) this.#tier.installLocal(p.key, entry, version.mark);
   }
 
   // ---- namespaces ----------------------------------------------------------------------
@@ -1164,7 +1173,7 @@ class EdgeCache implements Cache {
   }
 
   /** Writes prepared entries to L2, then L1, then tells the hub; throws if L2 did not take them. */
-  async #commit(prepared: Prepared[], install = true): Promise<number[]> {
+  async #commit(prepared: Prepared[], install = true, fromLoad = false): Promise<number[]> {
     const keys = prepared.map((p) => p.key);
     const started = this.#now();
     const meta = this.#meta();
@@ -1192,7 +1201,7 @@ class EdgeCache implements Cache {
       }
       installable = this.#written(result.changes, meta, started, epoch);
     } catch (err) {
-      this.#tier.forget(keys);
+      this.#tier.forget(keys, fromLoad);
       this.#tier.settle();
       throw this.#failed(err, "set", keys);
     }
@@ -1244,6 +1253,7 @@ class EdgeCache implements Cache {
     this.#open();
     const unique = checkTags(tags);
     if (unique === undefined) return;
+    this.#entries.allowTags(unique);
     // A marker per tag, written like an entry: its version, from the namespace's counter,
     // is the line below which entries with the tag no longer hold. It reaches the other
     // instances through the change log (and the hub), without its value.

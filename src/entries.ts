@@ -127,6 +127,8 @@ export class Entries {
     maxKeyBytes: number;
     maxValueBytes: number;
     propagateMaxBytes: number;
+    /** The store orders versions across keys (`Store.orderedVersions`): tags work. */
+    tags: boolean;
   }) {
     this.#serializer = options.serializer;
     this.#name = options.serializer.name;
@@ -137,6 +139,18 @@ export class Entries {
     this.#maxKeyBytes = options.maxKeyBytes;
     this.#maxValueBytes = options.maxValueBytes;
     this.#propagateMaxBytes = options.propagateMaxBytes;
+    this.#tagsAllowed = options.tags;
+  }
+
+  readonly #tagsAllowed: boolean;
+
+  /** Throws unless the store can carry tags (see `Store.orderedVersions`). */
+  allowTags(tags: readonly string[] | undefined, key?: string): void {
+    if (tags === undefined || tags.length === 0 || this.#tagsAllowed) return;
+    throw new InvalidOptionError(
+      "tags need a store whose versions order writes across keys; a sharded store keeps a counter per shard, so tags are not available on it",
+      key === undefined ? {} : { key },
+    );
   }
 
   checkKey(key: unknown, internal = false): asserts key is string {
@@ -183,6 +197,7 @@ export class Entries {
     if (extra.tags !== undefined) {
       tags = checkTags([...(tags ?? []), ...extra.tags], key);
     }
+    this.allowTags(tags, key);
     // Shortened by up to `jitter`, never lengthened: entries written together expire apart.
     if (jitter > 0) ttl = Math.max(1, Math.ceil(ttl * (1 - jitter * Math.random())));
     const tail = extra.tail ?? 0;

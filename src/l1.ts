@@ -201,8 +201,12 @@ export class GuardedL1 {
    * A failed write may or may not have reached L2: drop the keys from L1 and refuse any
    * answer for them until the operations in flight have settled.
    */
-  forget(keys: readonly string[]): void {
+  forget(keys: readonly string[], quiet = false): void {
     for (const key of keys) {
+      // It may have reached L2: a load of the key running meanwhile must not keep its value
+      // over it (unless this is that load's own write: `quiet`).
+      const watched = quiet ? undefined : this.#watched.get(key);
+      if (watched !== undefined) watched.changedAt = ++this.#ticks;
       this.#local?.delete(key);
       if (this.#inflight > 1) this.#floors.set(key, Number.POSITIVE_INFINITY);
     }

@@ -129,6 +129,15 @@ export interface Store {
   /** Short name for stats and error messages, e.g. `"memory"` or `"upstash"`. */
   readonly name: string;
   /**
+   * Whether the versions of different keys of a namespace come from one counter, so that
+   * they order writes across keys. Tags rely on it (an entry holds while no marker of its
+   * tags has a newer version); a store that spreads keys over several counters (a sharded
+   * one) says `false`, and the cache then refuses tags. A wrapper around a store must pass
+   * it on.
+   * @default true
+   */
+  readonly orderedVersions?: boolean;
+  /**
    * Reads entries; one slot per key, in order. Keys may repeat. With `sync`, also returns
    * the change log after `sync.cursor`, from the same atomic snapshot as the entries.
    */

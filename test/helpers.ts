@@ -75,10 +75,15 @@ export function chaosStore(inner: Store) {
   let nextGate: Promise<void> | undefined;
   let writeGate: Promise<void> | undefined;
   // The write lands in the store at once; its answer waits for the gate.
+  // The next write lands in the store, but its answer is lost: a timeout after the fact.
+  let loseAnswer = false;
   const lateWrite = async <T>(fn: () => Promise<T>): Promise<T> => {
     const wait = writeGate;
     writeGate = undefined;
+    const lose = loseAnswer;
+    loseAnswer = false;
     const result = await fn();
+    if (lose) throw new StoreError("EC_STORE_TIMEOUT", "chaos: the answer was lost");
     if (wait) await wait;
     return result;
   };
@@ -100,6 +105,7 @@ export function chaosStore(inner: Store) {
   };
   const store: Store = {
     name: `chaos(${inner.name})`,
+    ...(inner.orderedVersions === undefined ? {} : { orderedVersions: inner.orderedVersions }),
     get: (ns, keys, sync) =>
       late(async () => {
         const r = await inner.get(ns, keys, sync);
@@ -136,6 +142,10 @@ export function chaosStore(inner: Store) {
         release = r;
       });
       return release;
+    },
+    /** The next write reaches the store, but fails for the caller (its answer is lost). */
+    loseNextWriteAnswer(): void {
+      loseAnswer = true;
     },
     /** The next read hangs until the returned function is called, then fails (a timeout). */
     failNextReadLater(): () => void {

@@ -10,7 +10,8 @@ import {
   memoryStore,
   StoreError,
 } from "../src/index.js";
-import { cluster, fakeClock, rejection } from "./helpers.js";
+import { shardedStore } from "../src/stores/sharded.js";
+import { chaosStore, cluster, fakeClock, rejection } from "./helpers.js";
 
 function setup(options: Partial<CacheOptions> = {}) {
   const { instance, ...rest } = cluster(options);
@@ -511,6 +512,63 @@ describe("getOrSet: grace (fail-safe)", () => {
     expect(
       await cache.getOrSet("k", async () => "fresh", { ...options, waitUntil: () => {} }),
     ).toBe("fresh");
+  });
+
+  it("a load does not keep its value over a delete that reached L2 but failed for its caller", async () => {
+    const { cache, chaos } = setup({ sync: false, breaker: false });
+    const gate = gatedLoader(() => "loaded before the delete");
+    const load = cache.getOrSet("k", gate.loader);
+    await vi.waitUntil(() => gate.calls === 1);
+    chaos.loseNextWriteAnswer();
+    await expect(cache.delete("k")).rejects.toMatchObject({ code: "EC_STORE_TIMEOUT" });
+    chaos.mode = "fail"; // and L2 refuses the load's write
+    gate.release();
+    expect(await load).toBe("loaded before the delete");
+    chaos.mode = "ok";
+    // The delete may have come after the loader read its source: the value is not kept.
+    expect(await cache.get("k")).toBeUndefined();
+  });
+
+  it("an instance that never synced keeps nothing L2 refused: it could not learn what changed", async () => {
+    const { chaos, make } = setup({ sync: { maxStaleness: 0 }, breaker: false });
+    const other = make();
+    await other.set("k", "before");
+    chaos.mode = "fail";
+    const cold = make();
+    let calls = 0;
+    const load = async () => `loaded ${++calls}`;
+    expect(await cold.getOrSet("k", load)).toBe("loaded 1");
+    expect(await cold.getOrSet("k", load)).toBe("loaded 2"); // not kept: loads again
+    chaos.mode = "ok";
+    await other.set("k", "after");
+    expect(await cold.get("k")).toBe("after");
+  });
+
+  it("on a sharded store, a value kept without L2 still gives way to a later write of its key", async () => {
+    const sharded = shardedStore([0, 1].map(() => memoryStore()));
+    const chaos = chaosStore(sharded);
+    const reader = createCache({
+      store: chaos.store,
+      namespace: "app",
+      sync: { maxStaleness: 0 },
+      breaker: false,
+      logger: false,
+    });
+    const writer = createCache({ store: sharded, namespace: "app", sync: { maxStaleness: 0 } });
+    const target = "target";
+    // Writes on the other shard push the merged log far ahead of the target's own versions.
+    const elsewhere = Array.from({ length: 400 }, (_, i) => `o${i}`)
+      .filter((k) => sharded.shardFor(k) !== sharded.shardFor(target))
+      .slice(0, 40);
+    for (const k of elsewhere) await writer.set(k, 1);
+    expect(await reader.get("o-none")).toBeUndefined(); // the reader syncs past them
+    chaos.mode = "fail";
+    expect(await reader.getOrSet(target, async () => "kept by the reader")).toBe(
+      "kept by the reader",
+    );
+    chaos.mode = "ok";
+    await writer.set(target, "written later");
+    expect(await reader.get(target)).toBe("written later");
   });
 
   it("while L2 is down, a loaded value is kept in L1 even with other L2 calls in flight", async () => {

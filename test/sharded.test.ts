@@ -1,6 +1,12 @@
 import { Redis } from "@upstash/redis";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import { type Cache, createCache, memoryStore, type Store } from "../src/index.js";
+import {
+  type Cache,
+  createCache,
+  type LoaderContext,
+  memoryStore,
+  type Store,
+} from "../src/index.js";
 import { type ShardedStore, shardedStore } from "../src/stores/sharded.js";
 import { upstashStore } from "../src/stores/upstash.js";
 import { chaosStore, countRequests, fakeClock, rejection } from "./helpers.js";
@@ -378,5 +384,57 @@ describe("request counts against the real bridge", () => {
     await solo.getMany(keys.slice(0, 1));
     await solo.setMany(keys.map((k) => [k, 1]));
     expect(requests.count).toBe(1 + 3);
+  });
+});
+
+describe("tags", () => {
+  // A tag's marker and its entries live on different shards, whose counters do not compare:
+  // an entry on a busier shard would outrank a later invalidation. So tags are refused.
+  it("are refused with a typed error, changing nothing, on a sharded store", async () => {
+    const sharded = shardedStore([0, 1].map(() => memoryStore()));
+    expect(sharded.orderedVersions).toBe(false);
+    const chaos = chaosStore(sharded);
+    const store = chaos.store;
+    const cache = createCache({ store, namespace: "app" });
+    for (const attempt of [
+      () => cache.set("k", 1, { tags: ["t"] }),
+      () => cache.setMany([["k", 1, { tags: ["t"] }]]),
+      () => cache.invalidateTag("t"),
+      () => cache.invalidateTags(["t", "u"]),
+      () => cache.getOrSet("k", async () => 1, { tags: ["t"] }),
+      () => cache.namespace("group").getOrSet("k", async () => 1, { tags: ["t"] }),
+    ]) {
+      const err = await rejection(attempt());
+      expect(err.code).toBe("EC_INVALID_OPTION");
+      expect(err.message).toContain("sharded");
+    }
+    expect(chaos.calls).toBe(0);
+    expect(await cache.get("k")).toBeUndefined();
+    // A loader's ctx.tag cannot cache a tagged value either: the value is returned, uncached,
+    // and the refusal reported.
+    const errors: string[] = [];
+    const reporting = createCache({
+      store,
+      namespace: "app2",
+      onError: (e) => errors.push(e.code),
+    });
+    const tagging = async (_k: string, ctx: LoaderContext) => {
+      ctx.tag("t");
+      return 7;
+    };
+    expect(await reporting.getOrSet("k", tagging)).toBe(7);
+    expect(errors).toContain("EC_INVALID_OPTION");
+    expect(await reporting.get("k")).toBeUndefined();
+    // Untagged writes go on as before.
+    await cache.set("k", 2);
+    expect(await cache.get("k")).toBe(2);
+  });
+
+  it("a single store, and wrappers around one, keep them", () => {
+    expect(memoryStore().orderedVersions).toBeUndefined();
+    expect(chaosStore(memoryStore()).store.orderedVersions).toBeUndefined();
+    expect(chaosStore(shardedStore([memoryStore(), memoryStore()])).store.orderedVersions).toBe(
+      false,
+    );
   });
 });

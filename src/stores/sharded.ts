@@ -300,6 +300,8 @@ export function shardedStore(
 
   const store: ShardedStore = {
     name: `sharded(${stores.map((x) => x.name).join(",")})`,
+    // Each shard has its own counter: versions of keys on different shards do not compare.
+    orderedVersions: false,
     shardFor: (key) => ids[shardOf(key)]!,
 
     async get(ns, keys, sync): Promise<StoreReadWithChanges> {
