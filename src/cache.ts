@@ -55,8 +55,8 @@ type Outcome =
 interface LocalBasis {
   mark: number;
   basis: number;
-  /** Whether a value L2 refused may be kept in L1 at all. */
-  keep: boolean;
+  /** The instance had synced when the load started. */
+  anchored: boolean;
 }
 
 type Resolution =
@@ -99,6 +99,10 @@ class EdgeCache implements Cache {
   readonly #loads = new Map<string, Promise<Outcome>>();
   // Loads waiting for another instance's value, woken early when a change of the key arrives.
   readonly #waiters = new Map<string, Set<() => void>>();
+  // Whether the store's versions compare across keys (`Store.orderedVersions`).
+  readonly #orderedVersions: boolean;
+  // A value was kept in L1 without L2 before the first sync (see `#apply`).
+  #keptUnanchored = false;
   // The watch mark of the load of each key running here (see `#loadAndStore`).
   readonly #loadMarks = new Map<string, number>();
   // Misses being resolved (L2 read, then a decision), by key.
@@ -182,6 +186,7 @@ class EdgeCache implements Cache {
       propagateMaxBytes: sync ? sync.propagateMaxBytes : -1,
       tags: o.store.orderedVersions !== false,
     });
+    this.#orderedVersions = o.store.orderedVersions !== false;
     this.#origin = o.instanceId;
     if (sync?.hub) {
       const state = this.#sync!;
@@ -380,7 +385,7 @@ class EdgeCache implements Cache {
       // Tagged entries hold only if no tag was invalidated after them: learn the tags this
       // instance does not know yet (all of them without coherence, which keeps none current).
       const unknown = new Set<string>();
-      for (const d of decoded) {
+      for (const d of this.#orderedVersions ? decoded : []) {
         for (const tag of d?.tags ?? []) {
           if (this.#sync === undefined || !this.#tagVersions.has(tag)) unknown.add(tag);
         }
@@ -441,6 +446,9 @@ class EdgeCache implements Cache {
 
   /** Whether an entry of `version` with `tags` holds against the noted invalidations. */
   #tagsValid(tags: readonly string[], version: number): boolean {
+    // Where versions do not compare across keys, a tagged entry (written before tags were
+    // refused there) cannot be checked: it never holds.
+    if (!this.#orderedVersions) return false;
     for (const tag of tags) {
       const v = this.#tagVersions.get(tag);
       if (v === undefined || v > version) return false;
@@ -833,13 +841,18 @@ class EdgeCache implements Cache {
     if (!this.#loadMarks.has(key)) this.#loadMarks.set(key, mark);
     // What a value loaded now is at least as new as: every change seen so far (the cursor),
     // where versions compare across keys; else the copy it replaces.
-    const seen = this.#store.orderedVersions === false ? 0 : (this.#sync?.cursor ?? 0);
+    const seen = this.#orderedVersions ? (this.#sync?.cursor ?? 0) : 0;
     const basis = Math.max(seen, stale?.version ?? 0, 0);
-    // Before its first sync an instance has no place in the change log: a value it kept
-    // without L2 could never learn of the changes made meanwhile. It keeps none.
-    const keep = this.#sync === undefined || this.#sync.cursor >= 0;
+    // Before its first sync an instance has no place in the change log: the first sync
+    // starts at the head, so changes made meanwhile never reach what it kept. Such values
+    // are dropped with L1 when that sync arrives (see `#apply`).
+    const anchored = this.#sync === undefined || this.#sync.cursor >= 0;
     try {
-      return await this.#loadWatched(key, loader, o, stale, background, { mark, basis, keep });
+      return await this.#loadWatched(key, loader, o, stale, background, {
+        mark,
+        basis,
+        anchored,
+      });
     } finally {
       this.#tier.unwatch(key);
       if (this.#loadMarks.get(key) === mark) this.#loadMarks.delete(key);
@@ -870,6 +883,7 @@ class EdgeCache implements Cache {
       background,
       signal: controller.signal,
       tag: (...more) => {
+        this.#entries.allowTags(more, key);
         tags.push(...more);
       },
       setTtl: (ms) => {
@@ -956,8 +970,16 @@ class EdgeCache implements Cache {
       p.write.ttl,
       p.size,
     );
-    if (typeof version === "number") this.#tier.install(p.key, entry);
-    else if (version.keep) this.#tier.installLocal(p.key, entry, version.mark);
+    if (typeof version === "number") {
+      this.#tier.install(p.key, entry);
+      return;
+    }
+    if (!version.anchored) {
+      // Kept until the first sync drops it; if that sync came during the load, not at all.
+      if (this.#sync!.cursor >= 0) return;
+      this.#keptUnanchored = true;
+    }
+    this.#tier.installLocal(p.key, entry, version.mark);
   }
 
   // ---- namespaces ----------------------------------------------------------------------
@@ -1071,7 +1093,13 @@ class EdgeCache implements Cache {
 
   /** Applies a change batch to L1, per the verdict of the sync state. */
   #apply(batch: ChangeBatch, asked: number, sentAt: number): Verdict {
+    const first = this.#sync!.cursor < 0;
     const verdict = this.#sync!.accept(batch, asked, sentAt);
+    if (first && this.#keptUnanchored && this.#sync!.cursor >= 0) {
+      // Values kept before the first sync cannot be checked against the log: drop them.
+      this.#keptUnanchored = false;
+      this.#dropAll();
+    }
     if (verdict.kind === "flush") this.#dropAll();
     else if (verdict.kind === "apply") {
       for (const record of verdict.records) this.#applyRecord(record, sentAt);

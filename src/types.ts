@@ -120,7 +120,10 @@ export interface LoaderContext<V = unknown> {
   readonly background: boolean;
   /** Aborted when the load runs past `hardTimeout`; pass it on to `fetch` and the like. */
   readonly signal: AbortSignal;
-  /** Adds tags to the value being loaded (besides the `tags` option), for `invalidateTag`. */
+  /**
+   * Adds tags to the value being loaded (besides the `tags` option), for `invalidateTag`.
+   * Throws `InvalidOptionError` on a store without tags (a sharded one).
+   */
   tag(...tags: string[]): void;
   /** Caches this value for `ms` instead of the `ttl` option (e.g. from an HTTP max-age). */
   setTtl(ms: number): void;
@@ -263,7 +266,8 @@ export interface SetOptions {
   /**
    * Tags of this entry: `invalidateTag(tag)` makes every entry with that tag a miss, on
    * every instance within the staleness bound. Non-empty strings of at most 256
-   * characters; at most 64 per entry.
+   * characters; at most 64 per entry. Not available on a sharded store (its versions do not
+   * order writes across keys): there, tags are refused with `EC_INVALID_OPTION`.
    */
   tags?: readonly string[];
 }
@@ -379,6 +383,7 @@ export interface Cache {
    * Makes every entry tagged `tag` (with `set`'s or `getOrSet`'s `tags`) a miss: here at
    * once, on other instances within the staleness bound (through the change log, and the
    * hub when on). One L2 request. Entries written after it are not affected.
+   * @throws InvalidOptionError on a store without tags (a sharded one).
    */
   invalidateTag(tag: string): Promise<void>;
   /** {@link Cache.invalidateTag} for several tags in one L2 request. */

@@ -17,6 +17,7 @@ import {
   memoryStore,
   type Store,
 } from "../src/index.js";
+import { shardedStore } from "../src/stores/sharded.js";
 import { upstashStore } from "../src/stores/upstash.js";
 import { chaosStore, fakeClock, until } from "./helpers.js";
 
@@ -1162,5 +1163,25 @@ describe("cached: entries it cannot read (another release's)", () => {
     // the next request loads normally.
     expect(cacheStatus(await s.get("/q"))).toContain("stored");
     expect(s.calls).toBe(2);
+  });
+});
+
+describe("cached: tags on a cache that cannot carry them (a sharded store)", () => {
+  it("serves the response unstored, says so, and reports the refusal", async () => {
+    const store = shardedStore([memoryStore(), memoryStore()]);
+    const cache = createCache({ store, namespace: "hono", logger: false });
+    const reported: string[] = [];
+    const s = site({
+      cache,
+      tags: ["products"],
+      onError: (e) => reported.push((e as { code?: string }).code ?? "?"),
+    });
+    const first = await s.get("/p");
+    expect(await first.text()).toBe("body 1");
+    expect(cacheStatus(first)).toContain("detail=tag-error");
+    expect(cacheStatus(first)).not.toContain("stored");
+    expect(await (await s.get("/p")).text()).toBe("body 2");
+    expect(reported).toEqual(["EC_INVALID_OPTION", "EC_INVALID_OPTION"]);
+    expect(cache.stats().sets).toBe(0);
   });
 });

@@ -410,24 +410,28 @@ describe("tags", () => {
     }
     expect(chaos.calls).toBe(0);
     expect(await cache.get("k")).toBeUndefined();
-    // A loader's ctx.tag cannot cache a tagged value either: the value is returned, uncached,
-    // and the refusal reported.
-    const errors: string[] = [];
-    const reporting = createCache({
-      store,
-      namespace: "app2",
-      onError: (e) => errors.push(e.code),
-    });
+    // A loader's ctx.tag throws the same error, so the caller learns of it.
     const tagging = async (_k: string, ctx: LoaderContext) => {
       ctx.tag("t");
       return 7;
     };
-    expect(await reporting.getOrSet("k", tagging)).toBe(7);
-    expect(errors).toContain("EC_INVALID_OPTION");
-    expect(await reporting.get("k")).toBeUndefined();
+    expect((await rejection(cache.getOrSet("k2", tagging))).code).toBe("EC_INVALID_OPTION");
+    expect(await cache.get("k2")).toBeUndefined();
     // Untagged writes go on as before.
     await cache.set("k", 2);
     expect(await cache.get("k")).toBe(2);
+  });
+
+  it("a tagged entry already in a sharded L2 (an older release's) is never served", async () => {
+    const sharded = shardedStore([0, 1].map(() => memoryStore()));
+    // The older release: it did not know to refuse tags (as a wrapper that drops the flag).
+    const { orderedVersions: _, ...older } = sharded;
+    const legacy = createCache({ store: older as Store, namespace: "app" });
+    await legacy.set("k", "tagged", { tags: ["t"] });
+    await legacy.set("plain", "untagged");
+    const cache = createCache({ store: sharded, namespace: "app" });
+    expect(await cache.get("k")).toBeUndefined();
+    expect(await cache.get("plain")).toBe("untagged");
   });
 
   it("a single store, and wrappers around one, keep them", () => {

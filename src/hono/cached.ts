@@ -98,7 +98,8 @@ export interface CachedOptions {
    * Tags of every response stored through this middleware, for `cache.invalidateTag(tag)`: an
    * array, or a function of the request's context (called on misses only). Handlers add
    * more with `c.var.cacheTag(...)`. Non-empty strings of at most 256 characters, at most 64
-   * per response.
+   * per response. On a cache whose store cannot carry tags (a sharded one), a tagged
+   * response is served but not stored (`detail=tag-error`), and the refusal is reported.
    */
   tags?: readonly string[] | ((c: Context) => readonly string[] | Promise<readonly string[]>);
   /**
@@ -679,7 +680,17 @@ class CachedRequest {
     const extra = verdict.vary.filter((name) => !s.vary.includes(name));
     if (sameNames(extra, expected ?? [])) {
       ctx.setTtl(verdict.ttl);
-      if (tags.length > 0) ctx.tag(...tags);
+      if (tags.length > 0) {
+        try {
+          ctx.tag(...tags);
+        } catch (thrown) {
+          // The cache cannot carry tags (a sharded store): served, not stored.
+          s.onError(thrown);
+          ctx.noStore();
+          record({ kind: "pass", response, detail: "tag-error" });
+          return PASSED;
+        }
+      }
       this.#recent.note(key, entry.id);
       record({ kind: "stored", response, entry, stored: true });
       return entry;

@@ -95,6 +95,7 @@ export function checkedCache({
   };
   const store = {
     name: "recording",
+    ...(inner.orderedVersions === undefined ? {} : { orderedVersions: inner.orderedVersions }),
     get: (ns, keys, sync) => inner.get(ns, keys, sync),
     sync: (ns, request) => inner.sync(ns, request),
     set: (ns, writes, meta) => stamp(meta, (m) => inner.set(ns, writes, m)),
