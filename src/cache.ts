@@ -69,6 +69,19 @@ type Resolution =
   | { kind: "done"; outcome: Outcome; stale: LocalEntry | undefined }
   | { kind: "load"; stale: LocalEntry | undefined };
 
+/**
+ * The L1 settings a namespace takes from its parent: the same bounds, but never the same
+ * `LocalCache` instance (one serves one cache only: keys are not prefixed in L1, so two
+ * namespaces sharing one would read each other's values).
+ */
+function inheritedLocal(local: CacheOptions["local"]): CacheOptions["local"] {
+  if (typeof local !== "object" || local === null) return local;
+  if ("get" in local) return undefined; // an instance: the child gets the built-in L1
+  if (local.cache === undefined) return local;
+  const { cache: _own, ...bounds } = local;
+  return bounds;
+}
+
 /** What a namespace inherits from the cache that made it. */
 interface Inherited {
   store: Store;
@@ -517,16 +530,16 @@ class EdgeCache implements Cache {
 
   /** Reads L2 for a key L1 could not answer, and decides what the callers get. */
   async #resolveMiss(key: string, loader: Loader, o: LoadSettings, t: number): Promise<Resolution> {
-    // What L1 still holds: served within grace if L2 cannot be read (and its tags hold).
-    const held = this.#lookupStale(key, t);
     const asked = ++this.#seq;
     const { entries, failed } = await this.#slowRead([key], t, true);
     const now = this.#now();
     const found = entries[0];
     if (found !== undefined && found.expiresAt > now) return { kind: "fresh", entry: found };
-    // Past its TTL, or (when L2 failed) not vouched for by a sync: usable only as stale.
+    // Past its TTL, or (when L2 failed) what L1 still holds, not vouched for by a sync:
+    // usable only as stale. Looked up after the read, so that a change, delete or drop that
+    // arrived meanwhile (a sync may have got through where the read did not) counts.
     const down = failed && found === undefined;
-    const last = found ?? (down ? held : undefined);
+    const last = found ?? (down ? this.#lookupStale(key, t) : undefined);
     let stale: LocalEntry | undefined;
     if (last !== undefined && last.negative === undefined) {
       const age = now - last.expiresAt;
@@ -877,13 +890,20 @@ class EdgeCache implements Cache {
     const tags: string[] = [];
     let ttl: number | undefined;
     let noStore = false;
+    // A refused `ctx.tag` is a mistake in the call, not the loader's failure: not remembered.
+    let tagRefused = false;
     const context: LoaderContext = {
       key,
       stale: stale?.value,
       background,
       signal: controller.signal,
       tag: (...more) => {
-        this.#entries.allowTags(more, key);
+        try {
+          this.#entries.allowTags(more, key);
+        } catch (refusal) {
+          tagRefused = true;
+          throw refusal;
+        }
         tags.push(...more);
       },
       setTtl: (ms) => {
@@ -900,7 +920,7 @@ class EdgeCache implements Cache {
       this.#stats.loadErrors++;
       // A value within grace is better than a remembered failure: keep it.
       if (stale !== undefined) this.#holdOff(key, stale, o, local.mark);
-      else if (o.negativeTtl !== undefined) {
+      else if (o.negativeTtl !== undefined && !tagRefused) {
         await this.#storeLoaded(key, undefined, o, local, "error");
       }
       return { kind: "error", error };
@@ -1006,12 +1026,7 @@ class EdgeCache implements Cache {
       throw new InvalidOptionError("namespace options must be an object");
     }
     const parent = this.#options;
-    const local =
-      o.local !== undefined
-        ? o.local
-        : typeof parent.local === "object" && parent.local !== null && "get" in parent.local
-          ? undefined // a LocalCache instance serves one cache only: the child gets its own
-          : parent.local;
+    const local = o.local !== undefined ? o.local : inheritedLocal(parent.local);
     const childOptions: CacheOptions = { ...parent, namespace: full };
     if (o.ttl !== undefined) childOptions.ttl = o.ttl;
     if (local === undefined) delete childOptions.local;

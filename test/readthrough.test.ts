@@ -7,6 +7,8 @@ import {
   InvalidKeyError,
   isEdgeCacheError,
   type LoaderContext,
+  type LocalCache,
+  type LocalEntry,
   memoryStore,
   StoreError,
 } from "../src/index.js";
@@ -506,7 +508,9 @@ describe("getOrSet: grace (fail-safe)", () => {
     );
     await cache.delete("k"); // succeeds while the read hangs
     timeOut();
-    expect(await answer).toBe("A"); // overlapped the delete: either answer is right
+    // What L1 holds is looked at after the failed read: the delete is seen, there is no
+    // last value to fall back on, and the loader's failure is the caller's.
+    await expect(answer).rejects.toThrow("origin down too");
     await Promise.all(handed);
     expect(await cache.get("k")).toBeUndefined();
     expect(
@@ -572,6 +576,25 @@ describe("getOrSet: grace (fail-safe)", () => {
     chaos.mode = "ok";
     await writer.set(target, "written later");
     expect(await reader.get(target)).toBe("written later");
+  });
+
+  it("a value kept without L2 is not served after a sync that got through dropped it", async () => {
+    const { chaos, make } = setup({ sync: { maxStaleness: 0 }, breaker: false });
+    const other = make();
+    await other.set("k", "before");
+    chaos.mode = "fail";
+    const cold = make();
+    expect(await cold.getOrSet("k", async () => "kept")).toBe("kept");
+    chaos.mode = "ok";
+    await other.set("k", "after");
+    // Syncs get through (the first drops what was kept before it); reads still fail.
+    const get = chaos.store.get;
+    chaos.store.get = () => Promise.reject(new StoreError("EC_STORE_UNAVAILABLE", "reads down"));
+    let calls = 0;
+    expect(await cold.getOrSet("k", async () => `loaded ${++calls}`)).toBe("loaded 1");
+    chaos.store.get = get;
+    // Writes worked all along: the loaded value is in L2 now, for everyone.
+    expect(await other.get("k")).toBe("loaded 1");
   });
 
   it("while L2 is down, a loaded value is kept in L1 even with other L2 calls in flight", async () => {
@@ -960,6 +983,34 @@ describe("namespaces", () => {
     // In L2 under its own namespace.
     const { entries } = await chaos.store.get("app/scores", ["Tom"]);
     expect(entries[0]).toBeDefined();
+  });
+
+  it("never shares a LocalCache instance the parent was given: each namespace gets its own L1", async () => {
+    const shared = new Map<string, LocalEntry>();
+    const local: LocalCache = {
+      get: (k) => shared.get(k),
+      set: (k, e) => void shared.set(k, e),
+      delete: (k) => void shared.delete(k),
+      clear: () => shared.clear(),
+      get size() {
+        return shared.size;
+      },
+      get bytes() {
+        return 0;
+      },
+    };
+    for (const option of [local, { cache: local, maxItems: 100 }] as const) {
+      shared.clear();
+      const { cache, chaos } = setup({ local: option, sync: false });
+      const a = cache.namespace("a");
+      const b = cache.namespace("b");
+      await a.set("k", "from a");
+      chaos.mode = "fail"; // only L1 could answer now
+      expect(await b.get("k")).toBeUndefined();
+      expect(b.peek("k")).toBeUndefined();
+      expect(a.peek("k")).toBe("from a");
+      await cache.close();
+    }
   });
 
   it("holds its L1 to its own byte budget (the seed's cacheBytes)", async () => {

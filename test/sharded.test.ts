@@ -417,6 +417,11 @@ describe("tags", () => {
     };
     expect((await rejection(cache.getOrSet("k2", tagging))).code).toBe("EC_INVALID_OPTION");
     expect(await cache.get("k2")).toBeUndefined();
+    // Not remembered as a loader failure by negativeTtl: it is the call's mistake.
+    for (let i = 0; i < 2; i++) {
+      const err = await rejection(cache.getOrSet("k3", tagging, { negativeTtl: 60_000 }));
+      expect(err.code).toBe("EC_INVALID_OPTION");
+    }
     // Untagged writes go on as before.
     await cache.set("k", 2);
     expect(await cache.get("k")).toBe(2);
