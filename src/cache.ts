@@ -539,12 +539,24 @@ class EdgeCache implements Cache {
     // usable only as stale. Looked up after the read, so that a change, delete or drop that
     // arrived meanwhile (a sync may have got through where the read did not) counts.
     const down = failed && found === undefined;
-    const last = found ?? (down ? this.#lookupStale(key, t) : undefined);
+    const kept = this.#lookupStale(key, t);
+    // Held off after a failed load (graceBackoff): served without calling the loader, while
+    // L2 still has that very version or cannot be read.
+    if (
+      kept?.holdUntil !== undefined &&
+      kept.holdUntil > now &&
+      (down || (found !== undefined && found.version === kept.version))
+    ) {
+      return { kind: "graced", entry: kept };
+    }
+    const last = found ?? (down ? kept : undefined);
+    // Loaded (or remembered as failed) here while L2 could not take it: good for its TTL.
+    if (down && last?.local === true && last.expiresAt > now) {
+      return { kind: "fresh", entry: last };
+    }
     let stale: LocalEntry | undefined;
     if (last !== undefined && last.negative === undefined) {
       const age = now - last.expiresAt;
-      // Loaded (or kept in grace) here while L2 could not take it: good for its own TTL.
-      if (down && age < 0 && last.local === true) return { kind: "fresh", entry: last };
       if (age < o.staleWhileRevalidate) {
         this.#revalidate(key, loader, o, last);
         return { kind: "stale", entry: last };
@@ -681,11 +693,13 @@ class EdgeCache implements Cache {
    * later replaces it, and while L2 is down it is served for the backoff without a refresh.
    */
   #holdOff(key: string, stale: LocalEntry, o: LoadSettings, mark: number): void {
-    if (o.graceBackoff <= 0 || this.#now() - stale.expiresAt >= o.grace) return;
-    const until = this.#now() + o.graceBackoff;
+    const now = this.#now();
+    if (o.graceBackoff <= 0 || now - stale.expiresAt >= o.grace) return;
+    // Never past grace; and the entry keeps its own freshness (plain reads see it as it was).
+    const until = Math.min(now + o.graceBackoff, stale.expiresAt + o.grace);
     this.#tier.installLocal(
       key,
-      { ...stale, expiresAt: until, staleUntil: Math.max(stale.staleUntil ?? 0, until) },
+      { ...stale, holdUntil: until, staleUntil: Math.max(stale.staleUntil ?? 0, until) },
       mark,
       "same-version",
     );
@@ -790,6 +804,8 @@ class EdgeCache implements Cache {
       }
       if (this.#now() >= deadline) return this.#loadAndStore(key, loader, o, stale, background);
       await this.#nap(key, delay * (0.5 + Math.random() / 2));
+      // Closed meanwhile: stop waiting (close() waits for this load) and touch L2 no more.
+      if (this.#closed) return { kind: "error", error: new ClosedError() };
       delay = Math.min(delay * 2, 250);
       const seen = await this.#lookAgain(key);
       if (seen !== undefined) return seen;
@@ -894,7 +910,8 @@ class EdgeCache implements Cache {
     let tagRefused = false;
     const context: LoaderContext = {
       key,
-      stale: stale?.value,
+      // Its own copy when copies are on: a loader that changes it must not change L1.
+      stale: stale === undefined ? undefined : this.#out(stale.value),
       background,
       signal: controller.signal,
       tag: (...more) => {
@@ -1474,6 +1491,8 @@ class EdgeCache implements Cache {
     if (this.#closed) return;
     this.#closed = true;
     this.#hub?.close();
+    // Loads waiting on another instance's lease stop at once rather than at their next poll.
+    for (const key of [...this.#waiters.keys()]) this.#wake(key);
     await Promise.allSettled([
       ...[...this.#children.values()].map((c) => c.group.close()),
       ...this.#background,

@@ -92,6 +92,15 @@ export class GuardedL1 {
     if (entry.version < (this.#floors.get(key) ?? 0)) return;
     const current = local.get(key);
     if (current !== undefined && current.version > entry.version) return;
+    if (current?.holdUntil !== undefined && current.version === entry.version) {
+      // The same version read again: the backoff after a failed load goes on.
+      local.set(key, {
+        ...entry,
+        holdUntil: current.holdUntil,
+        staleUntil: Math.max(entry.staleUntil ?? 0, current.staleUntil ?? 0),
+      });
+      return;
+    }
     local.set(key, entry);
   }
 
@@ -131,10 +140,13 @@ export class GuardedL1 {
     if (!(Math.max(entry.expiresAt, entry.staleUntil ?? 0) > this.#now())) return;
     const current = local.get(key);
     if (replacing === "same-version") {
-      // A stale copy kept longer: only while that copy is still there (not deleted, dropped
-      // or replaced, even before the load started).
+      // The same copy, held longer: only while it is still there (not deleted, dropped or
+      // replaced, even before the load started). L2 vouched for it: not a local value.
       if (current?.version !== entry.version) return;
-    } else if (current !== undefined && current.version > entry.version) return;
+      local.set(key, entry);
+      return;
+    }
+    if (current !== undefined && current.version > entry.version) return;
     local.set(key, { ...entry, local: true });
   }
 

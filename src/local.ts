@@ -30,6 +30,11 @@ export interface LocalEntry {
    * failed load (at its own version).
    */
   readonly local?: true;
+  /**
+   * After a failed load: until this time `getOrSet` serves this stale value (within grace)
+   * without calling the loader again (`graceBackoff`). Plain reads still treat it as stale.
+   */
+  readonly holdUntil?: number;
 }
 
 /** What a negative entry remembers: the loader threw, or returned `undefined`. */

@@ -597,6 +597,99 @@ describe("getOrSet: grace (fail-safe)", () => {
     expect(await other.get("k")).toBe("loaded 1");
   });
 
+  it("a failed refresh never shortens a value's own TTL (L2 down, value still fresh)", async () => {
+    const { cache, clock, chaos } = setup({ breaker: false });
+    await cache.set("k", "v", { ttl: 3_600_000 });
+    clock.advance(2000); // past the sync window: L2 must vouch, and cannot
+    chaos.mode = "fail";
+    const failing = async () => {
+      throw new Error("origin down");
+    };
+    const opts = { waitUntil: () => {} };
+    expect(await cache.getOrSet("k", failing, opts)).toBe("v");
+    await flush();
+    clock.advance(6000); // past graceBackoff
+    expect(await cache.getOrSet("k", failing, opts)).toBe("v");
+  });
+
+  it("a value held off after a failed load is still stale to plain reads, and not past grace", async () => {
+    const { cache, clock } = setup();
+    const options = { ttl: 1000, grace: 10_000, graceBackoff: 5000 };
+    await cache.getOrSet("k", async () => "old", options);
+    clock.advance(2000);
+    expect(await cache.get("k")).toBeUndefined();
+    let calls = 0;
+    const failing = async () => {
+      calls++;
+      throw new Error("origin down");
+    };
+    expect(await cache.getOrSet("k", failing, options)).toBe("old");
+    expect(await cache.get("k")).toBeUndefined();
+    expect(cache.peek("k")).toBeUndefined();
+    expect(await cache.getOrSet("k", failing, options)).toBe("old");
+    expect(calls).toBe(1);
+    // A failure just before grace ends holds the value only until grace ends.
+    clock.advance(8_900 - 2000 + 1000); // 9.9 s past the TTL
+    expect(await cache.getOrSet("k", failing, options)).toBe("old");
+    clock.advance(4_000); // 13.9 s past the TTL: past grace
+    await expect(cache.getOrSet("k", failing, options)).rejects.toThrow("origin down");
+  });
+
+  it("while L2 is down, a remembered failure (negativeTtl) spares the loader", async () => {
+    const { cache, clock, chaos } = setup({ breaker: false });
+    await cache.get("x"); // synced once
+    chaos.mode = "fail";
+    let calls = 0;
+    const failing = async () => {
+      calls++;
+      throw new Error("origin down");
+    };
+    await expect(cache.getOrSet("k", failing, { negativeTtl: 60_000 })).rejects.toThrow(
+      "origin down",
+    );
+    clock.advance(1500);
+    for (let i = 0; i < 2; i++) {
+      await expect(cache.getOrSet("k", failing, { negativeTtl: 60_000 })).rejects.toMatchObject({
+        code: "EC_LOADER_FAILED",
+      });
+    }
+    expect(calls).toBe(1);
+  });
+
+  it("with copyOnRead, a loader that changes ctx.stale changes nothing in L1", async () => {
+    const { cache, clock } = setup({ local: { copyOnRead: true } });
+    const options = { ttl: 1000, grace: 60_000 };
+    await cache.getOrSet("k", async () => ({ n: 1 }), options);
+    clock.advance(2000);
+    const meddling = async (_k: string, ctx: LoaderContext) => {
+      (ctx.stale as { n: number }).n = 999;
+      throw new Error("origin down");
+    };
+    expect(await cache.getOrSet("k", meddling, options)).toEqual({ n: 1 });
+    expect(await cache.getOrSet("k", meddling, options)).toEqual({ n: 1 });
+  });
+
+  it("close() stops a load waiting on another instance's lease at once", async () => {
+    const { make } = setup();
+    const holder = make();
+    const waiter = make();
+    const gate = gatedLoader(() => "v");
+    const held = holder.getOrSet("k", gate.loader, { lock: { ttl: 60_000 } });
+    await vi.waitUntil(() => gate.calls === 1);
+    const waiting = waiter.getOrSet("k", async () => "own", { lock: { ttl: 60_000 } });
+    await vi.waitUntil(() => waiter.stats().lockWaits === 1);
+    const closed = waiter.close().then(() => "closed");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const slow = new Promise((r) => {
+      timer = setTimeout(() => r("still waiting"), 1000);
+    });
+    expect(await Promise.race([closed, slow])).toBe("closed");
+    clearTimeout(timer);
+    await expect(waiting).rejects.toMatchObject({ code: "EC_CLOSED" });
+    gate.release();
+    await held;
+  });
+
   it("while L2 is down, a loaded value is kept in L1 even with other L2 calls in flight", async () => {
     const { cache, chaos } = setup({ sync: false, breaker: false });
     const release = chaos.holdReads();
