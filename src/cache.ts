@@ -661,6 +661,8 @@ class EdgeCache implements Cache {
           key,
         );
       case "error": {
+        // Closed while waiting on another instance's lease: not a failure of the loader.
+        if (outcome.error instanceof ClosedError) throw outcome.error;
         if (stale !== undefined) {
           return this.#graced(key, stale, loaderFailed(outcome.error, key, "the loader failed"), o);
         }

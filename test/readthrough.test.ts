@@ -690,6 +690,28 @@ describe("getOrSet: grace (fail-safe)", () => {
     await held;
   });
 
+  it("close() during a lease wait is no loader failure, even with a stale value at hand", async () => {
+    const { make, clock, errors } = setup();
+    const holder = make();
+    const waiter = make();
+    const options = { ttl: 1000, grace: 60_000, lock: { ttl: 60_000 } };
+    await waiter.getOrSet("k", async () => "old", options);
+    clock.advance(2000);
+    const gate = gatedLoader(() => "new");
+    const held = holder.getOrSet("k", gate.loader, options);
+    await vi.waitUntil(() => gate.calls === 1);
+    let own = 0;
+    const waiting = waiter.getOrSet("k", async () => `own ${++own}`, options);
+    await vi.waitUntil(() => waiter.stats().lockWaits === 1);
+    await waiter.close();
+    await expect(waiting).rejects.toMatchObject({ code: "EC_CLOSED" });
+    expect(own).toBe(0);
+    expect(errors.map((e) => e.code)).not.toContain("EC_LOADER_FAILED");
+    expect(waiter.stats().graceHits).toBe(0);
+    gate.release();
+    await held;
+  });
+
   it("while L2 is down, a loaded value is kept in L1 even with other L2 calls in flight", async () => {
     const { cache, chaos } = setup({ sync: false, breaker: false });
     const release = chaos.holdReads();
