@@ -97,6 +97,22 @@ describe("a subscriber facing a misbehaving hub", () => {
     const connected = new Promise<import("ws").WebSocket>((r) => server!.once("connection", r));
     return { port, connected };
   }
+  /** A hub frame: one propagated set of `key` to a string `value` at `version`. */
+  const setFrame = (key: string, value: string, version: number) =>
+    JSON.stringify({
+      t: "changes",
+      shard: 0,
+      records: [
+        {
+          op: "set",
+          first: version,
+          last: version,
+          origin: "elsewhere",
+          keys: [{ key, version, value: `sj:{"json":"${value}"}`, ttl: 60_000 }],
+        },
+      ],
+    });
+
   /** A plain writer and a hub subscriber on one memory store, the subscriber connected. */
   async function subscribed() {
     const { port, connected } = await fakeHub();
@@ -123,20 +139,7 @@ describe("a subscriber facing a misbehaving hub", () => {
     const { writer, cache, socket } = await subscribed();
     await writer.set("k", "v1");
     expect(await cache.get("k")).toBe("v1");
-    const good = (value: string, version: number) =>
-      JSON.stringify({
-        t: "changes",
-        shard: 0,
-        records: [
-          {
-            op: "set",
-            first: version,
-            last: version,
-            origin: "w",
-            keys: [{ key: "k", version, value: `sj:{"json":"${value}"}`, ttl: 60_000 }],
-          },
-        ],
-      });
+    const good = (value: string, version: number) => setFrame("k", value, version);
     for (const junk of [
       "not json",
       JSON.stringify({ t: "changes", shard: 0, records: [{ op: "explode" }] }),
@@ -233,21 +236,7 @@ describe("a subscriber facing a misbehaving hub", () => {
       // Still asleep: the write is in L2, but nothing told the waiter.
       expect(await spin(() => answer !== undefined)).toBe(false);
       const { version } = (await holder.inspect("k"))!;
-      socket.send(
-        JSON.stringify({
-          t: "changes",
-          shard: 0,
-          records: [
-            {
-              op: "set",
-              first: version,
-              last: version,
-              origin: "holder",
-              keys: [{ key: "k", version, value: 'sj:{"json":"from holder"}', ttl: 60_000 }],
-            },
-          ],
-        }),
-      );
+      socket.send(setFrame("k", "from holder", version));
       expect(await spin(() => answer !== undefined)).toBe(true);
       await waited;
       expect(answer).toBe("from holder");
