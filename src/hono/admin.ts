@@ -11,6 +11,7 @@ import { type EdgeCacheErrorCode, InvalidOptionError, isEdgeCacheError } from ".
 import type { Cache, InspectResult } from "../types.js";
 import { PROMETHEUS_CONTENT_TYPE, prometheusMetrics } from "./metrics.js";
 import { loginPage, pageCsp, statsPage } from "./page.js";
+import { bearerMatches, MIN_TOKEN_LENGTH, SecretCheck, tokenCheck } from "./secret.js";
 
 /** Options of {@link cacheAdmin}. */
 export interface CacheAdminOptions {
@@ -49,7 +50,6 @@ export interface CacheAdminOptions {
 /** The session cookie's name. */
 export const ADMIN_SESSION_COOKIE = "edgecache_admin";
 
-const MIN_TOKEN_LENGTH = 16;
 const DEFAULT_SESSION_TTL = 8 * 60 * 60 * 1000;
 const MAX_SESSION_TTL = 30 * 24 * 60 * 60 * 1000;
 /** Largest JSON body read (`DELETE /keys`, `DELETE /tags`), and most items in one. */
@@ -103,48 +103,28 @@ async function sessionKey(token: string): Promise<CryptoKey> {
 }
 
 /**
- * Token and session checks. Both compare HMAC digests under a random per-admin key, so the
- * comparison takes the same time whatever the inputs' lengths and contents.
+ * Token and session checks. Both compare HMAC digests under random keys (`SecretCheck`), so
+ * the comparison takes the same time whatever the inputs' lengths and contents.
  */
 class Credentials {
   readonly #token: string;
   readonly #ttl: number;
   readonly #now: () => number;
-  // Made on first use, not at construction: a Worker may build the admin at module scope,
-  // where random values are not allowed.
-  #compareKey: Promise<CryptoKey> | undefined;
-  #tokenDigest: Promise<Uint8Array> | undefined;
+  readonly #check = new SecretCheck();
+  /** Whether a presented string is the token. */
+  readonly token: (presented: string) => Promise<boolean>;
+  // Made on first use, not at construction: a Worker may build the admin at module scope.
   #sessionKey: Promise<CryptoKey> | undefined;
 
   constructor(token: string, ttl: number, now: () => number) {
     this.#token = token;
     this.#ttl = ttl;
     this.#now = now;
+    this.token = tokenCheck(token);
   }
 
   get ttl(): number {
     return this.#ttl;
-  }
-
-  async #digest(text: string): Promise<Uint8Array> {
-    this.#compareKey ??= crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-256" }, false, [
-      "sign",
-    ]) as Promise<CryptoKey>;
-    const key = await this.#compareKey;
-    return new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(text)));
-  }
-
-  async #equal(presented: string, expected: Promise<Uint8Array>): Promise<boolean> {
-    const [a, b] = await Promise.all([this.#digest(presented), expected]);
-    let diff = 0;
-    for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
-    return diff === 0;
-  }
-
-  /** Whether `presented` is the token. */
-  token(presented: string): Promise<boolean> {
-    this.#tokenDigest ??= this.#digest(this.#token);
-    return this.#equal(presented, this.#tokenDigest);
   }
 
   async #mac(expires: number): Promise<string> {
@@ -179,7 +159,7 @@ class Credentials {
     const now = this.#now();
     // A session expiring further out than a new one would was not made with this ttl.
     if (!(expires > now) || expires > now + this.#ttl + 60_000) return false;
-    return this.#equal(value, this.#digest(`${expires}.${await this.#mac(expires)}`));
+    return this.#check.equal(value, this.#check.digest(`${expires}.${await this.#mac(expires)}`));
   }
 }
 
@@ -189,10 +169,7 @@ type Auth = "bearer" | "cookie" | "none" | "invalid";
 async function authenticate(c: Context, credentials: Credentials): Promise<Auth> {
   const header = c.req.header("authorization");
   if (header !== undefined) {
-    const match = /^Bearer +(\S+) *$/i.exec(header);
-    // Compared even when malformed, so that a refusal takes as long as a check.
-    const ok = await credentials.token(match?.[1] ?? "");
-    return ok && match !== null ? "bearer" : "invalid";
+    return (await bearerMatches(header, credentials.token)) ? "bearer" : "invalid";
   }
   const sessions = cookieValues(c.req.header("cookie"), ADMIN_SESSION_COOKIE);
   for (const value of sessions) {
