@@ -626,6 +626,13 @@ class CachedRequest {
       if (!background) step.run = run;
       else if (run.kind === "pass" || run.kind === "failed") void discard(run.response);
     };
+    // Bad tags, or tags the cache cannot carry: the response is served, and not stored.
+    const refuseTags = (thrown: unknown, response: Response): Stored => {
+      s.onError(thrown);
+      ctx.noStore();
+      record({ kind: "pass", response, detail: "tag-error" });
+      return PASSED;
+    };
     const verdict = judgeResponse(res, error !== undefined, s.rules);
     if (!verdict.ok) {
       if ((error !== undefined || res.status >= 500) && isStoredResponse(stale)) {
@@ -641,10 +648,7 @@ class CachedRequest {
       const fromOption = typeof s.tags === "function" ? await s.tags(this.#c) : (s.tags ?? []);
       tags = checkTags([...fromOption, ...this.#tags]) ?? [];
     } catch (thrown) {
-      s.onError(thrown);
-      ctx.noStore();
-      record({ kind: "pass", response: res, detail: "tag-error" });
-      return PASSED;
+      return refuseTags(thrown, res);
     }
     let body: Awaited<ReturnType<typeof readBody>>;
     try {
@@ -685,10 +689,7 @@ class CachedRequest {
           ctx.tag(...tags);
         } catch (thrown) {
           // The cache cannot carry tags (a sharded store): served, not stored.
-          s.onError(thrown);
-          ctx.noStore();
-          record({ kind: "pass", response, detail: "tag-error" });
-          return PASSED;
+          return refuseTags(thrown, response);
         }
       }
       this.#recent.note(key, entry.id);
