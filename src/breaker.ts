@@ -69,9 +69,20 @@ export function resolveBreaker(
   return { threshold, cooldown };
 }
 
-/** Only failures of the backend count; bad input (a typed validation error) does not. */
+/**
+ * Only unavailability of L2 counts: it could not be reached, timed out, refused the
+ * credentials, or answered that it cannot serve now. Bad input (a typed validation error)
+ * and a Redis error reply about one call or one key's data do not: they say nothing about
+ * the next call. Untyped errors from a custom store count.
+ */
 function isBackendFailure(err: unknown): boolean {
-  return err instanceof StoreError || !(err instanceof EdgeCacheError);
+  if (!(err instanceof EdgeCacheError)) return true;
+  return (
+    err instanceof StoreError &&
+    (err.code === "EC_STORE_UNAVAILABLE" ||
+      err.code === "EC_STORE_TIMEOUT" ||
+      err.code === "EC_STORE_AUTH")
+  );
 }
 
 /** The circuit breaker shared by a cache and its namespaces (they share one store). */
@@ -153,6 +164,7 @@ export function guardStore(store: Store, breaker: Breaker): Store {
   const guarded: Store = {
     name: store.name,
     ...(store.orderedVersions === undefined ? {} : { orderedVersions: store.orderedVersions }),
+    ...(store.timeout === undefined ? {} : { timeout: store.timeout }),
     get: (ns, keys, sync) => breaker.run(() => store.get(ns, keys, sync)),
     sync: (ns, request) => breaker.run(() => store.sync(ns, request)),
     set: (ns, writes, meta) => breaker.run(() => store.set(ns, writes, meta)),

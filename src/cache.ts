@@ -118,6 +118,10 @@ class EdgeCache implements Cache {
   #keptUnanchored = false;
   // The watch mark of the load of each key running here (see `#loadAndStore`).
   readonly #loadMarks = new Map<string, number>();
+  // Ms of L2 time already spent on the miss of each key being loaded (its read, its lease),
+  // and fills still being written after their callers were answered (see `#fillWithin`).
+  readonly #l2Spent = new Map<string, number>();
+  readonly #filling = new Map<string, Promise<void>>();
   // Misses being resolved (L2 read, then a decision), by key.
   readonly #jobs = new Map<string, Promise<Resolution>>();
   // Loads that ended while a read of their key was in flight, and when (in #seq order).
@@ -531,6 +535,7 @@ class EdgeCache implements Cache {
   /** Reads L2 for a key L1 could not answer, and decides what the callers get. */
   async #resolveMiss(key: string, loader: Loader, o: LoadSettings, t: number): Promise<Resolution> {
     const asked = ++this.#seq;
+    const readStarted = this.#now();
     const { entries, failed } = await this.#slowRead([key], t, true);
     const now = this.#now();
     const found = entries[0];
@@ -577,6 +582,7 @@ class EdgeCache implements Cache {
     const done = this.#finished.get(key);
     if (done !== undefined && done.seq > asked)
       return { kind: "done", outcome: done.outcome, stale };
+    this.#l2Spent.set(key, now - readStarted);
     return { kind: "load", stale };
   }
 
@@ -779,8 +785,12 @@ class EdgeCache implements Cache {
     let waited = false;
     for (;;) {
       let taken: boolean;
+      const asking = this.#now();
       try {
-        taken = await store.acquireLease(this.name, key, token, lock.ttl);
+        const answer = await store.acquireLease(this.name, key, token, lock.ttl);
+        this.#l2Spent.set(key, (this.#l2Spent.get(key) ?? 0) + this.#now() - asking);
+        if (answer === "repaired") this.#corrupt(1, key);
+        taken = answer !== false;
       } catch (err) {
         // L2 cannot arbitrate: load here rather than not at all.
         this.#absorb(this.#failed(err, "acquireLease", [key]));
@@ -793,10 +803,12 @@ class EdgeCache implements Cache {
           if (seen !== undefined) return seen;
           return await this.#loadAndStore(key, loader, o, stale, background);
         } finally {
-          const release = store
-            .releaseLease?.(this.name, key, token)
+          // Let go once the value is in L2 (a fill still being written holds the lease).
+          const filled = this.#filling.get(key) ?? Promise.resolve();
+          const release = filled
+            .then(() => store.releaseLease?.(this.name, key, token))
             .catch((err) => this.#absorb(this.#failed(err, "releaseLease", [key])));
-          if (release) this.#keepAlive(release, o);
+          this.#keepAlive(release, o);
         }
       }
       if (background) return { kind: "skipped" };
@@ -940,7 +952,7 @@ class EdgeCache implements Cache {
       // A value within grace is better than a remembered failure: keep it.
       if (stale !== undefined) this.#holdOff(key, stale, o, local.mark);
       else if (o.negativeTtl !== undefined && !tagRefused) {
-        await this.#storeLoaded(key, undefined, o, local, "error");
+        await this.#fillWithin(key, this.#storeLoaded(key, undefined, o, local, "error"), o);
       }
       return { kind: "error", error };
     } finally {
@@ -948,14 +960,42 @@ class EdgeCache implements Cache {
     }
     if (noStore) return { kind: "private", value };
     if (value === undefined) {
-      if (o.negativeTtl !== undefined) await this.#storeLoaded(key, undefined, o, local, "absent");
+      if (o.negativeTtl !== undefined) {
+        await this.#fillWithin(key, this.#storeLoaded(key, undefined, o, local, "absent"), o);
+      }
       return { kind: "value", value: undefined };
     }
-    await this.#storeLoaded(key, value, o, local, undefined, {
+    const fill = this.#storeLoaded(key, value, o, local, undefined, {
       ...(tags.length > 0 ? { tags } : {}),
       ...(ttl === undefined ? {} : { ttl }),
     });
+    await this.#fillWithin(key, fill, o);
     return { kind: "value", value };
+  }
+
+  /**
+   * Waits for the write of a loaded value only for what is left of the store's timeout
+   * after the miss's other L2 calls: a `getOrSet` on a hung L2 answers within one store
+   * timeout plus the loader's own time. The write goes on in the background (holding the
+   * key's lease, if any, until it ends).
+   */
+  async #fillWithin(key: string, fill: Promise<void>, o: LoadSettings): Promise<void> {
+    const spent = this.#l2Spent.get(key) ?? 0;
+    this.#l2Spent.delete(key);
+    const limit = this.#store.timeout;
+    if (limit === undefined) return fill;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((resolve) => {
+      timer = setTimeout(() => resolve("late"), Math.max(0, limit - spent));
+    });
+    const first = await Promise.race([fill.then(() => "done" as const), late]);
+    clearTimeout(timer);
+    if (first === "done") return;
+    const pending = fill.finally(() => {
+      if (this.#filling.get(key) === pending) this.#filling.delete(key);
+    });
+    this.#filling.set(key, pending);
+    this.#keepAlive(pending, o);
   }
 
   /**
@@ -1258,6 +1298,7 @@ class EdgeCache implements Cache {
       );
       if (learning !== undefined) await learning;
       versions = result.version;
+      if (result.corrupt) this.#corrupt(result.corrupt, undefined);
       if (!Array.isArray(versions) || versions.length !== prepared.length) {
         throw new StoreError("EC_STORE_ERROR", "store.set returned the wrong number of versions");
       }
@@ -1376,6 +1417,7 @@ class EdgeCache implements Cache {
     try {
       const result = await this.#store.delete(this.name, unique, meta);
       version = result.version;
+      if (result.corrupt) this.#corrupt(result.corrupt, undefined);
       if (!Number.isSafeInteger(version)) {
         throw new StoreError("EC_STORE_ERROR", "store.delete returned no version");
       }
@@ -1412,6 +1454,7 @@ class EdgeCache implements Cache {
     try {
       const result = await this.#store.clear(this.name, meta);
       version = result.version;
+      if (result.corrupt) this.#corrupt(result.corrupt, undefined);
       this.#written(result.changes, meta, started, epoch);
     } catch (err) {
       // Whether or not L2 applied it, an empty L1 is never wrong.

@@ -6,7 +6,7 @@ import {
   ValueTooLargeError,
 } from "./errors.js";
 import type { Negative } from "./local.js";
-import type { StoreWrite } from "./store.js";
+import { MAX_TTL, type StoreWrite } from "./store.js";
 import type { SetOptions } from "./types.js";
 
 /** What `decode` answers for anything that is not a value this cache wrote. */
@@ -89,9 +89,9 @@ export function checkJitter(jitter: unknown, key?: string): number {
 
 /** Validates a TTL in ms and rounds it up to whole ms (Redis PX takes integers; never 0). */
 export function checkTtl(ttl: unknown, key?: string): number {
-  if (typeof ttl !== "number" || !Number.isFinite(ttl) || ttl <= 0) {
+  if (typeof ttl !== "number" || !Number.isFinite(ttl) || ttl <= 0 || ttl > MAX_TTL) {
     throw new InvalidOptionError(
-      "ttl must be a finite number of ms greater than 0",
+      "ttl must be a number of ms greater than 0 and at most 2^52 (what L2 can hold)",
       key ? { key } : {},
     );
   }
@@ -201,6 +201,12 @@ export class Entries {
     // Shortened by up to `jitter`, never lengthened: entries written together expire apart.
     if (jitter > 0) ttl = Math.max(1, Math.ceil(ttl * (1 - jitter * Math.random())));
     const tail = extra.tail ?? 0;
+    if (ttl + tail > MAX_TTL) {
+      throw new InvalidOptionError(
+        "ttl plus staleWhileRevalidate or grace must be at most 2^52 ms (what L2 can hold)",
+        { key },
+      );
+    }
     if (extra.negative !== undefined) {
       const payload = this.#negativeTag + (extra.negative === "error" ? "e" : "u");
       return {

@@ -13,7 +13,11 @@
  *   outliving L2.
  * - Data under the store's prefix that it did not write is reported as corrupt, never
  *   returned as an entry.
- * - A failed call rejects; a call that resolved really happened.
+ * - A failed call rejects; a call that resolved really happened. A write that rejected is
+ *   settled: it took effect before the rejection or never will (a request still on its way
+ *   must not land later). A store that cannot promise this must say so in its docs.
+ * - A write either happens whole or not at all: a refused or failed call leaves L2 as it
+ *   was (a sharded store: per shard).
  * - Every `set`, `delete` and `clear` appends one record to the namespace's change log in
  *   the same atomic step, covering exactly the versions it consumed, so that the log read
  *   after a cursor is contiguous unless it was trimmed. The log is bounded.
@@ -74,6 +78,11 @@ export interface StoreWriteResult<V> {
   /** One version per entry for `set`; the operation's version for `delete` and `clear`. */
   readonly version: V;
   readonly changes?: ChangeBatch;
+  /**
+   * How many pieces of data under the namespace the call found in a state it never writes
+   * and repaired (the cache reports them as `EC_CORRUPT_ENTRY`).
+   */
+  readonly corrupt?: number;
 }
 
 /** Ask for the change log after `cursor`, piggybacked on a read or alone. */
@@ -138,6 +147,12 @@ export interface Store {
    */
   readonly orderedVersions?: boolean;
   /**
+   * The longest a call waits for L2 before it rejects, in ms, when the store bounds it.
+   * `getOrSet` waits for the write of a loaded value only for what is left of it after the
+   * read, so that an answer never waits on more than one such timeout.
+   */
+  readonly timeout?: number;
+  /**
    * Reads entries; one slot per key, in order. Keys may repeat. With `sync`, also returns
    * the change log after `sync.cursor`, from the same atomic snapshot as the entries.
    */
@@ -169,14 +184,28 @@ export interface Store {
    * Takes a short lease on `key` for `token` unless someone holds one (Redis `SET NX PX`):
    * resolves true if this call took it. The lease ends after `ttl` ms even if its holder
    * dies. Used by `getOrSet({ lock: true })` so that one instance loads a key while the
-   * others wait. Optional: without it, loads are coalesced per instance only.
+   * others wait. Optional: without it, loads are coalesced per instance only. Resolves
+   * `"repaired"` when it took the lease after replacing something under the lease's key
+   * that no holder could ever have released (no expiry, another type).
    */
-  acquireLease?(namespace: string, key: string, token: string, ttl: number): Promise<boolean>;
+  acquireLease?(
+    namespace: string,
+    key: string,
+    token: string,
+    ttl: number,
+  ): Promise<boolean | "repaired">;
   /** Ends the lease on `key` if `token` still holds it; a no-op otherwise. */
   releaseLease?(namespace: string, key: string, token: string): Promise<void>;
   /** Releases connections or timers. Optional. */
   close?(): Promise<void>;
 }
+
+/**
+ * The longest TTL an entry can have in L2, in ms (2^52, about 142,000 years): Redis' clock
+ * plus a TTL must stay an exact integer both in Lua (doubles) and in JavaScript. The cache
+ * refuses longer ones before any I/O.
+ */
+export const MAX_TTL = 2 ** 52;
 
 /**
  * Namespaces are spelled into store keys between braces, so they may not contain braces or

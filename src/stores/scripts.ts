@@ -14,8 +14,23 @@
  * `k <redis key> v <value or ""> x <expiry, Redis ms, or 0>`: `v` is empty unless the write
  * propagated its value.
  *
+ * Every script answers with Redis' clock (ms) so the client can place write deadlines on
+ * it, and with a `repaired` flag (0 or 1): whether it found the counter, the clear marker
+ * or the log in a state this code never writes (another type, not an integer, past the
+ * safe range) and reset it. A reset is a clear: the counter moves on without a log record,
+ * so every reader sees a gap and drops its L1.
+ *
+ * Writes (set, delete, clear, lease) carry a deadline on Redis' clock (`0`: none) and change
+ * nothing when they run after it: the client reports a write as failed only once its
+ * deadline has passed, so a failed write can never land later. They also check every
+ * argument before the first change, so a refused call leaves Redis as it was.
+ *
  * @module
  */
+
+import { MAX_TTL } from "../store.js";
+
+export { MAX_TTL };
 
 /** Prefix of every stored entry; anything else under our keys is foreign data. */
 export const ENTRY_MAGIC = "ec1:";
@@ -23,69 +38,127 @@ export const ENTRY_MAGIC = "ec1:";
 /** Keys per log record; larger batches become several records, to stay within Lua's stack. */
 export const RECORD_KEYS = 1000;
 
-// Shared helpers, prepended to the scripts that need them.
-const NOW = `
+/**
+ * Counters and markers above this (2^53 - 2^50) are not ones this code wrote (the counter
+ * starts from Redis' clock in µs, about 1.8e15 in 2026): they are reset, since versions
+ * past 2^53 could not be read back exactly.
+ */
+const LIMIT = 2 ** 53 - 2 ** 50;
+
+// Shared helpers, prepended to every script.
+const PRELUDE = `
+local LIMIT = ${LIMIT}
+local MAXTTL = ${MAX_TTL}
+local repaired = 0
+local function fmt(n) return string.format('%d', n) end
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- The integer this code keeps in a string key (counter, clear marker): nil when the key is
+-- missing, false when it holds something this code never writes.
+local function int_at(key)
+  local raw = redis.pcall('GET', key)
+  if type(raw) == 'table' then return false end
+  if not raw then return nil end
+  if #raw > 16 or not string.match(raw, '^%d+$') then return false end
+  local n = tonumber(raw)
+  if n > LIMIT then return false end
+  return n
+end
+-- A deadline on Redis' clock in ms; 0 or '' for none.
+local function late(deadline)
+  local d = tonumber(deadline)
+  return d ~= nil and d > 0 and now_ms() > d
+end
+`;
+
+// Reads the counter and the clear marker, repairing either when it is not ours, lifts the
+// counter above the marker (a counter lost and recreated must not hand out versions an
+// older clear hides), then adds n. A counter recreated from the clock starts above every
+// version the lost one handed out: a namespace never consumes a version per µs on average.
+// Returns the counter after the addition and the marker.
+const STATE = `
+local function state(counter, marker, n)
+  local v = int_at(counter)
+  local m = int_at(marker)
+  if v == false then
+    repaired = 1
+    redis.call('DEL', counter)
+    v = nil
+    m = false
+  end
+  if v == nil then
+    local t = redis.call('TIME')
+    v = tonumber(t[1]) * 1000000 + tonumber(t[2])
+    redis.call('SET', counter, fmt(v))
+  end
+  if m == false then
+    repaired = 1
+    v = redis.call('INCRBY', counter, 1)
+    redis.call('DEL', marker)
+    redis.call('SET', marker, fmt(v))
+    m = v
+  end
+  if m == nil then m = 0 end
+  if v < m then v = redis.call('INCRBY', counter, m - v) end
+  if n > 0 then v = redis.call('INCRBY', counter, n) end
+  return v, m
 end
 `;
 
 const APPEND = `
 local function append(log, id, maxlen, fields)
-  local sid = string.format('%d', id) .. '-0'
-  local ok = redis.pcall('XADD', log, 'MAXLEN', '~', maxlen, sid, unpack(fields))
+  local ok = redis.pcall('XADD', log, 'MAXLEN', '~', maxlen, fmt(id) .. '-0', unpack(fields))
   if type(ok) == 'table' and ok.err then
-    -- The log holds ids above the counter (the counter was lost): start the log over.
-    -- Readers find their cursor ahead of the head, or a gap, and flush their L1.
+    -- The log holds ids above the counter (the counter was lost) or is not a stream: start
+    -- it over. Readers find their cursor ahead of the head, or a gap, and flush their L1.
     redis.call('DEL', log)
-    redis.call('XADD', log, 'MAXLEN', '~', maxlen, sid, unpack(fields))
+    redis.call('XADD', log, 'MAXLEN', '~', maxlen, fmt(id) .. '-0', unpack(fields))
   end
 end
 `;
 
-// Adds n to the counter, creating it from the clock in µs if it is missing. A namespace
-// never consumes a version per µs on average, so a recreated counter starts above every
-// version the lost one handed out.
-const BUMP = `
-local function bump(counter, n)
-  if redis.call('EXISTS', counter) == 0 then
-    local t = redis.call('TIME')
-    redis.call('SET', counter, string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2])))
-  end
-  return redis.call('INCRBY', counter, n)
-end
-`;
-
+// The change log after a cursor. A log that is not a stream is deleted: its records are
+// lost, which readers see as a gap.
 const CHANGES = `
-local function changes(counter, log, cursor, limit)
-  -- A missing counter is created here too, so that the first write after a reader's first
-  -- sync follows on from its cursor instead of looking like a gap.
-  local head = bump(counter, 0)
+local function changes(head, log, cursor, limit)
   local recs = {}
   if cursor >= 0 and head > cursor then
-    recs = redis.call('XRANGE', log, '(' .. string.format('%d', cursor) .. '-0', '+', 'COUNT', limit)
+    local r = redis.pcall('XRANGE', log, '(' .. fmt(cursor) .. '-0', '+', 'COUNT', limit)
+    if type(r) == 'table' and r.err then
+      repaired = 1
+      redis.call('DEL', log)
+    else
+      recs = r
+    end
   end
   return { head, now_ms(), recs }
 end
 `;
 
 // A write's answer carries the change log after the caller's cursor, read after the write,
-// so a writing instance stays synced without separate requests.
+// so a writing instance stays synced without separate requests. ARGV[3], ARGV[4]: cursor
+// and limit, both '' for no sync.
 const AFTER = `
-local function after(counter, log)
+local function after(head, log)
   if ARGV[3] == '' then return false end
-  return changes(counter, log, tonumber(ARGV[3]), tonumber(ARGV[4]))
+  return changes(head, log, tonumber(ARGV[3]), tonumber(ARGV[4]))
 end
 `;
 
 // KEYS: marker, counter, log, entries...; ARGV: [cursor, limit] to sync as well.
-// Returns { marker, { raw1, pttl1, raw2, pttl2, ... }, changes or false }.
-export const READ_SCRIPT = `${NOW}${BUMP}${CHANGES}
+// Returns { marker, { raw1, pttl1, raw2, pttl2, ... }, changes or false, now, repaired,
+// head }. An entry key of another type answers '' (corrupt) instead of failing the read.
+export const READ_SCRIPT = `${PRELUDE}${STATE}${CHANGES}
+local head, marker = state(KEYS[2], KEYS[1], 0)
 local out = {}
 for i = 4, #KEYS do
-  local raw = redis.call('GET', KEYS[i])
-  if raw then
+  local raw = redis.pcall('GET', KEYS[i])
+  if type(raw) == 'table' then
+    out[#out + 1] = ''
+    out[#out + 1] = false
+  elseif raw then
     out[#out + 1] = raw
     out[#out + 1] = redis.call('PTTL', KEYS[i])
   else
@@ -94,51 +167,54 @@ for i = 4, #KEYS do
   end
 end
 local sync = false
-if #ARGV >= 2 then sync = changes(KEYS[2], KEYS[3], tonumber(ARGV[1]), tonumber(ARGV[2])) end
-return { redis.call('GET', KEYS[1]) or false, out, sync }
+if #ARGV >= 2 then sync = changes(head, KEYS[3], tonumber(ARGV[1]), tonumber(ARGV[2])) end
+return { marker, out, sync, now_ms(), repaired, head }
 `;
 
-// KEYS: counter, log; ARGV: cursor, limit. Returns { head, now, records }.
-export const SYNC_SCRIPT = `${NOW}${BUMP}${CHANGES}
-return changes(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]))
+// KEYS: counter, marker, log; ARGV: cursor, limit. Returns { head, now, records, repaired }.
+export const SYNC_SCRIPT = `${PRELUDE}${STATE}${CHANGES}
+local head = state(KEYS[1], KEYS[2], 0)
+local c = changes(head, KEYS[3], tonumber(ARGV[1]), tonumber(ARGV[2]))
+c[4] = repaired
+return c
 `;
 
 // KEYS: counter, marker, log, entries...; ARGV: origin, log length, cursor and limit (both
-// '' for no sync), then value, ttl, propagate ('1' or '0') per entry. Returns { last
-// version, changes or false }; entry i got last - n + i.
-// The counter is lifted above the clear marker in case it was evicted or deleted, so a new
-// write can never hide behind an older clear.
-export const WRITE_SCRIPT = `${NOW}${BUMP}${APPEND}${CHANGES}${AFTER}
+// '' for no sync), deadline, then value, ttl, propagate ('1' or '0') per entry. Returns
+// { last version (-1: past the deadline, nothing written), changes or false, now,
+// repaired }; entry i got last - n + i.
+export const WRITE_SCRIPT = `${PRELUDE}${STATE}${APPEND}${CHANGES}${AFTER}
+if late(ARGV[5]) then return { -1, false, now_ms(), 0 } end
 local n = #KEYS - 3
-local marker = tonumber(redis.call('GET', KEYS[2]) or '0')
-local last = bump(KEYS[1], n)
-if last - n < marker then
-  last = redis.call('INCRBY', KEYS[1], marker - (last - n))
+for i = 1, n do
+  local ttl = tonumber(ARGV[3 * i + 4])
+  if ttl == nil or ttl < 1 or ttl > MAXTTL or ttl % 1 ~= 0 then
+    return redis.error_reply('ERR edgecache: invalid ttl')
+  end
 end
+local last = state(KEYS[1], KEYS[2], n)
 local first = last - n + 1
 local maxlen = tonumber(ARGV[2])
-local now = 0
-if maxlen > 0 then now = now_ms() end
+local now = now_ms()
 local rec = nil
 local start = first
 for i = 1, n do
-  local v, ttl, prop = ARGV[3 * i + 2], ARGV[3 * i + 3], ARGV[3 * i + 4]
+  local v, ttl, prop = ARGV[3 * i + 3], ARGV[3 * i + 4], ARGV[3 * i + 5]
   local version = first + i - 1
-  redis.call('SET', KEYS[i + 3], 'ec1:' .. string.format('%d', version) .. ':' .. v, 'PX', ttl)
+  redis.call('SET', KEYS[i + 3], 'ec1:' .. fmt(version) .. ':' .. v, 'PX', ttl)
   if maxlen > 0 then
     if rec == nil then
       start = version
-      rec = { 'o', 's', 'i', ARGV[1], 'f', string.format('%d', start) }
+      rec = { 'o', 's', 'i', ARGV[1], 'f', fmt(start) }
     end
     rec[#rec + 1] = 'k'
     rec[#rec + 1] = KEYS[i + 3]
+    rec[#rec + 1] = 'v'
     if prop == '1' then
-      rec[#rec + 1] = 'v'
       rec[#rec + 1] = v
       rec[#rec + 1] = 'x'
-      rec[#rec + 1] = string.format('%d', now + tonumber(ttl))
+      rec[#rec + 1] = fmt(now + tonumber(ttl))
     else
-      rec[#rec + 1] = 'v'
       rec[#rec + 1] = ''
       rec[#rec + 1] = 'x'
       rec[#rec + 1] = '0'
@@ -149,20 +225,22 @@ for i = 1, n do
     end
   end
 end
-return { last, after(KEYS[1], KEYS[3]) }
+return { last, after(last, KEYS[3]), now, repaired }
 `;
 
-// KEYS: counter, log, entries...; ARGV: origin, log length, cursor, limit. One version per
-// record of at most RECORD_KEYS keys. Returns { last version, changes or false }.
-export const DELETE_SCRIPT = `${NOW}${BUMP}${APPEND}${CHANGES}${AFTER}
-local n = #KEYS - 2
+// KEYS: counter, marker, log, entries...; ARGV: origin, log length, cursor, limit,
+// deadline. One version per record of at most RECORD_KEYS keys. Returns { last version
+// (-1: past the deadline), changes or false, now, repaired }.
+export const DELETE_SCRIPT = `${PRELUDE}${STATE}${APPEND}${CHANGES}${AFTER}
+if late(ARGV[5]) then return { -1, false, now_ms(), 0 } end
+local n = #KEYS - 3
 local maxlen = tonumber(ARGV[2])
 local chunks = math.max(1, math.ceil(n / ${RECORD_KEYS}))
-local last = bump(KEYS[1], chunks)
+local last = state(KEYS[1], KEYS[2], chunks)
 for c = 1, chunks do
   local version = last - chunks + c
-  local rec = { 'o', 'd', 'i', ARGV[1], 'f', string.format('%d', version) }
-  for i = (c - 1) * ${RECORD_KEYS} + 3, math.min(c * ${RECORD_KEYS}, n) + 2 do
+  local rec = { 'o', 'd', 'i', ARGV[1], 'f', fmt(version) }
+  for i = (c - 1) * ${RECORD_KEYS} + 4, math.min(c * ${RECORD_KEYS}, n) + 3 do
     redis.call('UNLINK', KEYS[i])
     rec[#rec + 1] = 'k'
     rec[#rec + 1] = KEYS[i]
@@ -171,25 +249,39 @@ for c = 1, chunks do
     rec[#rec + 1] = 'x'
     rec[#rec + 1] = '0'
   end
-  if maxlen > 0 then append(KEYS[2], version, maxlen, rec) end
+  if maxlen > 0 then append(KEYS[3], version, maxlen, rec) end
 end
-return { last, after(KEYS[1], KEYS[2]) }
+return { last, after(last, KEYS[3]), now_ms(), repaired }
 `;
 
-// KEYS: counter, marker, log; ARGV: origin, log length, cursor, limit. Returns { the
-// clear's version, changes or false }.
-export const CLEAR_SCRIPT = `${NOW}${BUMP}${APPEND}${CHANGES}${AFTER}
-local v = bump(KEYS[1], 1)
-local marker = tonumber(redis.call('GET', KEYS[2]) or '0')
-if v <= marker then v = redis.call('INCRBY', KEYS[1], marker - v + 1) end
-redis.call('SET', KEYS[2], v)
+// KEYS: counter, marker, log; ARGV: origin, log length, cursor, limit, deadline. Returns
+// { the clear's version (-1: past the deadline), changes or false, now, repaired }.
+export const CLEAR_SCRIPT = `${PRELUDE}${STATE}${APPEND}${CHANGES}${AFTER}
+if late(ARGV[5]) then return { -1, false, now_ms(), 0 } end
+local v = state(KEYS[1], KEYS[2], 1)
+redis.call('SET', KEYS[2], fmt(v))
 local maxlen = tonumber(ARGV[2])
-if maxlen > 0 then append(KEYS[3], v, maxlen, { 'o', 'c', 'i', ARGV[1], 'f', string.format('%d', v) }) end
-return { v, after(KEYS[1], KEYS[3]) }
+if maxlen > 0 then append(KEYS[3], v, maxlen, { 'o', 'c', 'i', ARGV[1], 'f', fmt(v) }) end
+return { v, after(v, KEYS[3]), now_ms(), repaired }
+`;
+
+// KEYS: lease; ARGV: token, ttl (whole ms, checked by the caller), deadline. Returns
+// { 1 taken, 0 held by another, -1 past the deadline; now; repaired }. A lease is always a
+// string with an expiry: anything else under its key (no expiry, another type) would hold
+// every load of the key off until someone removed it, so it is replaced.
+export const ACQUIRE_SCRIPT = `${PRELUDE}
+if late(ARGV[3]) then return { -1, now_ms(), 0 } end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return { 1, now_ms(), 0 } end
+if redis.call('TYPE', KEYS[1])['ok'] ~= 'string' or redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return { 1, now_ms(), 1 }
+end
+return { 0, now_ms(), 0 }
 `;
 
 /** Ends a lease only if the caller's token still holds it. KEYS: lease; ARGV: token. */
 export const RELEASE_SCRIPT = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.pcall('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 `;

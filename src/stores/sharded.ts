@@ -302,6 +302,8 @@ export function shardedStore(
     name: `sharded(${stores.map((x) => x.name).join(",")})`,
     // Each shard has its own counter: versions of keys on different shards do not compare.
     orderedVersions: false,
+    // Shards are called at once: a call waits as long as the slowest may.
+    ...timeoutOf(stores),
     shardFor: (key) => ids[shardOf(key)]!,
 
     async get(ns, keys, sync): Promise<StoreReadWithChanges> {
@@ -371,7 +373,8 @@ export function shardedStore(
           version[slot] = r.version[j]!;
         });
       }
-      return changes === undefined ? { version } : { version, changes };
+      const corrupt = corruptOf(results.values());
+      return { version, ...(changes === undefined ? {} : { changes }), ...corrupt };
     },
 
     async delete(ns, keys, meta) {
@@ -697,6 +700,11 @@ function checkRequest(request: SyncRequest): void {
   }
 }
 
+function timeoutOf(stores: readonly Store[]): { timeout?: number } {
+  if (stores.some((x) => x.timeout === undefined)) return {};
+  return { timeout: Math.max(...stores.map((x) => x.timeout as number)) };
+}
+
 function checkVersion(v: unknown): void {
   if (!Number.isSafeInteger(v)) {
     throw new StoreError("EC_STORE_ERROR", "a shard returned an invalid version");
@@ -724,5 +732,13 @@ function highest({
 }): StoreWriteResult<number> {
   let version = Number.NEGATIVE_INFINITY;
   for (const r of results.values()) version = Math.max(version, r.version);
-  return changes === undefined ? { version } : { version, changes };
+  const corrupt = corruptOf(results.values());
+  return { version, ...(changes === undefined ? {} : { changes }), ...corrupt };
+}
+
+/** The shards' repairs, summed, as a write answer's `corrupt` (absent when none). */
+function corruptOf(results: Iterable<{ corrupt?: number }>): { corrupt?: number } {
+  let corrupt = 0;
+  for (const r of results) corrupt += r.corrupt ?? 0;
+  return corrupt > 0 ? { corrupt } : {};
 }

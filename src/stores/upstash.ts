@@ -1,4 +1,4 @@
-import { Redis } from "@upstash/redis";
+import type { Redis } from "@upstash/redis";
 import { InvalidOptionError, StoreError } from "../errors.js";
 import {
   type ChangeBatch,
@@ -13,14 +13,17 @@ import {
   type WriteMeta,
 } from "../store.js";
 import {
+  ACQUIRE_SCRIPT,
   CLEAR_SCRIPT,
   DELETE_SCRIPT,
   ENTRY_MAGIC,
+  MAX_TTL,
   READ_SCRIPT,
   RELEASE_SCRIPT,
   SYNC_SCRIPT,
   WRITE_SCRIPT,
 } from "./scripts.js";
+import { script, shapeError, Transport } from "./upstash-transport.js";
 
 /** Connection settings for {@link upstashStore} when it builds its own client. */
 export interface UpstashConnection {
@@ -58,44 +61,7 @@ export interface UpstashStoreOptions {
   timeout?: number;
 }
 
-/** What an `@upstash/redis` client uses underneath to send requests. */
-interface Requester {
-  request(req: { body: unknown; signal?: unknown }): Promise<{ result?: unknown; error?: string }>;
-}
-
-interface Script {
-  readonly text: string;
-  sha?: Promise<string>;
-  loaded: boolean;
-}
-
-const script = (text: string): Script => ({ text, loaded: false });
-
 const PREFIX = /^[A-Za-z0-9_.-]{1,32}$/;
-
-async function sha1(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-// Redis quotes user input in its error texts ("unknown command 'x', with args beginning
-// with: 'value'"); strip quoted runs so no value reaches an error message.
-function redact(text: string): string {
-  return text
-    .replace(/'[^']*'/g, "'…'")
-    .replace(/"[^"]*"/g, '"…"')
-    .slice(0, 200);
-}
-
-/**
- * The Redis error text of an `@upstash/redis` failure, without the command the client
- * appends to its messages (which would include keys and values).
- */
-function replyText(err: unknown): string | undefined {
-  if (!(err instanceof Error) || err.name !== "UpstashError") return undefined;
-  const at = err.message.indexOf(", command was:");
-  return at === -1 ? err.message : err.message.slice(0, at);
-}
 
 /**
  * An L2 {@link Store} on Redis over the Upstash REST protocol (`@upstash/redis`): works
@@ -106,6 +72,11 @@ function replyText(err: unknown): string | undefined {
  * automatic deserialization, one quick retry, a request timeout), or pass your own
  * `Redis` client: edgecache then uses its transport (URL, token, retries) but sends raw
  * commands, so the client's `automaticDeserialization` setting does not matter.
+ *
+ * A write that fails is settled: it either took effect before the call rejected or never
+ * will (it carries a deadline on Redis' clock, see `upstash-transport.ts`). A process's
+ * first write, when nothing it sent before told it Redis' time, costs one extra request
+ * (`TIME`).
  *
  * Redis must not evict keys without an expiry (use `noeviction` or a `volatile-*`
  * policy): the per-namespace version counter and clear marker live in such keys.
@@ -120,89 +91,36 @@ export function upstashStore(
   connection: UpstashConnection | Redis,
   options: UpstashStoreOptions = {},
 ): Store {
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new InvalidOptionError("upstashStore options must be an object");
+  }
   const prefix = options.prefix ?? "ec";
-  if (!PREFIX.test(prefix)) {
+  if (typeof prefix !== "string" || !PREFIX.test(prefix)) {
     throw new InvalidOptionError("upstashStore prefix must be 1-32 of letters, digits, _ - .");
   }
   const timeout = options.timeout ?? 1500;
-  if (!Number.isFinite(timeout) || timeout < 0) {
+  if (typeof timeout !== "number" || !Number.isFinite(timeout) || timeout < 0) {
     throw new InvalidOptionError("upstashStore timeout must be a finite number >= 0 (ms)");
   }
-  const client = requesterOf(connection);
+  const transport = new Transport(connection, timeout);
   const scripts = {
     read: script(READ_SCRIPT),
     sync: script(SYNC_SCRIPT),
     write: script(WRITE_SCRIPT),
     delete: script(DELETE_SCRIPT),
     clear: script(CLEAR_SCRIPT),
+    acquire: script(ACQUIRE_SCRIPT),
     release: script(RELEASE_SCRIPT),
   };
 
   const base = (ns: string): string => {
     // The cache validates namespaces too; a store used directly must not be tricked into
     // another namespace's keys.
-    if (!NAMESPACE_PATTERN.test(ns)) throw new InvalidOptionError("invalid namespace");
+    if (typeof ns !== "string" || !NAMESPACE_PATTERN.test(ns)) {
+      throw new InvalidOptionError("invalid namespace");
+    }
     return `${prefix}:{${ns}}:`;
   };
-
-  async function send(body: Array<string | number>): Promise<unknown> {
-    let signal: AbortSignal | undefined;
-    // A signal *function* makes the client throw on abort; a plain AbortSignal would make
-    // it resolve with the string "Aborted" as if Redis had answered.
-    const makeSignal =
-      timeout > 0
-        ? () => {
-            signal = AbortSignal.timeout(timeout);
-            return signal;
-          }
-        : undefined;
-    let res: { result?: unknown; error?: string };
-    try {
-      res = await client.request({ body, signal: makeSignal });
-    } catch (err) {
-      if (signal?.aborted) {
-        throw new StoreError("EC_STORE_TIMEOUT", `upstash request timed out after ${timeout} ms`);
-      }
-      const text = replyText(err);
-      if (text !== undefined) {
-        if (/^unauthori[sz]ed/i.test(text) || text.startsWith("WRONGPASS")) {
-          throw new StoreError("EC_STORE_AUTH", "upstash refused the token");
-        }
-        throw new StoreError("EC_STORE_ERROR", `redis error: ${redact(text)}`, {
-          cause: new Error(redact(text)),
-        });
-      }
-      if (err instanceof Error && err.name === "UpstashJSONParseError") {
-        throw new StoreError("EC_STORE_ERROR", "upstash answered with a body that is not JSON");
-      }
-      throw new StoreError("EC_STORE_UNAVAILABLE", "upstash is unreachable", { cause: err });
-    }
-    if (res.error !== undefined) {
-      throw new StoreError("EC_STORE_ERROR", `redis error: ${redact(String(res.error))}`);
-    }
-    return res.result;
-  }
-
-  async function run(s: Script, keys: string[], args: Array<string | number>): Promise<unknown> {
-    if (s.loaded && s.sha) {
-      try {
-        return await send(["EVALSHA", await s.sha, keys.length, ...keys, ...args]);
-      } catch (err) {
-        // Scripts vanish on SCRIPT FLUSH, restarts and failovers; fall back to EVAL once.
-        if (!(err instanceof StoreError && err.message.startsWith("redis error: NOSCRIPT"))) {
-          throw err;
-        }
-        s.loaded = false;
-      }
-    }
-    s.sha ??= sha1(s.text);
-    const result = await send(["EVAL", s.text, keys.length, ...keys, ...args]);
-    s.loaded = true;
-    return result;
-  }
-
-  const shapeError = () =>
-    new StoreError("EC_STORE_ERROR", "unexpected answer shape from the store");
 
   const version = (value: unknown): number => {
     const n = typeof value === "string" ? Number(value) : value;
@@ -216,21 +134,27 @@ export function upstashStore(
     return [sync.cursor, sync.limit];
   };
 
+  const stateKeys = (b: string) => [b + "v", b + "c", b + "log"];
+
   return {
     name: "upstash",
+    timeout: timeout > 0 ? timeout : undefined,
     async get(ns, keys, sync) {
       if (keys.length === 0 && !sync) return { entries: [], corrupt: 0 };
       const b = base(ns);
-      const raw = await run(
+      // { marker, pairs, changes, now, repaired, head }
+      const raw = await transport.read(
         scripts.read,
         [b + "c", b + "v", b + "log", ...keys.map((k) => `${b}k:${k}`)],
         sync ? syncArgs(sync) : [],
+        (r) => r[3],
       );
-      if (!Array.isArray(raw) || raw.length !== 3) throw shapeError();
-      const [rawMarker, pairs, rawChanges] = raw as [unknown, unknown, unknown];
+      if (raw.length !== 6) throw shapeError();
+      const [rawMarker, pairs, rawChanges, , repaired, rawHead] = raw;
       if (!Array.isArray(pairs) || pairs.length !== 2 * keys.length) throw shapeError();
       const marker = rawMarker === null ? 0 : version(rawMarker);
-      let corrupt = 0;
+      const head = version(rawHead);
+      let corrupt = repaired === 1 ? 1 : 0;
       const entries = keys.map((_, i): StoreEntry | undefined => {
         const value = pairs[2 * i];
         if (value === null || value === undefined) return undefined;
@@ -239,49 +163,67 @@ export function upstashStore(
           corrupt++;
           return undefined;
         }
-        return entry.version > marker && entry.ttl > 0 ? entry : undefined;
+        // Above the head: not written by this counter (it was reset after being corrupted).
+        return entry.version > marker && entry.version <= head && entry.ttl > 0 ? entry : undefined;
       });
       if (!sync) return { entries, corrupt };
       return { entries, corrupt, changes: parseChanges(rawChanges, `${b}k:`) };
     },
     async sync(ns, sync) {
       const b = base(ns);
-      const raw = await run(scripts.sync, [b + "v", b + "log"], syncArgs(sync));
+      const raw = await transport.read(scripts.sync, stateKeys(b), syncArgs(sync), (r) => r[1]);
       return parseChanges(raw, `${b}k:`);
     },
     async set(ns, writes: readonly StoreWrite[], meta) {
       if (writes.length === 0 && !meta.sync) return { version: [] };
       const b = base(ns);
-      const keys = [b + "v", b + "c", b + "log"];
+      const keys = stateKeys(b);
       const args = metaArgs(meta);
+      const values: Array<string | number> = [];
       for (const w of writes) {
+        // Checked before anything is sent: the script would refuse it too, changing nothing.
+        if (!Number.isSafeInteger(w.ttl) || w.ttl < 1 || w.ttl > MAX_TTL) {
+          throw new InvalidOptionError(`a ttl must be a whole number of ms from 1 to 2^52`, {
+            key: w.key,
+          });
+        }
+        if (typeof w.value !== "string") throw new InvalidOptionError("values must be strings");
         keys.push(`${b}k:${w.key}`);
-        args.push(w.value, w.ttl, w.propagate ? "1" : "0");
+        values.push(w.value, w.ttl, w.propagate ? "1" : "0");
       }
-      const { version: last, changes } = written(await run(scripts.write, keys, args), b, meta);
-      return { version: writes.map((_, i) => last - writes.length + 1 + i), changes };
+      const raw = await transport.write(scripts.write, keys, args, (r) => r[2], values);
+      const { version: last, changes, corrupt } = written(raw, b, meta);
+      const versions = writes.map((_, i) => last - writes.length + 1 + i);
+      return { version: versions, changes, corrupt };
     },
     async delete(ns, keys, meta) {
       const b = base(ns);
-      const raw = await run(
+      const raw = await transport.write(
         scripts.delete,
-        [b + "v", b + "log", ...keys.map((k) => `${b}k:${k}`)],
+        [...stateKeys(b), ...keys.map((k) => `${b}k:${k}`)],
         metaArgs(meta),
+        (r) => r[2],
       );
       return written(raw, b, meta);
     },
     async clear(ns, meta) {
       const b = base(ns);
-      const raw = await run(scripts.clear, [b + "v", b + "c", b + "log"], metaArgs(meta));
+      const raw = await transport.write(scripts.clear, stateKeys(b), metaArgs(meta), (r) => r[2]);
       return written(raw, b, meta);
     },
     async acquireLease(ns, key, token, ttl) {
-      const raw = await send(["SET", `${base(ns)}l:${key}`, token, "NX", "PX", leaseTtl(ttl)]);
-      if (raw !== "OK" && raw !== null) throw shapeError();
-      return raw === "OK";
+      const raw = await transport.write(
+        scripts.acquire,
+        [`${base(ns)}l:${key}`],
+        [token, leaseTtl(ttl)],
+        (r) => r[1],
+      );
+      if (raw.length !== 3 || (raw[0] !== 0 && raw[0] !== 1)) throw shapeError();
+      if (raw[0] === 0) return false;
+      return raw[2] === 1 ? "repaired" : true;
     },
     async releaseLease(ns, key, token) {
-      await run(scripts.release, [`${base(ns)}l:${key}`], [token]);
+      await transport.run(scripts.release, [`${base(ns)}l:${key}`], [token]);
     },
   };
 
@@ -290,26 +232,30 @@ export function upstashStore(
     return [meta.origin, meta.logLength, cursor as number | string, limit as number | string];
   }
 
+  /** A write's answer: { version, changes or false, now, repaired }. */
   function written(
-    raw: unknown,
+    raw: unknown[],
     b: string,
     meta: WriteMeta,
-  ): { version: number; changes?: ChangeBatch } {
-    if (!Array.isArray(raw) || raw.length !== 2) throw shapeError();
+  ): { version: number; changes?: ChangeBatch; corrupt?: number } {
+    if (raw.length !== 4) throw shapeError();
     const v = version(raw[0]);
-    return meta.sync ? { version: v, changes: parseChanges(raw[1], `${b}k:`) } : { version: v };
+    const corrupt = raw[3] === 1 ? { corrupt: 1 } : {};
+    return meta.sync
+      ? { version: v, changes: parseChanges(raw[1], `${b}k:`), ...corrupt }
+      : { version: v, ...corrupt };
   }
 }
 
 const OPS: Record<string, ChangeRecord["op"]> = { s: "set", d: "delete", c: "clear" };
 
 /**
- * Decodes `{ head, now, records }` from the scripts. A record that does not parse stands in
+ * Decodes `{ head, now, records[, repaired] }` from the scripts. A record that does not parse stands in
  * as a clear (the cache then drops its whole L1), so foreign data in the log can cost hit
  * ratio but never coherence.
  */
 function parseChanges(raw: unknown, keyPrefix: string): ChangeBatch {
-  if (!Array.isArray(raw) || raw.length !== 3 || !Array.isArray(raw[2])) {
+  if (!Array.isArray(raw) || raw.length < 3 || raw.length > 4 || !Array.isArray(raw[2])) {
     throw new StoreError("EC_STORE_ERROR", "unexpected answer shape from the store");
   }
   const head = Number(raw[0]);
@@ -368,36 +314,4 @@ function parseEntry(raw: unknown, pttl: unknown): StoreEntry | undefined {
   // -1: no expiry (someone PERSISTed it); the cache then bounds L1 by its own limits.
   const ttl = pttl === -1 ? Number.POSITIVE_INFINITY : pttl;
   return { value: raw.slice(sep + 1), version, ttl };
-}
-
-function requesterOf(connection: UpstashConnection | Redis): Requester {
-  if (connection instanceof Redis || (connection && !("url" in connection))) {
-    // `client` is the transport the Redis class is built on (its constructor argument).
-    const requester = (connection as unknown as { client?: Requester }).client;
-    if (!requester || typeof requester.request !== "function") {
-      throw new InvalidOptionError("upstashStore needs { url, token } or an @upstash/redis client");
-    }
-    return requester;
-  }
-  const { url, token } = connection;
-  if (typeof url !== "string" || !/^https?:\/\/[^\s/]+/.test(url)) {
-    throw new InvalidOptionError("upstashStore url must be an http(s) URL");
-  }
-  if (typeof token !== "string" || token.length === 0) {
-    throw new InvalidOptionError("upstashStore token must be a non-empty string");
-  }
-  const retries = connection.retries ?? 1;
-  if (!Number.isInteger(retries) || retries < 0 || retries > 10) {
-    throw new InvalidOptionError("upstashStore retries must be an integer from 0 to 10");
-  }
-  const redis = new Redis({
-    url,
-    token,
-    automaticDeserialization: false,
-    enableAutoPipelining: false,
-    enableTelemetry: false,
-    keepAlive: connection.keepAlive ?? true,
-    retry: { retries, backoff: (attempt) => Math.min(25 * 2 ** attempt, 200) },
-  });
-  return (redis as unknown as { client: Requester }).client;
 }
