@@ -1,9 +1,15 @@
 import { Buffer } from "node:buffer";
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { errors, Redis } from "@upstash/redis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { type CliIo, main, parseCliArgs } from "../src/node/cli.js";
-import { RedisServerError, startRedisServer, startRestBridge } from "../src/node/index.js";
+import { isLoopbackHost } from "../src/node/bridge.js";
+import {
+  type RedisServer,
+  RedisServerError,
+  type RestBridge,
+  startRedisServer,
+  startRestBridge,
+} from "../src/node/index.js";
 import { RespConnection } from "../src/node/resp.js";
 
 const url = inject("bridgeUrl");
@@ -293,7 +299,8 @@ describe("scripts", () => {
   it("lets createScript fall back to EVAL after SCRIPT FLUSH", async () => {
     // A private server: SCRIPT FLUSH is server-wide and other test files share the main one.
     const server = await startRedisServer();
-    const bridge = await startRestBridge({ redisUrl: server.url, token: "t" });
+    const options = { redisUrl: server.url, token: "t", allowAdminCommands: true };
+    const bridge = await startRestBridge(options); // SCRIPT FLUSH is administration
     try {
       const client = new Redis({ url: bridge.url, token: "t", automaticDeserialization: false });
       const script = client.createScript<string>("return ARGV[1] .. redis.call('GET', KEYS[1])");
@@ -382,6 +389,178 @@ describe("command policy", () => {
   });
 });
 
+describe("server administration", () => {
+  // A private server: were a command not refused, it would wipe, reconfigure or stop the one
+  // every other test file shares.
+  let server: RedisServer;
+  let bridge: RestBridge;
+  let admin: RespConnection;
+  const sentinel = "sentinel";
+  const at = (path: string, json?: unknown, options: CallOptions = {}) =>
+    call(path, json, { auth: "Bearer t", base: bridge.url, ...options });
+  /** The sentinel key is still there and the server still answers through the bridge. */
+  const untouched = async () => {
+    expect(await admin.command(["GET", sentinel])).toEqual(Buffer.from("kept"));
+    expect((await at("/", ["PING"])).body).toEqual({ result: "PONG" });
+  };
+
+  beforeAll(async () => {
+    server = await startRedisServer();
+    bridge = await startRestBridge({ redisUrl: server.url, token: "t" });
+    admin = new RespConnection(server.url);
+    await admin.command(["SET", sentinel, "kept"]);
+  });
+  afterAll(async () => {
+    await admin.close();
+    await bridge.close();
+    await server.close();
+  });
+
+  it.each([
+    ["FLUSHALL", ["FLUSHALL"]],
+    ["FLUSHDB", ["flushdb", "ASYNC"]],
+    ["SWAPDB", ["SWAPDB", "0", "1"]],
+    ["CONFIG", ["CONFIG", "SET", "maxmemory", "1mb"]],
+    ["CONFIG", ["config", "get", "requirepass"]],
+    ["SHUTDOWN", ["SHUTDOWN", "NOSAVE"]],
+    ["ACL", ["ACL", "SETUSER", "intruder", "on", ">pw", "+@all"]],
+    ["CLIENT KILL", ["CLIENT", "KILL", "TYPE", "normal"]],
+    ["CLIENT PAUSE", ["client", "pause", "2000"]],
+    ["CLIENT LIST", ["Client", "List"]],
+    ["CLIENT", ["CLIENT", "some-value"]],
+    ["DEBUG", ["DEBUG", "SLEEP", "2"]],
+    ["SCRIPT FLUSH", ["SCRIPT", "FLUSH"]],
+    ["SCRIPT KILL", ["script", "kill"]],
+    ["FUNCTION FLUSH", ["FUNCTION", "FLUSH"]],
+    ["FUNCTION LOAD", ["FUNCTION", "LOAD", "#!lua name=lib\nredis.register_function('f', f)"]],
+    ["SAVE", ["SAVE"]],
+    ["BGSAVE", ["BGSAVE"]],
+    ["REPLICAOF", ["REPLICAOF", "127.0.0.1", "1"]],
+    ["MIGRATE", ["MIGRATE", "127.0.0.1", "1", sentinel, "0", "1000"]],
+    ["SLOWLOG", ["SLOWLOG", "GET"]],
+    ["MODULE", ["MODULE", "LOAD", "/tmp/evil.so"]],
+    ["LATENCY", ["LATENCY", "RESET"]],
+    // Redis matches command names only up to a NUL byte.
+    ["FLUSHALL", ["FlushAll\u0000x"]],
+  ])("refuses %s by default, naming no argument", async (label, command) => {
+    const wire = await at("/", command);
+    expect(wire.status).toBe(400);
+    const error = (wire.body as { error: string }).error;
+    expect(error).toBe(
+      `ERR command not allowed through the bridge: ${label} ` +
+        "(start it with allowAdminCommands / --allow-admin-commands)",
+    );
+    await untouched();
+  });
+
+  it("refuses them in path form too", async () => {
+    for (const path of ["/flushall", "/CONFIG/SET/maxmemory/1mb", "/flush%41ll", "/client/kill"]) {
+      for (const method of ["GET", "POST"]) {
+        const wire = await at(path, undefined, { method });
+        expect(wire.status, `${method} ${path}`).toBe(400);
+        expect(wire.text).toMatch(/not allowed through the bridge/);
+      }
+    }
+    await untouched();
+  });
+
+  it("answers a refused pipeline entry with an error and runs the others", async () => {
+    const k = key("pipeline");
+    const wire = await at("/pipeline", [
+      ["SET", k, "v"],
+      ["FLUSHALL"],
+      ["config", "set", "maxmemory", "1mb"],
+      ["GET", k],
+    ]);
+    expect(wire.body).toEqual([
+      { result: "OK" },
+      { error: expect.stringMatching(/^ERR command not allowed through the bridge: FLUSHALL /) },
+      { error: expect.stringMatching(/^ERR command not allowed through the bridge: CONFIG /) },
+      { result: "v" },
+    ]);
+    await untouched();
+    expect(await admin.command(["CONFIG", "GET", "maxmemory"])).toEqual([
+      Buffer.from("maxmemory"),
+      Buffer.from("0"),
+    ]);
+  });
+
+  it("refuses a whole transaction that holds one, before anything runs", async () => {
+    const k = key("tx");
+    const wire = await at("/multi-exec", [["SET", k, "v"], ["flushdb"]]);
+    expect(wire.status).toBe(400);
+    expect((wire.body as { error: string }).error).toMatch(
+      /^ERR command not allowed through the bridge: FLUSHDB .*\(command 2\)$/,
+    );
+    expect(await admin.command(["EXISTS", k])).toBe(0);
+    await untouched();
+  });
+
+  it("keeps ordinary and read-only commands, scripts included", async () => {
+    const k = key("ordinary");
+    const script = "return redis.call('SET', KEYS[1], ARGV[1])";
+    const sha = (await at("/", ["SCRIPT", "LOAD", script])).body as { result: string };
+    const wires = await Promise.all([
+      at("/", ["SET", k, "v"]),
+      at("/", ["EVAL", script, 1, k, "w"]),
+      at("/", ["EVALSHA", sha.result, 1, k, "x"]),
+      at("/", ["script", "exists", sha.result]),
+      at("/", ["CLIENT", "ID"]),
+      at("/", ["FUNCTION", "LIST"]),
+      at("/", ["INFO", "server"]),
+      at("/", ["MEMORY", "USAGE", sentinel]),
+      at("/", ["LASTSAVE"]),
+      at("/", ["MOVE", key("absent"), "1"]),
+    ]);
+    expect(wires.map((w) => w.status)).toEqual(wires.map(() => 200));
+    expect((await at("/", ["GET", k])).body).toEqual({ result: "x" });
+  });
+
+  it("still refuses connection-state subcommands", async () => {
+    for (const command of [
+      ["CLIENT", "SETNAME", "x"],
+      ["CLIENT", "TRACKING", "on"],
+      ["SCRIPT", "DEBUG", "yes"],
+    ]) {
+      const wire = await at("/", command);
+      expect(wire.status).toBe(400);
+      expect(wire.text).toMatch(/is not supported by the REST bridge/);
+    }
+  });
+
+  it("runs them all with allowAdminCommands", async () => {
+    const open = await startRestBridge({
+      redisUrl: server.url,
+      token: "t",
+      allowAdminCommands: true,
+    });
+    const via = (path: string, json: unknown) =>
+      call(path, json, { auth: "Bearer t", base: open.url });
+    try {
+      expect((await via("/", ["CONFIG", "GET", "maxmemory"])).body).toEqual({
+        result: ["maxmemory", "0"],
+      });
+      expect((await via("/", ["CLIENT", "LIST"])).status).toBe(200);
+      expect((await via("/", ["script", "flush"])).body).toEqual({ result: "OK" });
+      const k = key("open");
+      expect((await via("/pipeline", [["SET", k, "v"], ["FLUSHDB"], ["EXISTS", k]])).body).toEqual([
+        { result: "OK" },
+        { result: "OK" },
+        { result: 0 },
+      ]);
+      expect((await via("/multi-exec", [["SET", k, "v"], ["FLUSHALL"]])).body).toEqual([
+        { result: "OK" },
+        { result: "OK" },
+      ]);
+      expect(await admin.command(["DBSIZE"])).toBe(0);
+      // Connection state stays refused: it would leak into every other request.
+      expect((await via("/", ["SELECT", "1"])).status).toBe(400);
+    } finally {
+      await open.close();
+    }
+  });
+});
+
 describe("concurrency and resilience", () => {
   it("answers hundreds of parallel requests correctly", async () => {
     const keys = Array.from({ length: 400 }, (_, i) => key(`p${i}`));
@@ -433,6 +612,37 @@ describe("concurrency and resilience", () => {
     await expect(startRestBridge({ redisUrl: "nope", token: "t" })).rejects.toThrow(TypeError);
     await expect(startRestBridge({ redisUrl, token: "t", port: -1 })).rejects.toThrow(TypeError);
   });
+
+  it("refuses a token under 16 characters unless it listens on loopback only", async () => {
+    const redisUrl = inject("redisUrl");
+    const short = "short-secret";
+    for (const host of ["0.0.0.0", "::", "", "bridge.example"]) {
+      const failure = await startRestBridge({ redisUrl, token: short, host }).catch(
+        (error: unknown) => error,
+      );
+      expect(failure).toBeInstanceOf(TypeError);
+      expect(String(failure)).toMatch(/at least 16 characters when `host` is not a loopback/);
+      expect(String(failure)).not.toContain(short);
+    }
+    for (const host of ["127.0.0.1", "localhost", "::1"]) {
+      const bridge = await startRestBridge({ redisUrl, token: short, host });
+      const wire = await call("/", ["PING"], { auth: `Bearer ${short}`, base: bridge.url });
+      expect(wire.body).toEqual({ result: "PONG" });
+      await bridge.close();
+    }
+    const strong = randomBytes(24).toString("base64url");
+    await (await startRestBridge({ redisUrl, token: strong, host: "0.0.0.0" })).close();
+  });
+
+  it("knows which hosts are loopback", () => {
+    for (const host of ["127.0.0.1", "127.8.9.10", "::1", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1"]) {
+      expect(isLoopbackHost(host), host).toBe(true);
+    }
+    expect(isLoopbackHost("LocalHost")).toBe(true);
+    for (const host of ["0.0.0.0", "::", "", "10.0.0.1", "::ffff:10.0.0.1", "localhost.evil"]) {
+      expect(isLoopbackHost(host), host).toBe(false);
+    }
+  });
 });
 
 describe("startRedisServer", () => {
@@ -443,83 +653,5 @@ describe("startRedisServer", () => {
     expect(failure).toBeInstanceOf(RedisServerError);
     expect(failure).toMatchObject({ code: "REDIS_SERVER_NOT_FOUND" });
     expect(String(failure)).toContain("apt-get install -y redis-server");
-  });
-});
-
-describe("cli", () => {
-  it("parses bridge and dev command lines", () => {
-    expect(parseCliArgs(["bridge", "--token", "t", "--port", "0"])).toEqual({
-      kind: "bridge",
-      redisUrl: "redis://127.0.0.1:6379",
-      port: 0,
-      host: "127.0.0.1",
-      token: "t",
-    });
-    expect(
-      parseCliArgs(["bridge", "--redis", "redis://r:1"], { EDGECACHE_BRIDGE_TOKEN: "e" }),
-    ).toMatchObject({ redisUrl: "redis://r:1", token: "e", port: 8079 });
-    expect(parseCliArgs(["dev"])).toMatchObject({ kind: "dev", token: "dev", port: 8079 });
-    expect(parseCliArgs(["--help"])).toEqual({ kind: "help" });
-    expect(() => parseCliArgs(["bridge"])).toThrow(/token is required/);
-    expect(() => parseCliArgs(["bridge", "--token", "t", "--port", "x"])).toThrow(/--port/);
-    expect(() => parseCliArgs(["bridge", "--nope"])).toThrow();
-    expect(() => parseCliArgs([])).toThrow(/Missing command/);
-  });
-
-  /** Runs main() in-process; resolves the URL it prints, then stops it. */
-  function runCli(argv: string[]) {
-    const controller = new AbortController();
-    const out: string[] = [];
-    const err: string[] = [];
-    let announce: (url: string) => void = () => {};
-    const announced = new Promise<string>((resolve) => {
-      announce = resolve;
-    });
-    const io: CliIo = {
-      stdout: (line) => {
-        out.push(line);
-        const match = /listening on (\S+)/.exec(line);
-        if (match?.[1]) announce(match[1]);
-      },
-      stderr: (line) => err.push(line),
-      env: {},
-      signal: controller.signal,
-    };
-    const exit = main(argv, io);
-    return { announced, exit, out, err, stop: () => controller.abort() };
-  }
-
-  it("serves a bridge until stopped", async () => {
-    const secret = `tok-${randomUUID()}`;
-    const redisUrl = inject("redisUrl");
-    const cli = runCli(["bridge", "--redis", redisUrl, "--port", "0", "--token", secret]);
-    const bridgeUrl = await Promise.race([cli.announced, cli.exit.then(String)]);
-    const wire = await call("/", ["PING"], { auth: `Bearer ${secret}`, base: bridgeUrl });
-    expect(wire.body).toEqual({ result: "PONG" });
-    cli.stop();
-    expect(await cli.exit).toBe(0);
-    expect(cli.out.join("\n")).not.toContain(secret);
-    expect(cli.err).toEqual([]);
-    await expect(fetch(bridgeUrl, { method: "POST" })).rejects.toThrow();
-  });
-
-  it("starts redis-server and a bridge in dev mode", async () => {
-    const cli = runCli(["dev", "--port", "0"]);
-    const bridgeUrl = await Promise.race([cli.announced, cli.exit.then(String)]);
-    const client = new Redis({ url: bridgeUrl, token: "dev", automaticDeserialization: false });
-    expect(await client.set("k", "aGVsbG8=")).toBe("OK");
-    expect(await client.get("k")).toBe("aGVsbG8=");
-    cli.stop();
-    expect(await cli.exit).toBe(0);
-  });
-
-  it("prints help and usage errors", async () => {
-    const help = runCli(["--help"]);
-    expect(await help.exit).toBe(0);
-    expect(help.out.join("\n")).toMatch(/edgecache bridge/);
-    const usage = runCli(["bridge", "--token", "s3cret", "--port", "99999"]);
-    expect(await usage.exit).toBe(2);
-    expect(usage.err.join("\n")).toMatch(/--port/);
-    expect(usage.err.join("\n")).not.toContain("s3cret");
   });
 });

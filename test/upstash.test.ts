@@ -111,7 +111,8 @@ describe("request counts against the real bridge", () => {
     // SCRIPT FLUSH is server-wide: run it on a private server so that request counts in
     // other test files, which share the main one, stay exact.
     const redis = await startRedisServer();
-    const bridge = await startRestBridge({ redisUrl: redis.url, token: "private" });
+    const options = { redisUrl: redis.url, token: "private", allowAdminCommands: true };
+    const bridge = await startRestBridge(options); // SCRIPT FLUSH is administration
     const counted = countRequests(bridge.url);
     try {
       const store = () => upstashStore({ url: bridge.url, token: "private" });

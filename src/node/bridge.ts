@@ -1,7 +1,8 @@
 import { Buffer } from "node:buffer";
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, BlockList, isIP } from "node:net";
+import { MIN_TOKEN_LENGTH } from "../hono/secret.js";
 import {
   RedisConnectionError,
   RedisReplyError,
@@ -15,7 +16,11 @@ import {
 export interface RestBridgeOptions {
   /** Redis to serve: `redis://[:password@]host:port[/db]`, `rediss://...` or `unix:///path.sock`. */
   redisUrl: string;
-  /** Bearer token clients must send (`Authorization: Bearer <token>`). Must not be empty. */
+  /**
+   * Bearer token clients must send (`Authorization: Bearer <token>`). Must not be empty, and
+   * must be at least 16 characters when {@link RestBridgeOptions.host} is not a loopback
+   * address: `randomBytes(24).toString("base64url")` makes a good one.
+   */
   token: string;
   /**
    * TCP port to listen on; `0` picks a free one (read it back from {@link RestBridge.url}).
@@ -23,10 +28,20 @@ export interface RestBridgeOptions {
    */
   port?: number;
   /**
-   * Interface to listen on. Keep it on loopback unless the token is strong.
+   * Interface to listen on. Anything but a loopback address (`127.0.0.0/8`, `::1`,
+   * `localhost`) requires a token of at least 16 characters.
    * @default "127.0.0.1"
    */
   host?: string;
+  /**
+   * Let clients run server-administration commands (FLUSHALL, FLUSHDB, CONFIG, SHUTDOWN, ACL,
+   * CLIENT KILL, DEBUG, SCRIPT FLUSH, ...). Off, they answer 400 `ERR command not allowed
+   * through the bridge`. Turn it on only for test suites that reset the server between tests.
+   * Commands that would break the bridge's shared connection (SELECT, AUTH, HELLO, MULTI,
+   * SUBSCRIBE, MONITOR, CLIENT REPLY, ...) stay refused either way.
+   * @default false
+   */
+  allowAdminCommands?: boolean;
   /**
    * Largest request body accepted, in bytes; bigger bodies get `413`.
    * @default 10_485_760 (10 MiB)
@@ -72,6 +87,9 @@ const REFUSED = new Set([
   "MONITOR",
   "SYNC",
   "PSYNC",
+  "READONLY",
+  "READWRITE",
+  "ASKING",
   "SUBSCRIBE",
   "PSUBSCRIBE",
   "SSUBSCRIBE",
@@ -80,6 +98,53 @@ const REFUSED = new Set([
   "SUNSUBSCRIBE",
 ]);
 const TRANSACTION = new Set(["MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH"]);
+/**
+ * Server administration, refused unless `allowAdminCommands`: whatever stops, reconfigures,
+ * wipes or replicates the server, or shows other clients' traffic (SLOWLOG keeps arguments).
+ */
+const ADMIN = new Set([
+  "SHUTDOWN",
+  "FLUSHALL",
+  "FLUSHDB",
+  "SWAPDB",
+  "CONFIG",
+  "ACL",
+  "DEBUG",
+  "MODULE",
+  "SAVE",
+  "BGSAVE",
+  "BGREWRITEAOF",
+  "REPLICAOF",
+  "SLAVEOF",
+  "REPLCONF",
+  "FAILOVER",
+  "MIGRATE",
+  "CLUSTER",
+  "SLOWLOG",
+  "LATENCY",
+  "PFDEBUG",
+  "PFSELFTEST",
+]);
+/**
+ * Commands whose subcommands differ: `allowed` ones run, `state` ones would change the shared
+ * connection (refused always), `admin` ones are named in the refusal. Any other subcommand,
+ * a future one included, counts as administration.
+ */
+const FAMILIES: Record<string, { allowed: string[]; state: string[]; admin: string[] }> = {
+  CLIENT: {
+    allowed: ["ID", "GETNAME", "INFO", "GETREDIR", "TRACKINGINFO", "HELP"],
+    state: ["REPLY", "SETNAME", "SETINFO", "TRACKING", "CACHING", "NO-TOUCH"],
+    admin: ["KILL", "LIST", "PAUSE", "UNPAUSE", "UNBLOCK", "NO-EVICT"],
+  },
+  // The official client loads scripts with SCRIPT LOAD and checks them with SCRIPT EXISTS.
+  SCRIPT: { allowed: ["LOAD", "EXISTS", "HELP"], state: ["DEBUG"], admin: ["FLUSH", "KILL"] },
+  // FCALL of loaded functions runs; installing or removing server-wide code does not.
+  FUNCTION: {
+    allowed: ["LIST", "DUMP", "STATS", "HELP"],
+    state: [],
+    admin: ["LOAD", "DELETE", "FLUSH", "RESTORE", "KILL"],
+  },
+};
 const BLOCKING = new Set([
   "BLPOP",
   "BRPOP",
@@ -94,22 +159,46 @@ const BLOCKING = new Set([
 ]);
 
 const argText = (arg: RespArg | undefined) => String(arg ?? "").toUpperCase();
+/**
+ * A command or subcommand name as Redis matches it: case-insensitively and only up to a NUL
+ * byte (its command table compares with strcasecmp), so `FLUSHALL\0x` cannot slip past.
+ */
+const nameOf = (arg: RespArg | undefined) => argText(arg).split("\0", 1)[0] ?? "";
 
 /** Why a command cannot run through the bridge, or undefined when it can. */
-function refusal(command: readonly RespArg[]): string | undefined {
-  const name = argText(command[0]);
+function refusal(command: readonly RespArg[], allowAdmin: boolean): string | undefined {
+  const name = nameOf(command[0]);
   if (TRANSACTION.has(name)) {
     return `ERR ${name} is not supported by the REST bridge; send transactions to /multi-exec`;
   }
   if (REFUSED.has(name)) return `ERR ${name} is not supported by the REST bridge`;
-  if (name === "CLIENT" && argText(command[1]) === "REPLY") {
-    return "ERR CLIENT REPLY is not supported by the REST bridge";
+  const family = FAMILIES[name];
+  const sub = family ? nameOf(command[1]) : "";
+  if (family?.state.includes(sub)) return `ERR ${name} ${sub} is not supported by the REST bridge`;
+  if (allowAdmin || !(ADMIN.has(name) || (family && !family.allowed.includes(sub)))) {
+    return undefined;
   }
-  return undefined;
+  // Only names from the tables above are echoed: arguments may be values.
+  const shown = family?.admin.includes(sub) ? `${name} ${sub}` : name;
+  return (
+    `ERR command not allowed through the bridge: ${shown} ` +
+    "(start it with allowAdminCommands / --allow-admin-commands)"
+  );
+}
+
+/** Whether `host` only listens on this machine: `127.0.0.0/8`, `::1` or `localhost`. */
+export function isLoopbackHost(host: string): boolean {
+  if (host.toLowerCase() === "localhost") return true;
+  const family = isIP(host);
+  if (family === 0) return false; // another hostname, or "" (which listens everywhere)
+  const loopback = new BlockList(); // it also knows `::ffff:127.0.0.1` and `0:0:0:0:0:0:0:1`
+  loopback.addSubnet("127.0.0.0", 8, "ipv4");
+  loopback.addAddress("::1", "ipv6");
+  return loopback.check(host, family === 6 ? "ipv6" : "ipv4");
 }
 
 function isBlocking(command: readonly RespArg[]): boolean {
-  const name = argText(command[0]);
+  const name = nameOf(command[0]);
   if (BLOCKING.has(name)) return true;
   if (name !== "XREAD" && name !== "XREADGROUP") return false;
   for (const arg of command.slice(1)) {
@@ -222,17 +311,32 @@ function sha256(value: string): Buffer {
  * Routes: `POST /` (JSON command), `GET|POST /cmd/arg/...` (path form), `POST /pipeline`,
  * `POST /multi-exec`. Honors `Upstash-Encoding: base64`. Ordinary commands share one
  * pipelined Redis connection; blocking commands get a short-lived one of their own.
+ * Server-administration commands are refused unless
+ * {@link RestBridgeOptions.allowAdminCommands}: in a pipeline the refused entry answers
+ * `{error}` and the others run; a transaction holding one is refused whole, before anything
+ * runs. Lua scripts are not inspected, and Redis 7 still lets them run FLUSHALL, FLUSHDB,
+ * SWAPDB and MIGRATE: where that matters, connect as a Redis user whose ACL denies those.
  *
+ * @throws {TypeError} for an empty token, a token under 16 characters on a non-loopback
+ * `host`, a bad port or Redis URL.
  * @example
- * const bridge = await startRestBridge({ redisUrl: "redis://127.0.0.1:6379", token: "dev" });
+ * const token = randomBytes(24).toString("base64url");
+ * const bridge = await startRestBridge({ redisUrl: "redis://127.0.0.1:6379", token });
  * const redis = new Redis({ url: bridge.url, token: bridge.token });
  * await bridge.close();
  */
 export async function startRestBridge(options: RestBridgeOptions): Promise<RestBridge> {
   const { redisUrl, token, port = 0, host = "127.0.0.1", onError } = options;
   const maxBodyBytes = options.maxBodyBytes ?? 10 * 1024 * 1024;
+  const allowAdmin = options.allowAdminCommands === true;
   if (typeof token !== "string" || token.length === 0) {
     throw new TypeError("startRestBridge: `token` must be a non-empty string");
+  }
+  if (token.length < MIN_TOKEN_LENGTH && !isLoopbackHost(host)) {
+    throw new TypeError(
+      `startRestBridge: \`token\` must be at least ${MIN_TOKEN_LENGTH} characters ` +
+        `when \`host\` is not a loopback address (got host ${JSON.stringify(host)})`,
+    );
   }
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new TypeError("startRestBridge: `port` must be an integer from 0 to 65535");
@@ -264,8 +368,10 @@ export async function startRestBridge(options: RestBridgeOptions): Promise<RestB
     }
   };
 
+  const refuse = (command: readonly RespArg[]) => refusal(command, allowAdmin);
+
   const single = async (res: ServerResponse, command: RespArg[], base64: boolean) => {
-    const refused = refusal(command);
+    const refused = refuse(command);
     if (refused) throw new HttpError(400, refused);
     const run = (redis: RespConnection) => redis.batch([command]);
     const [reply = null] = isBlocking(command) ? await isolated(res, run) : await run(shared);
@@ -274,7 +380,7 @@ export async function startRestBridge(options: RestBridgeOptions): Promise<RestB
   };
 
   const pipeline = async (res: ServerResponse, commands: RespArg[][], base64: boolean) => {
-    const refused = commands.map(refusal);
+    const refused = commands.map(refuse);
     const runnable = commands.filter((_, i) => refused[i] === undefined);
     // Keep the pipeline's order: if one command may block, the whole batch moves off `shared`.
     const run = (redis: RespConnection) =>
@@ -290,7 +396,7 @@ export async function startRestBridge(options: RestBridgeOptions): Promise<RestB
 
   const multiExec = async (res: ServerResponse, commands: RespArg[][], base64: boolean) => {
     commands.forEach((command, i) => {
-      const refused = refusal(command);
+      const refused = refuse(command);
       if (refused) throw new HttpError(400, `${refused} (command ${i + 1})`);
     });
     // One write keeps MULTI ... EXEC contiguous on the shared connection, hence atomic.

@@ -1,14 +1,16 @@
 #!/usr/bin/env node
+import { randomBytes } from "node:crypto";
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { type RestBridge, startRestBridge } from "./bridge.js";
+import { MIN_TOKEN_LENGTH } from "../hono/secret.js";
+import { isLoopbackHost, type RestBridge, startRestBridge } from "./bridge.js";
 import { type RedisServer, startRedisServer } from "./redis-server.js";
 
 const HELP = `Usage:
-  edgecache bridge [--redis URL] [--port N] [--host H] [--token T]
+  edgecache bridge [--redis URL] [--port N] [--host H] [--token T] [--allow-admin-commands]
       Serve the Upstash Redis REST protocol in front of a Redis server.
-  edgecache dev [--port N] [--host H] [--token T] [--redis-server PATH]
+  edgecache dev [--port N] [--host H] [--token T] [--redis-server PATH] [--allow-admin-commands]
       Start a throwaway redis-server (in memory) plus the bridge, for local development.
 
 Options:
@@ -17,7 +19,14 @@ Options:
   --host H              Interface to listen on                          [default: 127.0.0.1]
   --token T             Bearer token clients must send; prefer the EDGECACHE_BRIDGE_TOKEN
                         environment variable, which other users cannot see in \`ps\`.
-                        Required for \`bridge\`; \`dev\` defaults to "dev".
+                        Without one, a random token is made and printed at startup.
+                        At least ${MIN_TOKEN_LENGTH} characters unless --host is loopback.
+  --allow-admin-commands
+                        Let clients run server administration (FLUSHALL, FLUSHDB, CONFIG,
+                        SHUTDOWN, ACL, CLIENT KILL, DEBUG, SCRIPT FLUSH, ...), e.g. for a
+                        test suite that resets the server. Refused by default; \`dev\` then
+                        also denies its redis-server's default user the admin commands
+                        Lua scripts could still run (FLUSHALL, FLUSHDB, SWAPDB, MIGRATE, ...).
   --redis-server PATH   redis-server executable for \`dev\`               [default: from PATH]
   -h, --help            Show this help.
 
@@ -27,15 +36,17 @@ Clients connect with UPSTASH_REDIS_REST_URL=<printed URL> and UPSTASH_REDIS_REST
 /** A command line, parsed by {@link parseCliArgs}. */
 export type CliCommand =
   | { kind: "help" }
-  | { kind: "bridge"; redisUrl: string; port: number; host: string; token: string }
-  | {
-      kind: "dev";
-      port: number;
-      host: string;
-      token: string;
-      tokenIsDefault: boolean;
-      redisServerPath: string | undefined;
-    };
+  | ({ kind: "bridge"; redisUrl: string } & ServeOptions)
+  | ({ kind: "dev"; redisServerPath: string | undefined } & ServeOptions);
+
+/** What `bridge` and `dev` share. */
+interface ServeOptions {
+  port: number;
+  host: string;
+  /** Undefined when none was given: {@link main} makes a random one and prints it. */
+  token: string | undefined;
+  allowAdminCommands: boolean;
+}
 
 /** The command line is wrong; the message says how, without echoing secrets. */
 export class CliUsageError extends Error {
@@ -62,7 +73,8 @@ function parsePort(text: string | undefined): number {
 
 /**
  * Parses `edgecache` arguments (without the `node` and script entries).
- * @throws {CliUsageError} on unknown options, a missing subcommand or a missing token.
+ * @throws {CliUsageError} on unknown options, a missing subcommand, or a token under 16
+ * characters with a non-loopback `--host`.
  */
 export function parseCliArgs(
   argv: readonly string[],
@@ -82,33 +94,24 @@ export function parseCliArgs(
   const host = values.host ?? "127.0.0.1";
   const token = values.token ?? env.EDGECACHE_BRIDGE_TOKEN;
   if (token === "") throw new CliUsageError("The token must not be empty");
+  if (token !== undefined && token.length < MIN_TOKEN_LENGTH && !isLoopbackHost(host)) {
+    throw new CliUsageError(
+      `The token must be at least ${MIN_TOKEN_LENGTH} characters when --host is not loopback ` +
+        "(or leave it out to get a random one)",
+    );
+  }
+  const serve = { port, host, token, allowAdminCommands: values["allow-admin-commands"] === true };
   switch (subcommand) {
     case "bridge":
-      if (token === undefined) {
-        throw new CliUsageError("A token is required: --token or EDGECACHE_BRIDGE_TOKEN");
-      }
       if (values["redis-server"] !== undefined) {
         throw new CliUsageError("--redis-server only applies to `edgecache dev`");
       }
-      return {
-        kind: "bridge",
-        redisUrl: values.redis ?? "redis://127.0.0.1:6379",
-        port,
-        host,
-        token,
-      };
+      return { kind: "bridge", redisUrl: values.redis ?? "redis://127.0.0.1:6379", ...serve };
     case "dev":
       if (values.redis !== undefined) {
         throw new CliUsageError("`edgecache dev` starts its own Redis; use `bridge` for --redis");
       }
-      return {
-        kind: "dev",
-        port,
-        host,
-        token: token ?? "dev",
-        tokenIsDefault: token === undefined,
-        redisServerPath: values["redis-server"],
-      };
+      return { kind: "dev", redisServerPath: values["redis-server"], ...serve };
     case undefined:
       throw new CliUsageError("Missing command: `bridge` or `dev`");
     default:
@@ -126,6 +129,7 @@ function parseOptions(argv: readonly string[]) {
       port: { type: "string" },
       host: { type: "string" },
       token: { type: "string" },
+      "allow-admin-commands": { type: "boolean" },
       "redis-server": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -144,6 +148,24 @@ function describeRedis(url: string): string {
     return "(invalid URL)";
   }
 }
+
+/**
+ * Admin commands Redis 7 still lets a Lua script run (they lack the `noscript` flag, unlike
+ * CONFIG, SHUTDOWN, ACL, DEBUG, ...): `dev` denies them to its server's default user, so an
+ * EVAL through the bridge cannot do what the bridge refuses.
+ */
+const SCRIPT_REACHABLE_ADMIN = [
+  "flushall",
+  "flushdb",
+  "swapdb",
+  "migrate",
+  "slowlog",
+  "pfdebug",
+  "pfselftest",
+];
+const DEV_ACL = ["--user", "default", "on", "nopass", "~*", "&*", "+@all"].concat(
+  SCRIPT_REACHABLE_ADMIN.map((command) => `-${command}`),
+);
 
 /** The bridge connects lazily; one PING at startup turns a typo in --redis into a clear hint. */
 async function warnIfRedisUnreachable(bridge: RestBridge, io: CliIo): Promise<void> {
@@ -199,22 +221,35 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo()): Pr
   let redis: RedisServer | undefined;
   let bridge: RestBridge | undefined;
   try {
+    const { allowAdminCommands } = command;
     if (command.kind === "dev") {
-      redis = await startRedisServer({ path: command.redisServerPath });
+      const args = allowAdminCommands ? [] : DEV_ACL;
+      redis = await startRedisServer({ path: command.redisServerPath, args });
       io.stdout(`redis-server: ${redis.url} (in memory, discarded on exit)`);
     }
     const redisUrl = command.kind === "dev" ? (redis?.url ?? "") : command.redisUrl;
+    const token = command.token ?? randomBytes(24).toString("base64url");
     bridge = await startRestBridge({
       redisUrl,
-      token: command.token,
+      token,
       port: command.port,
       host: command.host,
+      allowAdminCommands,
     });
     io.stdout(`edgecache REST bridge for ${describeRedis(redisUrl)} listening on ${bridge.url}`);
-    await warnIfRedisUnreachable(bridge, io);
-    if (command.kind === "dev" && command.tokenIsDefault) {
-      io.stdout(`token: "dev" (the default; pass --token to change it)`);
+    io.stdout(`UPSTASH_REDIS_REST_URL=${bridge.url}`);
+    if (command.token === undefined) {
+      // Printed once, as asked for by leaving the token out; a given token is never printed.
+      io.stdout(`UPSTASH_REDIS_REST_TOKEN=${token}`);
+      io.stdout("(a random token for this run; pass --token or EDGECACHE_BRIDGE_TOKEN to fix one)");
     }
+    if (allowAdminCommands) {
+      io.stderr(
+        "edgecache: warning: --allow-admin-commands lets any token holder run FLUSHALL, " +
+          "CONFIG, SHUTDOWN and other server administration",
+      );
+    }
+    await warnIfRedisUnreachable(bridge, io);
     if (!io.signal.aborted) {
       await new Promise((resolve) => io.signal.addEventListener("abort", resolve, { once: true }));
     }
