@@ -1,5 +1,9 @@
 import SuperJSON from "superjson";
+import { type Flavor, unencodable } from "./encodable.js";
 import { InvalidOptionError, SerializationError } from "./errors.js";
+
+// Its home is src/util/text.ts; re-exported for the modules that import it from here.
+export { utf8Length } from "./util/text.js";
 
 /**
  * Turns values into strings and back. Serialization happens once, in the cache: stores only
@@ -27,37 +31,77 @@ export interface Serializer {
   deserialize(text: string): unknown;
 }
 
-/** Built-in serializer names, or your own {@link Serializer}. */
+/**
+ * Built-in serializer names, or your own {@link Serializer}.
+ *
+ * The built-in ones check a value before encoding it and refuse, with `SerializationError`
+ * (`EC_SERIALIZE`), anything that would not read back the same, naming its type and where
+ * it sits: `value.avatar: Blob`, `value[3]: NaN`, `value.m: Map` (object keys are printed;
+ * values never are). Custom serializers are not checked: what they carry is up to them.
+ *
+ * `"superjson"` carries JSON plus `undefined`, `NaN`, `±Infinity`, `-0`, BigInts, Dates,
+ * RegExps, URLs, Maps, Sets, Errors (as an `Error` with `name`, `message` and `cause`),
+ * the typed arrays Int8Array to Float64Array (float ones without `NaN`/`±Infinity`, which
+ * would read back as 0), symbols and classes registered with `SuperJSON.registerSymbol` /
+ * `registerClass`, values with a `registerCustom` transformer, shared references and
+ * cycles. It refuses Invalid Dates, functions, other symbols, array holes, Node's `Buffer`
+ * and 64-bit typed arrays, keys `__proto__`, `constructor` and `prototype`, and every other
+ * built-in object (`ArrayBuffer`, `DataView`, `Blob`, `File`, `ReadableStream`, `Request`,
+ * `Response`, `Headers`, `FormData`, `URLSearchParams`, `WeakMap`, `WeakSet`, `Promise`,
+ * boxed primitives...; any object whose `Object.prototype.toString` tag is not `Object`).
+ *
+ * `"json"` carries what `JSON.parse(JSON.stringify(v))` gives back unchanged, and Dates:
+ * an object with a `toJSON` method is stored as what `toJSON` returns, so a Date reads back
+ * as its ISO string (and a URL as its href). Properties set to `undefined` are left out.
+ * It refuses `NaN`, `±Infinity`, BigInts, `undefined` in arrays, array holes, functions,
+ * symbols, Invalid Dates, cycles, and built-in objects without `toJSON` (Maps, Sets,
+ * Errors, RegExps, typed arrays, Blobs...). A shared object is written once per reference
+ * and reads back as separate copies.
+ *
+ * Class instances: under either serializer, an instance of a class of your own (not
+ * registered with superjson) reads back as a plain object with its own enumerable
+ * properties; its prototype (methods, getters) and `#private` fields are lost. superjson
+ * hands such an instance to `JSON.stringify` as it is, so a Date, URL, Map, Set, BigInt or
+ * `NaN` inside it is refused too: register the class (`SuperJSON.registerClass(User)`,
+ * from the `superjson` package) to read it back as a `User` (its constructor is not run),
+ * or store a plain object. Under both, symbol-keyed and non-enumerable properties, and
+ * extra properties of arrays, are left out, and `-0` inside a typed array or under `"json"`
+ * reads back as `0`.
+ */
 export type SerializerOption = "superjson" | "json" | Serializer;
 
-// JSON.stringify drops functions and symbols without a word; a cache that silently stores
-// `{}` for them would hand back a different value than it was given, so refuse instead.
-function rejectUnencodable(this: unknown, _key: string, value: unknown): unknown {
-  const t = typeof value;
-  if (t === "function" || t === "symbol") {
-    throw new SerializationError(`values of type ${t} cannot be cached`);
-  }
-  return value;
+/** Refuses a value the serializer would not give back the same (see {@link unencodable}). */
+function refuse(value: unknown, flavor: Flavor): void {
+  const problem = unencodable(value, flavor);
+  if (problem !== undefined) throw new SerializationError(problem);
 }
 
-function wrap(fn: () => string): string {
+function wrap(flavor: Flavor, fn: () => string): string {
   try {
     return fn();
   } catch (err) {
     if (err instanceof SerializationError) throw err;
-    // The native message may quote part of the value (e.g. a BigInt); keep only its kind.
+    // The native message may quote part of the value; keep only its kind. What the walk lets
+    // through and the encoder still refuses: a getter that throws, a value too deep or too big.
     const kind = err instanceof Error ? err.name : "error";
-    throw new SerializationError(`the value cannot be encoded (${kind})`);
+    throw new SerializationError(
+      `the value cannot be encoded by the "${flavor}" serializer (${kind}${kind === "RangeError" ? ": nested too deeply or too large" : ""})`,
+    );
   }
 }
 
-/** superjson: Dates, Maps, Sets, BigInts, RegExps, typed arrays, `undefined` and cycles survive. */
+/**
+ * superjson: Dates, Maps, Sets, BigInts, RegExps, URLs, Errors, typed arrays, `NaN`,
+ * `Infinity`, `-0`, `undefined`, shared references and cycles survive. Values it would not
+ * give back the same are refused (see {@link SerializerOption}).
+ */
 export const superjsonSerializer: Serializer = {
   name: "sj",
   serialize(value) {
-    return wrap(() => {
+    refuse(value, "superjson");
+    return wrap("superjson", () => {
       const { json, meta } = SuperJSON.serialize(value);
-      return JSON.stringify(meta === undefined ? { json } : { json, meta }, rejectUnencodable);
+      return JSON.stringify(meta === undefined ? { json } : { json, meta });
     });
   },
   deserialize(text) {
@@ -69,12 +113,16 @@ export const superjsonSerializer: Serializer = {
   },
 };
 
-/** Plain JSON: fastest, but Dates become strings and Maps/Sets/BigInts are not supported. */
+/**
+ * Plain JSON: fastest; Dates (and other objects with `toJSON`) become what `toJSON` returns.
+ * Values JSON would not give back the same are refused (see {@link SerializerOption}).
+ */
 export const jsonSerializer: Serializer = {
   name: "json",
   serialize(value) {
-    return wrap(() => {
-      const text = JSON.stringify(value, rejectUnencodable) as string | undefined;
+    refuse(value, "json");
+    return wrap("json", () => {
+      const text = JSON.stringify(value) as string | undefined;
       if (text === undefined) throw new SerializationError("the value cannot be encoded as JSON");
       return text;
     });
@@ -106,26 +154,4 @@ export function resolveSerializer(option: SerializerOption | undefined): Seriali
     );
   }
   return option;
-}
-
-/**
- * UTF-8 length of a string without allocating; the size that L1 budgets and `maxValueBytes`
- * count, and what crosses the wire.
- */
-export function utf8Length(text: string): number {
-  let bytes = text.length;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x80) continue;
-    if (c < 0x800) bytes += 1;
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
-      const next = text.charCodeAt(i + 1);
-      // A valid surrogate pair is 4 bytes for 2 UTF-16 units.
-      if (next >= 0xdc00 && next <= 0xdfff) {
-        bytes += 2;
-        i++;
-      } else bytes += 2;
-    } else bytes += 2;
-  }
-  return bytes;
 }
