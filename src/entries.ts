@@ -1,4 +1,4 @@
-import { type Serializer, utf8Length } from "./codec.js";
+import type { Serializer } from "./codec.js";
 import {
   InvalidKeyError,
   InvalidOptionError,
@@ -8,6 +8,7 @@ import {
 import type { Negative } from "./local.js";
 import { MAX_TTL, type StoreWrite } from "./store.js";
 import type { SetOptions } from "./types.js";
+import { isWellFormed, utf8Length } from "./util/text.js";
 
 /** What `decode` answers for anything that is not a value this cache wrote. */
 export const MISS: unique symbol = Symbol("miss");
@@ -36,7 +37,11 @@ export const tagKey = (tag: string): string => `${RESERVED}t:${tag}`;
 const MAX_TAGS = 64;
 const MAX_TAG_LENGTH = 256;
 
-/** Validates tags: non-empty strings of at most 256 characters, at most 64, deduplicated. */
+/**
+ * Validates tags: non-empty, well-formed strings of at most 256 characters, at most 64,
+ * deduplicated. A tag names a Redis key, so a lone surrogate (which UTF-8 turns into
+ * U+FFFD) is refused like any other bad tag, with `EC_INVALID_OPTION`.
+ */
 export function checkTags(tags: unknown, key?: string): readonly string[] | undefined {
   if (tags === undefined) return undefined;
   const where = key === undefined ? {} : { key };
@@ -48,6 +53,12 @@ export function checkTags(tags: unknown, key?: string): readonly string[] | unde
     if (typeof tag !== "string" || tag.length === 0 || tag.length > MAX_TAG_LENGTH) {
       throw new InvalidOptionError(
         `tags must be non-empty strings of at most ${MAX_TAG_LENGTH} characters`,
+        where,
+      );
+    }
+    if (!isWellFormed(tag)) {
+      throw new InvalidOptionError(
+        "tags must be well-formed Unicode: no lone surrogates (U+D800 to U+DFFF)",
         where,
       );
     }
@@ -153,12 +164,22 @@ export class Entries {
     );
   }
 
+  /**
+   * Throws `InvalidKeyError` unless `key` is a non-empty, well-formed string within
+   * `maxKeyBytes`. Every key a caller hands in passes here first.
+   */
   checkKey(key: unknown, internal = false): asserts key is string {
     if (typeof key !== "string") throw new InvalidKeyError("keys must be strings");
     if (key.length === 0) throw new InvalidKeyError("keys must not be empty");
     // U+0000 first: reserved (RESERVED); a char code test keeps the hot path cheap.
     if (key.charCodeAt(0) === 0 && !internal) {
       throw new InvalidKeyError("keys must not start with U+0000 (reserved by edgecache)");
+    }
+    // UTF-8 writes a lone surrogate as U+FFFD: "\uD800", "\uDC00" and "\uFFFD" would be one key.
+    if (!isWellFormed(key)) {
+      throw new InvalidKeyError(
+        "keys must be well-formed Unicode: no lone surrogates (U+D800 to U+DFFF)",
+      );
     }
     // UTF-8 needs at most 3 bytes per UTF-16 unit; only long keys need counting.
     if (key.length * 3 > this.#maxKeyBytes && utf8Length(key) > this.#maxKeyBytes) {
@@ -180,7 +201,7 @@ export class Entries {
     let tags: readonly string[] | undefined;
     let propagate = true;
     if (options !== undefined) {
-      if (typeof options !== "object" || options === null) {
+      if (typeof options !== "object" || options === null || Array.isArray(options)) {
         throw new InvalidOptionError("set options must be an object", { key });
       }
       if (options.ttl !== undefined) ttl = checkTtl(options.ttl, key);

@@ -17,11 +17,18 @@
 
 /** Stable, machine-readable error codes. */
 export type EdgeCacheErrorCode =
-  /** A key is not a non-empty string within `maxKeyBytes`. */
+  /**
+   * A key is not a non-empty, well-formed string (no lone surrogates, which UTF-8 would turn
+   * into U+FFFD) within `maxKeyBytes`.
+   */
   | "EC_INVALID_KEY"
   /** A call or constructor option is out of range or of the wrong type. */
   | "EC_INVALID_OPTION"
-  /** The value cannot be encoded by the configured serializer (functions, symbols, cycles, `undefined`). */
+  /**
+   * The value cannot be encoded by the configured serializer, or would not read back the
+   * same (a `Blob`, a `WeakMap`, `NaN` under `"json"`, `undefined`...). The message names the
+   * type and its path, e.g. `value.avatar: Blob`, never the value.
+   */
   | "EC_SERIALIZE"
   /** The encoded value is larger than `maxValueBytes`. */
   | "EC_VALUE_TOO_LARGE"
@@ -80,7 +87,10 @@ export class EdgeCacheError extends Error {
   }
 }
 
-/** A key was empty, not a string, or longer than `maxKeyBytes`. Nothing was read or written. */
+/**
+ * A key was empty, not a string, not well-formed (a lone surrogate), or longer than
+ * `maxKeyBytes`. Nothing was read or written.
+ */
 export class InvalidKeyError extends EdgeCacheError {
   constructor(message: string, options?: EdgeCacheErrorOptions) {
     super("EC_INVALID_KEY", message, options);
@@ -96,7 +106,10 @@ export class InvalidOptionError extends EdgeCacheError {
   }
 }
 
-/** The value could not be encoded. Nothing was written to L1 or L2. */
+/**
+ * The value could not be encoded, or would not read back the same through the serializer.
+ * Nothing was written to L1 or L2.
+ */
 export class SerializationError extends EdgeCacheError {
   constructor(message: string, options?: EdgeCacheErrorOptions) {
     super("EC_SERIALIZE", message, options);

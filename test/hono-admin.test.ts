@@ -438,6 +438,44 @@ describe("inspect", () => {
     expect(long.status).toBe(400);
     expect(await long.json()).toMatchObject({ error: "EC_INVALID_KEY" });
   });
+
+  it("answers 400, never 500, for keys and tags with lone surrogates, which would alias U+FFFD", async () => {
+    await cache.set("\uFFFD", "replacement", { tags: ["\uFFFD"] });
+    // A lone surrogate percent-encoded as if it were UTF-8 is not UTF-8: bad encoding.
+    for (const [method, path] of [
+      ["GET", "/_cache/keys/%ED%A0%80"],
+      ["DELETE", "/_cache/keys/%ED%A0%80"],
+      ["DELETE", "/_cache/keys/a%ED%B0%80b"],
+      ["DELETE", "/_cache/tags/%ED%A0%80"],
+    ] as const) {
+      const res = await call(path, withBearer({ method }));
+      expect(res.status, `${method} ${path}`).toBe(400);
+      expect(await res.json()).toMatchObject({ error: "invalid_encoding" });
+    }
+    // JSON bodies can carry them (`"\ud800"`): the cache refuses them with a typed error.
+    const keys = await call(
+      "/_cache/keys",
+      withBearer({ method: "DELETE", ...jsonBody({ keys: ["ok", "\uD800"] }) }),
+    );
+    expect(keys.status).toBe(400);
+    expect(await keys.json()).toEqual({
+      error: "EC_INVALID_KEY",
+      message: "keys must be well-formed Unicode: no lone surrogates (U+D800 to U+DFFF)",
+    });
+    const tags = await call(
+      "/_cache/tags",
+      withBearer({ method: "DELETE", ...jsonBody({ tags: ["\uDC00"] }) }),
+    );
+    expect(tags.status).toBe(400);
+    expect(await tags.json()).toMatchObject({ error: "EC_INVALID_OPTION" });
+    const ns = await call("/_cache/keys/k?ns=%ED%A0%80", withBearer());
+    expect(ns.status).toBe(404);
+    expect(await ns.json()).toMatchObject({ error: "unknown_namespace" });
+    // The U+FFFD entry and its tag are untouched.
+    const res = await call(key("\uFFFD"), withBearer());
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ key: "\uFFFD", value: "replacement" });
+  });
 });
 
 describe("delete and invalidate", () => {
