@@ -783,13 +783,24 @@ class EdgeCache implements Cache {
     const deadline = this.#now() + lock.wait;
     let delay = 10;
     let waited = false;
-    for (;;) {
+    for (let first = true; ; first = false) {
       let taken: boolean;
       const asking = this.#now();
       try {
-        const answer = await store.acquireLease(this.name, key, token, lock.ttl);
+        const asked = store.acquireLease(this.name, key, token, lock.ttl);
+        // The miss's first lease request gets what is left of one store timeout after its
+        // read: past that, L2 is too slow to arbitrate and this instance loads itself.
+        const answer = first ? await this.#withinTimeout(key, asked) : await asked;
+        if (answer === undefined) {
+          const late = asked.then(
+            (got) => (got === false ? undefined : store.releaseLease?.(this.name, key, token)),
+            () => undefined,
+          );
+          this.#keepAlive(late, o);
+          return this.#loadAndStore(key, loader, o, stale, background);
+        }
         this.#l2Spent.set(key, (this.#l2Spent.get(key) ?? 0) + this.#now() - asking);
-        if (answer === "repaired") this.#corrupt(1, key);
+        if (answer === "repaired") this.#corrupt(1, key, true);
         taken = answer !== false;
       } catch (err) {
         // L2 cannot arbitrate: load here rather than not at all.
@@ -971,6 +982,29 @@ class EdgeCache implements Cache {
     });
     await this.#fillWithin(key, fill, o);
     return { kind: "value", value };
+  }
+
+  /**
+   * `call`'s answer, or undefined when what is left of the store's timeout after the key's
+   * L2 calls so far runs out first.
+   */
+  async #withinTimeout<T>(key: string, call: Promise<T>): Promise<T | undefined> {
+    const limit = this.#store.timeout;
+    if (limit === undefined) return call;
+    const left = limit - (this.#l2Spent.get(key) ?? 0);
+    if (left <= 0) {
+      call.catch(() => {});
+      return undefined;
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const out = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), left);
+    });
+    try {
+      return await Promise.race([call, out]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /**
@@ -1298,7 +1332,7 @@ class EdgeCache implements Cache {
       );
       if (learning !== undefined) await learning;
       versions = result.version;
-      if (result.corrupt) this.#corrupt(result.corrupt, undefined);
+      if (result.corrupt) this.#corrupt(result.corrupt, undefined, true);
       if (!Array.isArray(versions) || versions.length !== prepared.length) {
         throw new StoreError("EC_STORE_ERROR", "store.set returned the wrong number of versions");
       }
@@ -1417,7 +1451,7 @@ class EdgeCache implements Cache {
     try {
       const result = await this.#store.delete(this.name, unique, meta);
       version = result.version;
-      if (result.corrupt) this.#corrupt(result.corrupt, undefined);
+      if (result.corrupt) this.#corrupt(result.corrupt, undefined, true);
       if (!Number.isSafeInteger(version)) {
         throw new StoreError("EC_STORE_ERROR", "store.delete returned no version");
       }
@@ -1454,7 +1488,7 @@ class EdgeCache implements Cache {
     try {
       const result = await this.#store.clear(this.name, meta);
       version = result.version;
-      if (result.corrupt) this.#corrupt(result.corrupt, undefined);
+      if (result.corrupt) this.#corrupt(result.corrupt, undefined, true);
       this.#written(result.changes, meta, started, epoch);
     } catch (err) {
       // Whether or not L2 applied it, an empty L1 is never wrong.
@@ -1604,16 +1638,19 @@ class EdgeCache implements Cache {
     return this.#copy === undefined ? value : this.#copy(value);
   }
 
-  #corrupt(count: number, key: string | undefined): void {
+  #corrupt(count: number, key: string | undefined, repaired = false): void {
     this.#stats.corrupt += count;
-    this.#absorb(
-      new CorruptEntryError(
-        count === 1
-          ? "an L2 entry could not be decoded; served as a miss"
-          : `${count} L2 entries could not be decoded; served as misses`,
-        key === undefined ? {} : { key },
-      ),
-    );
+    let message =
+      count === 1
+        ? "an L2 entry could not be decoded; served as a miss"
+        : `${count} L2 entries could not be decoded; served as misses`;
+    if (repaired) {
+      message =
+        key === undefined
+          ? "L2 held data under this namespace that edgecache never writes; it was reset (a clear)"
+          : "L2 held a lease edgecache never writes (no expiry, or another type); it was replaced";
+    }
+    this.#absorb(new CorruptEntryError(message, key === undefined ? {} : { key }));
   }
 
   #failed(err: unknown, op: string, keys: string[]): EdgeCacheError {

@@ -489,4 +489,17 @@ describe("getOrSet on a hung L2", () => {
     expect(took).toBeLessThan(T + 400); // two timeouts would be 1600
     await cache.close(); // waits for the background fill
   });
+
+  it("with lock: true too: a lease L2 cannot grant in time is not waited for", async () => {
+    const T = 800;
+    const cache = createCache({
+      store: upstashStore({ url: hangingUrl, token: "t" }, { timeout: T }),
+      namespace: freshNamespace("hung-lock"),
+      onError: () => {},
+    });
+    const started = Date.now();
+    expect(await cache.getOrSet("k", async () => "v", { lock: true })).toBe("v");
+    expect(Date.now() - started).toBeLessThan(T + 400); // read, lease and write: 2400
+    await cache.close();
+  });
 });
