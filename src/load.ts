@@ -1,6 +1,7 @@
 import { checkJitter, checkTags, checkTtl } from "./entries.js";
 import { InvalidOptionError } from "./errors.js";
 import type { GetOrSetOptions, Loader, NamespaceOptions } from "./types.js";
+import { isRecord } from "./util/check.js";
 
 /** {@link GetOrSetOptions} resolved against a namespace's defaults. */
 export interface LoadSettings {
@@ -53,8 +54,13 @@ export function resolveLoad(
   base?: LoadSettings,
   key?: string,
 ): LoadSettings {
-  if (typeof options !== "object" || options === null) {
-    throw new InvalidOptionError("getOrSet options must be an object", key ? { key } : {});
+  if (!isRecord(options)) {
+    throw new InvalidOptionError(
+      key === undefined
+        ? "namespace options must be an object"
+        : "getOrSet options must be an object",
+      key === undefined ? {} : { key },
+    );
   }
   const loader = "loader" in options ? options.loader : base?.loader;
   if (loader !== undefined && typeof loader !== "function") {
@@ -69,7 +75,7 @@ export function resolveLoad(
   if (options.lock !== undefined) {
     if (options.lock === false) lock = undefined;
     else if (options.lock === true) lock = { ttl: LOCK_TTL, wait: LOCK_TTL };
-    else if (typeof options.lock === "object" && options.lock !== null) {
+    else if (isRecord(options.lock)) {
       const lockTtl = optionalMs("lock.ttl", options.lock.ttl, key) ?? LOCK_TTL;
       lock = { ttl: lockTtl, wait: optionalMs("lock.wait", options.lock.wait, key) ?? lockTtl };
     } else {

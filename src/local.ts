@@ -1,5 +1,6 @@
 import { LRUCache } from "lru-cache";
 import { InvalidOptionError } from "./errors.js";
+import { isRecord, positiveInt } from "./util/check.js";
 
 /** One L1 entry. The cache checks `expiresAt` itself, so a {@link LocalCache} needs no timers. */
 export interface LocalEntry {
@@ -86,14 +87,6 @@ export interface LocalOptions {
   cache?: LocalCache;
 }
 
-const positiveInt = (name: string, value: unknown, fallback: number): number => {
-  const v = value ?? fallback;
-  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1) {
-    throw new InvalidOptionError(`local.${name} must be a positive integer`);
-  }
-  return v;
-};
-
 /**
  * The built-in L1: an `lru-cache` bounded by entries and bytes. It is used without
  * lru-cache's TTL machinery (which relies on timers that a Workers isolate may never run);
@@ -105,8 +98,8 @@ class LruLocal extends LRUCache<string, LocalEntry> implements LocalCache {
 
   constructor(options: Pick<LocalOptions, "maxItems" | "maxBytes">) {
     super({
-      max: positiveInt("maxItems", options.maxItems, 10_000),
-      maxSize: positiveInt("maxBytes", options.maxBytes, 32 << 20),
+      max: positiveInt("local.maxItems", options.maxItems, 10_000),
+      maxSize: positiveInt("local.maxBytes", options.maxBytes, 32 << 20),
       sizeCalculation: (entry) => Math.max(1, entry.size),
     });
   }
@@ -136,8 +129,7 @@ export function lruLocal(options: Pick<LocalOptions, "maxItems" | "maxBytes"> = 
 
 function isLocalCache(v: unknown): v is LocalCache {
   return (
-    typeof v === "object" &&
-    v !== null &&
+    isRecord(v) &&
     typeof (v as LocalCache).get === "function" &&
     typeof (v as LocalCache).set === "function" &&
     typeof (v as LocalCache).delete === "function" &&
@@ -159,16 +151,16 @@ export function resolveLocal(
   if (option === false) return undefined;
   if (isLocalCache(option))
     return { cache: option, ttl: Number.POSITIVE_INFINITY, copy: undefined };
-  const o = option ?? {};
-  if (typeof o !== "object" || o === null) {
+  const o: LocalOptions = option === undefined ? {} : option;
+  if (!isRecord(o)) {
     throw new InvalidOptionError(
       "local must be false, a LocalCache or { maxItems, maxBytes, ... }",
     );
   }
   let ttl = Number.POSITIVE_INFINITY;
   if (o.ttl !== undefined) {
-    if (typeof o.ttl !== "number" || !(o.ttl > 0)) {
-      throw new InvalidOptionError("local.ttl must be a positive number of ms");
+    if (typeof o.ttl !== "number" || !Number.isFinite(o.ttl) || !(o.ttl > 0)) {
+      throw new InvalidOptionError("local.ttl must be a finite number of ms > 0");
     }
     ttl = o.ttl;
   }

@@ -2,10 +2,11 @@ import { resolveSerializer, type Serializer } from "./codec.js";
 import { checkJitter, checkTtl } from "./entries.js";
 import { type EdgeCacheError, InvalidOptionError } from "./errors.js";
 import { type ResolvedLocal, resolveLocal } from "./local.js";
-import { consoleLogger, type Logger, silentLogger } from "./logger.js";
+import { consoleLogger, GuardedLogger, isLogger, type Logger, silentLogger } from "./logger.js";
 import { NAMESPACE_PATTERN, type Store } from "./store.js";
 import { resolveSync, type SyncSettings } from "./sync/stamps.js";
 import type { CacheOptions } from "./types.js";
+import { isRecord, nonNegative, positiveInt } from "./util/check.js";
 
 /** {@link CacheOptions}, validated and with their defaults. */
 export interface ResolvedOptions {
@@ -27,17 +28,55 @@ export interface ResolvedOptions {
 
 const INSTANCE_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
 
-function positiveInt(value: unknown, fallback: number, name: string): number {
-  const v = value ?? fallback;
-  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1) {
-    throw new InvalidOptionError(`${name} must be a positive integer`);
+/** Default of `logInterval`: one line per level and code per minute. */
+const LOG_INTERVAL = 60_000;
+
+/**
+ * The `logger` option as the cache writes through it: validated, then guarded so that it
+ * never throws and repeats are rate-limited (see {@link GuardedLogger}).
+ */
+function resolveLogger(option: unknown, now: () => number, interval: number): Logger {
+  if (option === false) return silentLogger;
+  if (option !== undefined && !isLogger(option)) {
+    throw new InvalidOptionError(
+      "logger must be false or an object with warn and error methods (debug and info optional)",
+    );
   }
-  return v;
+  return new GuardedLogger(option ?? consoleLogger("warn"), now, interval);
+}
+
+/**
+ * The `onError` hook as the cache calls it. A hook that throws is caught by the cache; one
+ * that returns a rejected promise is caught here, so it cannot become an unhandled
+ * rejection (which ends a Node process).
+ */
+function resolveOnError(
+  hook: ((error: EdgeCacheError) => void) | undefined,
+  logger: Logger,
+): ((error: EdgeCacheError) => void) | undefined {
+  if (hook === undefined) return undefined;
+  return (error) => {
+    const result: unknown = hook(error);
+    if (typeof (result as PromiseLike<unknown> | undefined)?.then === "function") {
+      (result as Promise<unknown>).then(undefined, (hookError: unknown) => {
+        logger.error("onError threw", { name: (hookError as Error | undefined)?.name });
+      });
+    }
+  };
+}
+
+/** The `breaker` option's shape; its values are checked by `resolveBreaker`. */
+function checkBreaker(option: unknown): void {
+  if (option === undefined || option === false) return;
+  const o = option as { threshold?: unknown; cooldown?: unknown };
+  if (!isRecord(o) || o.threshold === null || o.cooldown === null) {
+    throw new InvalidOptionError("breaker must be false or { threshold, cooldown }");
+  }
 }
 
 /** Validates `createCache` options: configuration errors throw here, at setup. */
 export function resolveOptions(options: CacheOptions): ResolvedOptions {
-  if (typeof options !== "object" || options === null) {
+  if (!isRecord(options)) {
     throw new InvalidOptionError("createCache needs an options object with a store");
   }
   const { store } = options;
@@ -54,7 +93,7 @@ export function resolveOptions(options: CacheOptions): ResolvedOptions {
       "store must implement the Store interface (get, sync, set, delete, clear)",
     );
   }
-  const namespace = options.namespace ?? "default";
+  const namespace = options.namespace === undefined ? "default" : options.namespace;
   if (typeof namespace !== "string" || !NAMESPACE_PATTERN.test(namespace)) {
     throw new InvalidOptionError(
       "namespace must be 1-128 characters of letters, digits and _ . : / -",
@@ -66,14 +105,7 @@ export function resolveOptions(options: CacheOptions): ResolvedOptions {
   if (options.now !== undefined && typeof options.now !== "function") {
     throw new InvalidOptionError("now must be a function returning ms");
   }
-  const clockResolution = options.clockResolution ?? 0;
-  if (
-    typeof clockResolution !== "number" ||
-    !Number.isFinite(clockResolution) ||
-    clockResolution < 0
-  ) {
-    throw new InvalidOptionError("clockResolution must be a finite number of ms >= 0");
-  }
+  const clockResolution = nonNegative("clockResolution", options.clockResolution, 0);
   const { instanceId } = options;
   if (
     instanceId !== undefined &&
@@ -81,20 +113,27 @@ export function resolveOptions(options: CacheOptions): ResolvedOptions {
   ) {
     throw new InvalidOptionError("instanceId must be 1-64 of letters, digits, _ . : -");
   }
+  checkBreaker(options.breaker);
+  const now = options.now ?? Date.now;
+  const logger = resolveLogger(
+    options.logger,
+    now,
+    nonNegative("logInterval", options.logInterval, LOG_INTERVAL),
+  );
   return {
     store,
     namespace,
-    ttl: checkTtl(options.ttl ?? 60_000),
+    ttl: options.ttl === undefined ? 60_000 : checkTtl(options.ttl),
     local: resolveLocal(options.local),
     serializer: resolveSerializer(options.serializer),
-    maxKeyBytes: positiveInt(options.maxKeyBytes, 1024, "maxKeyBytes"),
-    maxValueBytes: positiveInt(options.maxValueBytes, 1 << 20, "maxValueBytes"),
-    logger: options.logger === false ? silentLogger : (options.logger ?? consoleLogger("warn")),
-    onError: options.onError,
-    now: options.now ?? Date.now,
+    maxKeyBytes: positiveInt("maxKeyBytes", options.maxKeyBytes, 1024),
+    maxValueBytes: positiveInt("maxValueBytes", options.maxValueBytes, 1 << 20),
+    logger,
+    onError: resolveOnError(options.onError, logger),
+    now,
     clockResolution,
     sync: resolveSync(options.sync),
     instanceId,
-    jitter: checkJitter(options.jitter ?? 0),
+    jitter: checkJitter(options.jitter === undefined ? 0 : options.jitter),
   };
 }

@@ -32,7 +32,10 @@ export interface CacheOptions {
   local?: false | LocalOptions | LocalCache;
   /**
    * How values are encoded for L2: `"superjson"` (Dates, Maps, Sets, BigInts survive),
-   * `"json"`, or your own {@link Serializer}.
+   * `"json"`, or your own {@link Serializer}. With the built-in ones, `set` refuses a value
+   * that would not read back the same (a `Blob`, a `WeakMap`, `NaN` under `"json"`...) with
+   * `SerializationError` (`EC_SERIALIZE`) naming where it sits, e.g. `value.avatar: Blob`;
+   * {@link SerializerOption} lists what each one carries.
    * @default "superjson"
    */
   serializer?: SerializerOption;
@@ -48,14 +51,29 @@ export interface CacheOptions {
    */
   maxValueBytes?: number;
   /**
-   * Diagnostics sink; `false` silences it.
+   * Diagnostics sink; `false` silences it. An object with `warn` and `error` methods
+   * (`debug` and `info` optional); anything else is refused at setup. A method that throws
+   * or rejects is ignored: logging never fails a read or a write. Repeated lines are
+   * rate-limited (see `logInterval`).
    * @default consoleLogger("warn")
    */
   logger?: Logger | false;
   /**
+   * Rate limit of log lines, in ms: the cache writes at most one line per level and error
+   * code in this interval (say, one `EC_STORE_UNAVAILABLE` warning a minute while L2 is
+   * down, however many reads fail). The first line after the interval says how many were
+   * dropped: `(41 similar suppressed in the last 60 s)` in the message, `{ suppressed: 41 }`
+   * in the meta. Measured on `now`, without timers. Each cache and each namespace counts
+   * its own. `0` writes every line. `onError` is never rate-limited.
+   * @default 60_000
+   */
+  logInterval?: number;
+  /**
    * Called with every error the cache absorbs instead of throwing: failed L2 reads (served
    * as misses) and corrupt L2 entries. Thrown errors (failed writes, bad input) are not
-   * passed here. When unset, absorbed errors go to `logger.warn`.
+   * passed here. It gets every error, without the rate limit of log lines. A hook that
+   * throws (or returns a promise that rejects) does not fail the read: the cache logs
+   * `onError threw` at error level instead. When unset, absorbed errors go to `logger.warn`.
    */
   onError?: (error: EdgeCacheError) => void;
   /**
@@ -265,9 +283,10 @@ export interface SetOptions {
   jitter?: number;
   /**
    * Tags of this entry: `invalidateTag(tag)` makes every entry with that tag a miss, on
-   * every instance within the staleness bound. Non-empty strings of at most 256
-   * characters; at most 64 per entry. Not available on a sharded store (its versions do not
-   * order writes across keys): there, tags are refused with `EC_INVALID_OPTION`.
+   * every instance within the staleness bound. Non-empty, well-formed strings (no lone
+   * surrogates) of at most 256 characters; at most 64 per entry. Not available on a sharded
+   * store (its versions do not order writes across keys): there, tags are refused with
+   * `EC_INVALID_OPTION`.
    */
   tags?: readonly string[];
 }

@@ -1,6 +1,7 @@
 import { InvalidOptionError } from "../errors.js";
 import { type HubOptions, type ResolvedHub, resolveHub } from "../hub/client.js";
 import type { ChangeBatch, ChangeRecord, SyncRequest } from "../store.js";
+import { isRecord } from "../util/check.js";
 
 /**
  * Options of cross-instance coherence (`createCache({ sync })`).
@@ -71,7 +72,8 @@ export interface SyncSettings {
 }
 
 const nonNegative = (name: string, value: unknown, fallback: number, integer = false): number => {
-  const v = value ?? fallback;
+  // Only `undefined` is "not set": `null` is a wrong shape like any other.
+  const v = value === undefined ? fallback : value;
   if (
     typeof v !== "number" ||
     !Number.isFinite(v) ||
@@ -85,11 +87,19 @@ const nonNegative = (name: string, value: unknown, fallback: number, integer = f
   return v;
 };
 
+/** The shape of `sync.hub`; its values are checked by `resolveHub`. */
+function checkHub(hub: unknown): HubOptions | undefined {
+  if (hub !== undefined && !isRecord(hub)) {
+    throw new InvalidOptionError("sync.hub must be an options object");
+  }
+  return hub as HubOptions | undefined;
+}
+
 /** Validates the `sync` option; `undefined` means coherence is off. */
 export function resolveSync(option: SyncOptions | false | undefined): SyncSettings | undefined {
   if (option === false) return undefined;
-  const o = option ?? {};
-  if (typeof o !== "object" || o === null) {
+  const o: SyncOptions = option === undefined ? {} : option;
+  if (!isRecord(o)) {
     throw new InvalidOptionError("sync must be false or an options object");
   }
   const batch = nonNegative("batch", o.batch, 1000, true);
@@ -109,7 +119,7 @@ export function resolveSync(option: SyncOptions | false | undefined): SyncSettin
     batch,
     refreshAhead,
     waitUntil: o.waitUntil,
-    hub: resolveHub(o.hub),
+    hub: resolveHub(checkHub(o.hub)),
   };
 }
 
