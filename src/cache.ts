@@ -1114,8 +1114,8 @@ class EdgeCache implements Cache {
       }
       return existing.group as unknown as Group<V>;
     }
-    const o = (options ?? {}) as NamespaceOptions;
-    if (typeof o !== "object" || o === null) {
+    const o = (options === undefined ? {} : options) as NamespaceOptions;
+    if (typeof o !== "object" || o === null || Array.isArray(o)) {
       throw new InvalidOptionError("namespace options must be an object");
     }
     const parent = this.#options;
@@ -1289,6 +1289,13 @@ class EdgeCache implements Cache {
     value: unknown,
     options?: Omit<SetOptions, "propagate">,
   ): Promise<void> {
+    if (
+      options !== undefined &&
+      (typeof options !== "object" || options === null || Array.isArray(options))
+    ) {
+      this.#entries.checkKey(key);
+      throw new InvalidOptionError("set options must be an object", { key });
+    }
     await this.setMany([[key, value, { ...options, propagate: "invalidate" }]]);
   }
 

@@ -6,7 +6,9 @@ import { createServer, type IncomingMessage, request, type Server } from "node:h
 import type { AddressInfo } from "node:net";
 import { inspect } from "node:util";
 import { Redis } from "@upstash/redis";
+import { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { cached } from "../src/hono/cached.js";
 import { createCache, type EdgeCacheError } from "../src/index.js";
 import { RedisClock } from "../src/stores/redis-clock.js";
 import { shardedStore } from "../src/stores/sharded.js";
@@ -501,5 +503,57 @@ describe("getOrSet on a hung L2", () => {
     expect(await cache.getOrSet("k", async () => "v", { lock: true })).toBe("v");
     expect(Date.now() - started).toBeLessThan(T + 400); // read, lease and write: 2400
     await cache.close();
+  });
+});
+
+describe("options of the wrong shape at the last entry points", () => {
+  it("setWithInvalidate and namespace refuse null and arrays as options", async () => {
+    const cache = createCache({
+      store: upstashStore({ url, token }),
+      namespace: freshNamespace("shape"),
+    });
+    for (const bad of [[], null, 5]) {
+      expect((await rejection(cache.setWithInvalidate("k", 1, bad as never))).code).toBe(
+        "EC_INVALID_OPTION",
+      );
+      expect(() => cache.namespace("n", bad as never)).toThrow(
+        expect.objectContaining({ code: "EC_INVALID_OPTION" }),
+      );
+    }
+    expect(await cache.get("k")).toBeUndefined();
+    await cache.close();
+  });
+});
+
+describe("logs while L2 is down", () => {
+  it("a Hono server with L2 down writes a few lines in all, not one or two per request", async () => {
+    const lines: unknown[][] = [];
+    const warn = console.warn;
+    console.warn = (...args: unknown[]) => {
+      lines.push(args);
+    };
+    try {
+      // The default logger and cached()'s default onError, as a user gets them.
+      const cache = createCache({
+        // Nothing listens on port 1: every L2 call fails at once.
+        store: upstashStore({ url: "http://127.0.0.1:1", token: "t" }, { timeout: 500 }),
+        namespace: freshNamespace("logs"),
+        breaker: false,
+      });
+      const app = new Hono();
+      app.get("/p", cached({ cache, ttl: 60_000 }), (c) => c.text("hello"));
+      app.delete("/p", cached({ cache, ttl: 60_000 }), (c) => c.text("gone"));
+      for (let i = 0; i < 20; i++) {
+        expect((await app.request("http://x/p")).status).toBe(200);
+        expect((await app.request("http://x/p", { method: "DELETE" })).status).toBe(200);
+      }
+      const kinds = new Set(lines.map((l) => `${(l[1] as { code?: string })?.code}|${l[0]}`));
+      expect(lines.length).toBeGreaterThan(0);
+      expect(lines.length).toBe(kinds.size); // each kind of line once
+      expect(lines.length).toBeLessThanOrEqual(4);
+      await cache.close();
+    } finally {
+      console.warn = warn;
+    }
   });
 });

@@ -26,6 +26,7 @@
 import type { Context, MiddlewareHandler, Next } from "hono";
 import { checkTags, checkTtl } from "../entries.js";
 import { EdgeCacheError, InvalidOptionError } from "../errors.js";
+import { consoleLogger, GuardedLogger } from "../logger.js";
 import type { Cache, GetOrSetOptions, LoaderContext } from "../types.js";
 import {
   cacheStatus,
@@ -237,10 +238,20 @@ function namespaceDefault(cache: Cache, name: "ttl" | "staleWhileRevalidate" | "
   return typeof value === "number" ? value : undefined;
 }
 
-function defaultOnError(error: unknown): void {
-  if (error instanceof EdgeCacheError) {
-    console.warn(`edgecache/hono: ${error.code}: ${error.message}`);
-  } else console.warn("edgecache/hono: an error was absorbed", error);
+/**
+ * The default `onError`: a console line per error code per minute at most (an L2 outage
+ * must not write a line per request), naming an unexpected error's kind only.
+ */
+function defaultOnError(): (error: unknown) => void {
+  const log = new GuardedLogger(consoleLogger("warn"), Date.now, 60_000);
+  return (error) => {
+    if (error instanceof EdgeCacheError) {
+      log.warn(`edgecache/hono: ${error.code}: ${error.message}`, { code: error.code });
+    } else {
+      const name = error instanceof Error ? error.name : typeof error;
+      log.warn(`edgecache/hono: an error was absorbed (${name})`, { code: "unexpected" });
+    }
+  };
 }
 
 function resolve(options: CachedOptions): Settings {
@@ -339,7 +350,7 @@ function resolve(options: CachedOptions): Settings {
     },
     name,
     now: options.now ?? Date.now,
-    onError: options.onError ?? defaultOnError,
+    onError: options.onError ?? defaultOnError(),
   };
 }
 
