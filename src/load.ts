@@ -24,24 +24,33 @@ export interface LoadSettings {
 
 const LOCK_TTL = 10_000;
 
-function ms(name: string, value: unknown, key: string | undefined, zero = true): number {
+/** The longest delay a timer can wait (setTimeout fires at once past it, in every runtime). */
+export const MAX_TIMER = 2 ** 31 - 1;
+
+function ms(
+  name: string,
+  value: unknown,
+  key: string | undefined,
+  zero = true,
+  max = 2 ** 40,
+): number {
   if (
     typeof value !== "number" ||
     !Number.isFinite(value) ||
     value < 0 ||
     (!zero && value === 0) ||
-    value > 2 ** 40
+    value > max
   ) {
     throw new InvalidOptionError(
-      `${name} must be a finite number of ms${zero ? " >= 0" : " > 0"}`,
+      `${name} must be a number of ms${zero ? " >= 0" : " > 0"} and at most ${max}`,
       key === undefined ? {} : { key },
     );
   }
   return Math.ceil(value);
 }
 
-function optionalMs(name: string, value: unknown, key?: string): number | undefined {
-  return value === undefined ? undefined : ms(name, value, key, false);
+function optionalMs(name: string, value: unknown, key?: string, max?: number): number | undefined {
+  return value === undefined ? undefined : ms(name, value, key, false, max);
 }
 
 /**
@@ -89,8 +98,10 @@ export function resolveLoad(
   if (propagate !== undefined && propagate !== "value" && propagate !== "invalidate") {
     throw new InvalidOptionError('propagate must be "value" or "invalidate"', key ? { key } : {});
   }
-  const timeout = optionalMs("timeout", options.timeout, key) ?? base?.timeout;
-  const hardTimeout = optionalMs("hardTimeout", options.hardTimeout, key) ?? base?.hardTimeout;
+  // Timers wait for these: past MAX_TIMER they would fire at once.
+  const timeout = optionalMs("timeout", options.timeout, key, MAX_TIMER) ?? base?.timeout;
+  const hardTimeout =
+    optionalMs("hardTimeout", options.hardTimeout, key, MAX_TIMER) ?? base?.hardTimeout;
   return {
     loader,
     ttl: options.ttl === undefined ? (base?.ttl ?? ttl) : checkTtl(options.ttl, key),

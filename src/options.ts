@@ -1,6 +1,7 @@
 import { resolveSerializer, type Serializer } from "./codec.js";
 import { checkJitter, checkTtl } from "./entries.js";
 import { type EdgeCacheError, InvalidOptionError } from "./errors.js";
+import { MAX_TIMER } from "./load.js";
 import { type ResolvedLocal, resolveLocal } from "./local.js";
 import { consoleLogger, GuardedLogger, isLogger, type Logger, silentLogger } from "./logger.js";
 import { NAMESPACE_PATTERN, type Store } from "./store.js";
@@ -106,6 +107,10 @@ export function resolveOptions(options: CacheOptions): ResolvedOptions {
     throw new InvalidOptionError("now must be a function returning ms");
   }
   const clockResolution = nonNegative("clockResolution", options.clockResolution, 0);
+  // A timer waits for it: past 2^31 - 1 ms it would fire at once.
+  if (clockResolution > MAX_TIMER) {
+    throw new InvalidOptionError(`clockResolution must be at most ${MAX_TIMER} ms`);
+  }
   const { instanceId } = options;
   if (
     instanceId !== undefined &&

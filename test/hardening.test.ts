@@ -557,3 +557,27 @@ describe("logs while L2 is down", () => {
     }
   });
 });
+
+describe("delays a timer cannot wait", () => {
+  it("are refused: past 2^31 - 1 ms a timer fires at once, so hardTimeout would abort every load", async () => {
+    const store = upstashStore({ url, token });
+    expect(() => upstashStore({ url, token }, { timeout: 2 ** 31 })).toThrow(
+      expect.objectContaining({ code: "EC_INVALID_OPTION" }),
+    );
+    expect(() => createCache({ store, clockResolution: 2 ** 31 })).toThrow(
+      expect.objectContaining({ code: "EC_INVALID_OPTION" }),
+    );
+    const cache = createCache({ store, namespace: freshNamespace("timers") });
+    for (const o of [{ hardTimeout: 2 ** 31 }, { timeout: 2 ** 31 }]) {
+      expect((await rejection(cache.getOrSet("k", async () => 1, o))).code).toBe(
+        "EC_INVALID_OPTION",
+      );
+    }
+    const slow = async () => {
+      await sleep(20);
+      return "loaded";
+    };
+    expect(await cache.getOrSet("k", slow, { hardTimeout: 2 ** 31 - 1 })).toBe("loaded");
+    await cache.close();
+  });
+});

@@ -99,8 +99,13 @@ export function upstashStore(
     throw new InvalidOptionError("upstashStore prefix must be 1-32 of letters, digits, _ - .");
   }
   const timeout = options.timeout ?? 1500;
-  if (typeof timeout !== "number" || !Number.isFinite(timeout) || timeout < 0) {
-    throw new InvalidOptionError("upstashStore timeout must be a finite number >= 0 (ms)");
+  if (
+    typeof timeout !== "number" ||
+    !Number.isFinite(timeout) ||
+    timeout < 0 ||
+    timeout > 2 ** 31 - 1
+  ) {
+    throw new InvalidOptionError("upstashStore timeout must be a number of ms from 0 to 2^31 - 1");
   }
   const transport = new Transport(connection, timeout);
   const scripts = {
