@@ -1,5 +1,6 @@
 import { checkJitter, checkTags, checkTtl } from "./entries.js";
 import { InvalidOptionError } from "./errors.js";
+import { MAX_TTL } from "./store.js";
 import type { GetOrSetOptions, Loader, NamespaceOptions } from "./types.js";
 import { isRecord } from "./util/check.js";
 
@@ -102,9 +103,16 @@ export function resolveLoad(
   const timeout = optionalMs("timeout", options.timeout, key, MAX_TIMER) ?? base?.timeout;
   const hardTimeout =
     optionalMs("hardTimeout", options.hardTimeout, key, MAX_TIMER) ?? base?.hardTimeout;
+  const resolvedTtl = options.ttl === undefined ? (base?.ttl ?? ttl) : checkTtl(options.ttl, key);
+  if (resolvedTtl + Math.max(swr, grace) > MAX_TTL) {
+    throw new InvalidOptionError(
+      "ttl plus staleWhileRevalidate or grace must be at most 2^52 ms (what L2 can hold)",
+      key === undefined ? {} : { key },
+    );
+  }
   return {
     loader,
-    ttl: options.ttl === undefined ? (base?.ttl ?? ttl) : checkTtl(options.ttl, key),
+    ttl: resolvedTtl,
     jitter: options.jitter === undefined ? base?.jitter : checkJitter(options.jitter, key),
     staleWhileRevalidate: swr,
     grace,
