@@ -1003,7 +1003,7 @@ class EdgeCache implements Cache {
     try {
       return await Promise.race([call, out]);
     } finally {
-      clearTimeout(timer);
+      if (timer !== undefined) clearTimeout(timer);
     }
   }
 
@@ -1023,7 +1023,7 @@ class EdgeCache implements Cache {
       timer = setTimeout(() => resolve("late"), Math.max(0, limit - spent));
     });
     const first = await Promise.race([fill.then(() => "done" as const), late]);
-    clearTimeout(timer);
+    if (timer !== undefined) clearTimeout(timer);
     if (first === "done") return;
     const pending = fill.finally(() => {
       if (this.#filling.get(key) === pending) this.#filling.delete(key);
