@@ -1014,17 +1014,12 @@ class EdgeCache implements Cache {
    * key's lease, if any, until it ends).
    */
   async #fillWithin(key: string, fill: Promise<void>, o: LoadSettings): Promise<void> {
-    const spent = this.#l2Spent.get(key) ?? 0;
+    const done = await this.#withinTimeout(
+      key,
+      fill.then(() => true as const),
+    );
     this.#l2Spent.delete(key);
-    const limit = this.#store.timeout;
-    if (limit === undefined) return fill;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<"late">((resolve) => {
-      timer = setTimeout(() => resolve("late"), Math.max(0, limit - spent));
-    });
-    const first = await Promise.race([fill.then(() => "done" as const), late]);
-    if (timer !== undefined) clearTimeout(timer);
-    if (first === "done") return;
+    if (done) return;
     const pending = fill.finally(() => {
       if (this.#filling.get(key) === pending) this.#filling.delete(key);
     });

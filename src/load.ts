@@ -2,7 +2,7 @@ import { checkJitter, checkTags, checkTtl } from "./entries.js";
 import { InvalidOptionError } from "./errors.js";
 import { MAX_TTL } from "./store.js";
 import type { GetOrSetOptions, Loader, NamespaceOptions } from "./types.js";
-import { isRecord } from "./util/check.js";
+import { isRecord, MAX_TIMER } from "./util/check.js";
 
 /** {@link GetOrSetOptions} resolved against a namespace's defaults. */
 export interface LoadSettings {
@@ -24,9 +24,6 @@ export interface LoadSettings {
 }
 
 const LOCK_TTL = 10_000;
-
-/** The longest delay a timer can wait (setTimeout fires at once past it, in every runtime). */
-export const MAX_TIMER = 2 ** 31 - 1;
 
 function ms(
   name: string,

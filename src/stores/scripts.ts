@@ -30,8 +30,6 @@
 
 import { MAX_TTL } from "../store.js";
 
-export { MAX_TTL };
-
 /** Prefix of every stored entry; anything else under our keys is foreign data. */
 export const ENTRY_MAGIC = "ec1:";
 

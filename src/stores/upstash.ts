@@ -5,6 +5,7 @@ import {
   type ChangedKey,
   type ChangeRecord,
   leaseTtl,
+  MAX_TTL,
   NAMESPACE_PATTERN,
   type Store,
   type StoreEntry,
@@ -12,12 +13,12 @@ import {
   type SyncRequest,
   type WriteMeta,
 } from "../store.js";
+import { MAX_TIMER } from "../util/check.js";
 import {
   ACQUIRE_SCRIPT,
   CLEAR_SCRIPT,
   DELETE_SCRIPT,
   ENTRY_MAGIC,
-  MAX_TTL,
   READ_SCRIPT,
   RELEASE_SCRIPT,
   SYNC_SCRIPT,
@@ -103,7 +104,7 @@ export function upstashStore(
     typeof timeout !== "number" ||
     !Number.isFinite(timeout) ||
     timeout < 0 ||
-    timeout > 2 ** 31 - 1
+    timeout > MAX_TIMER
   ) {
     throw new InvalidOptionError("upstashStore timeout must be a number of ms from 0 to 2^31 - 1");
   }

@@ -6,6 +6,9 @@
 
 import { InvalidOptionError } from "../errors.js";
 
+/** The longest delay a timer can wait: past it, setTimeout fires at once in every runtime. */
+export const MAX_TIMER = 2 ** 31 - 1;
+
 /** Whether `value` is an options object: an object, not `null`, not an array. */
 export function isRecord(value: unknown): boolean {
   return typeof value === "object" && value !== null && !Array.isArray(value);
