@@ -13,7 +13,7 @@ import { createCache, type EdgeCacheError } from "../src/index.js";
 import { RedisClock } from "../src/stores/redis-clock.js";
 import { shardedStore } from "../src/stores/sharded.js";
 import { upstashStore } from "../src/stores/upstash.js";
-import { countRequests, rejection } from "./helpers.js";
+import { countRequests, hangingServer, rejection } from "./helpers.js";
 import { freshNamespace } from "./store-suite.js";
 
 const url = inject("bridgeUrl");
@@ -464,25 +464,23 @@ describe("credentials never reach an error", () => {
 });
 
 describe("getOrSet on a hung L2", () => {
-  let hanging: Server;
-  let hangingUrl: string;
+  let hanging: Awaited<ReturnType<typeof hangingServer>>;
   beforeAll(async () => {
-    hanging = createServer(() => {});
-    await new Promise<void>((r) => hanging.listen(0, "127.0.0.1", r));
-    hangingUrl = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}`;
+    hanging = await hangingServer();
   });
-  afterAll(async () => {
-    hanging.closeAllConnections();
-    await new Promise((r) => hanging.close(r));
-  });
+  afterAll(() => hanging.close());
 
-  it("answers within one store timeout plus the loader's time; the fill finishes in the background", async () => {
-    const T = 800;
-    const cache = createCache({
-      store: upstashStore({ url: hangingUrl, token: "t" }, { timeout: T }),
-      namespace: freshNamespace("hung"),
+  const T = 800;
+  /** A cache whose L2 accepts every request and never answers. */
+  const hungCache = (label: string) =>
+    createCache({
+      store: upstashStore({ url: hanging.url, token: "t" }, { timeout: T }),
+      namespace: freshNamespace(label),
       onError: () => {},
     });
+
+  it("answers within one store timeout plus the loader's time; the fill finishes in the background", async () => {
+    const cache = hungCache("hung");
     // Redis' clock is unknown to this client, so the fill's write first asks for it.
     const started = Date.now();
     expect(await cache.getOrSet("k", async () => "v")).toBe("v");
@@ -493,12 +491,7 @@ describe("getOrSet on a hung L2", () => {
   });
 
   it("with lock: true too: a lease L2 cannot grant in time is not waited for", async () => {
-    const T = 800;
-    const cache = createCache({
-      store: upstashStore({ url: hangingUrl, token: "t" }, { timeout: T }),
-      namespace: freshNamespace("hung-lock"),
-      onError: () => {},
-    });
+    const cache = hungCache("hung-lock");
     const started = Date.now();
     expect(await cache.getOrSet("k", async () => "v", { lock: true })).toBe("v");
     expect(Date.now() - started).toBeLessThan(T + 400); // read, lease and write: 2400

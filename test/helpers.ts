@@ -3,6 +3,8 @@
  * them), a chaos store wrapper for faults a real Redis cannot be made to produce on cue, and
  * a cluster of cache instances over one such store.
  */
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { expect } from "vitest";
 import { StoreError } from "../src/errors.js";
 import {
@@ -219,4 +221,20 @@ export async function rejection(p: Promise<unknown>): Promise<EdgeCacheError> {
     return err as EdgeCacheError;
   }
   throw new Error("expected a rejection");
+}
+
+/**
+ * A real HTTP server on loopback that accepts requests and never answers: a stalled L2
+ * endpoint, for timeouts.
+ */
+export async function hangingServer(): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer(() => {});
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    async close() {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
 }

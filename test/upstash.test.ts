@@ -1,11 +1,11 @@
-import { createServer, type Server } from "node:http";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Redis } from "@upstash/redis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createCache, type EdgeCacheError } from "../src/index.js";
 import { startRedisServer, startRestBridge } from "../src/node/index.js";
 import { upstashStore } from "../src/stores/upstash.js";
-import { countRequests, fakeClock, rejection } from "./helpers.js";
+import { countRequests, fakeClock, hangingServer, rejection } from "./helpers.js";
 import { freshNamespace, storeSuite } from "./store-suite.js";
 
 const url = inject("bridgeUrl");
@@ -217,18 +217,13 @@ describe("values through Redis", () => {
 });
 
 describe("transport faults", () => {
-  let hanging: Server;
+  let hanging: Awaited<ReturnType<typeof hangingServer>>;
   let hangingUrl: string;
   beforeAll(async () => {
-    // A real server that accepts requests and never answers: a stalled Redis endpoint.
-    hanging = createServer(() => {});
-    await new Promise<void>((r) => hanging.listen(0, "127.0.0.1", r));
-    hangingUrl = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}`;
+    hanging = await hangingServer();
+    hangingUrl = hanging.url;
   });
-  afterAll(async () => {
-    hanging.closeAllConnections();
-    await new Promise((r) => hanging.close(r));
-  });
+  afterAll(() => hanging.close());
 
   it("a wrong token is EC_STORE_AUTH; the token never appears in messages", async () => {
     const errors: EdgeCacheError[] = [];
