@@ -61,7 +61,8 @@ export interface LocalCache {
 /** Options of the built-in L1. */
 export interface LocalOptions {
   /**
-   * Most entries held.
+   * Most entries held, at most 2^24 (16,777,216). The built-in L1 reserves its index
+   * for this many entries up front (about 30 bytes each), so size it to what you hold.
    * @default 10_000
    */
   maxItems?: number;
@@ -88,6 +89,20 @@ export interface LocalOptions {
 }
 
 /**
+ * The largest `local.maxItems`: 2^24 entries, whose index alone takes about 0.5 GB.
+ * Larger values would make lru-cache fail to allocate at construction.
+ */
+const MAX_LOCAL_ITEMS = 2 ** 24;
+
+function localBounds(o: Pick<LocalOptions, "maxItems" | "maxBytes">) {
+  const max = positiveInt("local.maxItems", o.maxItems, 10_000);
+  if (max > MAX_LOCAL_ITEMS) {
+    throw new InvalidOptionError(`local.maxItems must be at most ${MAX_LOCAL_ITEMS}`);
+  }
+  return { max, maxSize: positiveInt("local.maxBytes", o.maxBytes, 32 << 20) };
+}
+
+/**
  * The built-in L1: an `lru-cache` bounded by entries and bytes. It is used without
  * lru-cache's TTL machinery (which relies on timers that a Workers isolate may never run);
  * the cache checks expiry on read against its own clock. It subclasses `LRUCache` so that
@@ -98,8 +113,7 @@ class LruLocal extends LRUCache<string, LocalEntry> implements LocalCache {
 
   constructor(options: Pick<LocalOptions, "maxItems" | "maxBytes">) {
     super({
-      max: positiveInt("local.maxItems", options.maxItems, 10_000),
-      maxSize: positiveInt("local.maxBytes", options.maxBytes, 32 << 20),
+      ...localBounds(options),
       sizeCalculation: (entry) => Math.max(1, entry.size),
     });
   }
@@ -170,8 +184,17 @@ export function resolveLocal(
   else if (o.copyOnRead !== undefined && o.copyOnRead !== false) {
     throw new InvalidOptionError("local.copyOnRead must be a boolean or a function");
   }
-  if (o.cache !== undefined && !isLocalCache(o.cache)) {
-    throw new InvalidOptionError("local.cache must implement get, set, delete and clear");
+  if (o.cache !== undefined) {
+    if (!isLocalCache(o.cache)) {
+      throw new InvalidOptionError("local.cache must implement get, set, delete and clear");
+    }
+    // The bounds are the built-in L1's; a cache of your own keeps its own.
+    if (o.maxItems !== undefined || o.maxBytes !== undefined) {
+      throw new InvalidOptionError(
+        "local.maxItems and local.maxBytes bound the built-in L1; leave them out with local.cache",
+      );
+    }
+    return { cache: o.cache, ttl, copy };
   }
-  return { cache: o.cache ?? lruLocal(o), ttl, copy };
+  return { cache: lruLocal(o), ttl, copy };
 }

@@ -11,6 +11,7 @@ import {
   createCache,
   type EdgeCacheError,
   isEdgeCacheError,
+  lruLocal,
   memoryStore,
   type Serializer,
 } from "../src/index.js";
@@ -162,6 +163,10 @@ describe("options of the wrong shape", () => {
     "local.ttl -1": { local: { ttl: -1 } },
     "local.copyOnRead 'yes'": { local: { copyOnRead: "yes" } },
     "local.cache {}": { local: { cache: {} } },
+    "local.maxItems 2^24 + 1": { local: { maxItems: 2 ** 24 + 1 } },
+    "local.maxItems 2^32": { local: { maxItems: 2 ** 32 } },
+    "local.cache with maxItems 0": { local: { cache: lruLocal(), maxItems: 0 } },
+    "local.cache with maxBytes '5'": { local: { cache: lruLocal(), maxBytes: "5" } },
     'serializer "JSON"': { serializer: "JSON" },
     "serializer []": { serializer: [] },
     "serializer null": { serializer: null },

@@ -79,16 +79,44 @@ const TRANSIENT =
 // A Redis error reply starts with an upper-case code (ERR, WRONGTYPE, NOSCRIPT, ...).
 const REDIS_ERROR = /^[A-Z][A-Z_]*( |$)/;
 
+/**
+ * Failures that prove the request did not and will not run: an answer from Redis or the
+ * REST server refusing it, or a connection that was never made. A write failing so needs
+ * no wait for its deadline.
+ */
+const NOT_RUN = new WeakSet<StoreError>();
+
+function notRun(err: StoreError): StoreError {
+  NOT_RUN.add(err);
+  return err;
+}
+
+// Errors below us that mean no connection was made, so nothing was sent: Node and Bun
+// codes, and the text of Deno's and workerd's fetch errors.
+const NO_CONNECTION = /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ConnectionRefused|FailedToOpenSocket)$/;
+const NO_CONNECTION_TEXT = /connection refused|failed to lookup address|dns error/i;
+
+function neverConnected(err: unknown): boolean {
+  for (let e = err, depth = 0; e !== null && typeof e === "object" && depth < 4; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && NO_CONNECTION.test(code)) return true;
+    const message = (e as { message?: unknown }).message;
+    if (typeof message === "string" && NO_CONNECTION_TEXT.test(message)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
 /** The error for an error text the server answered with. */
 function replyError(text: string): StoreError {
   if (/^unauthori[sz]ed/i.test(text) || /^(WRONGPASS|NOAUTH|NOPERM)\b/.test(text)) {
-    return new StoreError("EC_STORE_AUTH", "upstash refused the token");
+    return notRun(new StoreError("EC_STORE_AUTH", "upstash refused the token"));
   }
   if (TRANSIENT.test(text)) {
-    return new StoreError("EC_STORE_UNAVAILABLE", `redis is unavailable: ${redact(text)}`);
+    return notRun(new StoreError("EC_STORE_UNAVAILABLE", `redis is unavailable: ${redact(text)}`));
   }
   if (REDIS_ERROR.test(text)) {
-    return new StoreError("EC_STORE_ERROR", `redis error: ${redact(text)}`);
+    return notRun(new StoreError("EC_STORE_ERROR", `redis error: ${redact(text)}`));
   }
   // Not from Redis: a proxy or gateway in between (a 502, a 504 while the request goes on).
   return new StoreError(
@@ -155,9 +183,10 @@ export class Transport {
           "upstash answered with a body that is not JSON",
         );
       }
-      throw new StoreError("EC_STORE_UNAVAILABLE", "upstash is unreachable", {
+      const failure = new StoreError("EC_STORE_UNAVAILABLE", "upstash is unreachable", {
         cause: scrubbed(err),
       });
+      throw neverConnected(err) ? notRun(failure) : failure;
     }
     if (res === null || typeof res !== "object") throw shapeError();
     if (res.error !== undefined) throw replyError(String(res.error));
@@ -208,8 +237,11 @@ export class Transport {
       try {
         raw = await this.#run(s, keys, [...args, deadline, ...tail], limit - sent);
       } catch (err) {
-        // The request may still be on its way; past the limit it can no longer run.
-        if (!(err instanceof StoreError && err.code === "EC_STORE_TIMEOUT")) {
+        // The request may still be on its way; past the limit it can no longer run. A
+        // timeout is at the limit already; a refusal or a connection never made ran nothing.
+        const settled =
+          err instanceof StoreError && (err.code === "EC_STORE_TIMEOUT" || NOT_RUN.has(err));
+        if (!settled) {
           await sleep(limit - clock.local() + 1);
         }
         throw err;
