@@ -313,7 +313,10 @@ class EdgeCache implements Cache {
     const held: number[] = [];
     const missing: number[] = [];
     keys.forEach((key, i) => {
-      (this.#lookup(key, t) === undefined ? missing : held).push(i);
+      // A value kept while L2 refused it, past its bound but within its TTL, is held too:
+      // a sync that gets through decides whether to read it again.
+      const kept = this.#lookup(key, t) !== undefined || this.#tier.keptLocally(key, t);
+      (kept ? held : missing).push(i);
     });
     let synced = this.#sync === undefined || this.#sync.fresh(t, this.#hitSlack);
     let failed = false;
@@ -329,7 +332,9 @@ class EdgeCache implements Cache {
       failed = read.failed;
     }
     if (held.length === 0) return { entries: out, failed };
-    if (!synced) synced = await this.#syncFor(t);
+    // The read carried the sync and failed: L2 is not asked a second time (one store
+    // timeout per read, not two).
+    if (!synced && !failed) synced = await this.#syncFor(t);
     if (!synced) failed = true;
     const again: number[] = [];
     const now = this.#now();
@@ -556,7 +561,7 @@ class EdgeCache implements Cache {
     }
     const last = found ?? (down ? kept : undefined);
     // Loaded (or remembered as failed) here while L2 could not take it: good for its TTL.
-    if (down && last?.local === true && last.expiresAt > now) {
+    if (down && last?.local === true && (last.localUntil ?? last.expiresAt) > now) {
       return { kind: "fresh", entry: last };
     }
     let stale: LocalEntry | undefined;
@@ -1087,7 +1092,21 @@ class EdgeCache implements Cache {
       if (this.#sync!.cursor >= 0) return;
       this.#keptUnanchored = true;
     }
-    this.#tier.installLocal(p.key, entry, version.mark);
+    // Nothing in the log will ever replace it when L2 comes back holding something else:
+    // fresh within the staleness bound only, then read from L2 again (see `localUntil`).
+    const bound = this.#sync === undefined ? undefined : at + this.#sync.settings.maxStaleness;
+    this.#tier.installLocal(
+      p.key,
+      bound === undefined || bound >= entry.expiresAt
+        ? entry
+        : {
+            ...entry,
+            expiresAt: bound,
+            localUntil: entry.expiresAt,
+            staleUntil: Math.max(entry.staleUntil ?? 0, entry.expiresAt),
+          },
+      version.mark,
+    );
   }
 
   // ---- namespaces ----------------------------------------------------------------------

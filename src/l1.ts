@@ -50,6 +50,12 @@ export class GuardedL1 {
     return undefined;
   }
 
+  /** Whether L1 holds a value kept while L2 refused it, still within its own TTL at `t`. */
+  keptLocally(key: string, t: number): boolean {
+    const until = this.#local?.get(key)?.localUntil;
+    return until !== undefined && until > t;
+  }
+
   /** The entry of `key` at `t`, fresh or still within its stale time. */
   lookupStale(key: string, t: number): LocalEntry | undefined {
     const entry = this.#local?.get(key);

@@ -32,6 +32,13 @@ export interface LocalEntry {
    */
   readonly local?: true;
   /**
+   * A value loaded here while L2 could not take it is fresh in L1 only within the sync's
+   * staleness bound (`expiresAt`), so that once L2 is back the instances converge on what
+   * it holds; while L2 still cannot be read, `getOrSet` serves it until this time (its own
+   * TTL).
+   */
+  readonly localUntil?: number;
+  /**
    * After a failed load: until this time `getOrSet` serves this stale value (within grace)
    * without calling the loader again (`graceBackoff`). Plain reads still treat it as stale.
    */
@@ -188,12 +195,9 @@ export function resolveLocal(
     if (!isLocalCache(o.cache)) {
       throw new InvalidOptionError("local.cache must implement get, set, delete and clear");
     }
-    // The bounds are the built-in L1's; a cache of your own keeps its own.
-    if (o.maxItems !== undefined || o.maxBytes !== undefined) {
-      throw new InvalidOptionError(
-        "local.maxItems and local.maxBytes bound the built-in L1; leave them out with local.cache",
-      );
-    }
+    // A cache of your own keeps its own bounds; these still bound the built-in L1 that
+    // each namespace gets (an L1 is never shared), so they are checked here all the same.
+    localBounds(o);
     return { cache: o.cache, ttl, copy };
   }
   return { cache: lruLocal(o), ttl, copy };

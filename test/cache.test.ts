@@ -408,6 +408,21 @@ describe("faults", () => {
     expect(errors.map((e) => e.code)).toEqual(["EC_STORE_UNAVAILABLE", "EC_STORE_UNAVAILABLE"]);
   });
 
+  it("a read of held and missing keys past its window asks a failing L2 once, not twice", async () => {
+    const { cache, chaos, clock, errors } = setup({ breaker: false, sync: { maxStaleness: 1000 } });
+    await cache.set("held", 1);
+    clock.advance(1500); // L1's copy needs a sync to vouch for it now
+    chaos.mode = "fail";
+    const before = chaos.calls;
+    // The read of the missing key carries the sync; when it fails (a whole store timeout
+    // on a hung L2), no second request is made for the sync alone.
+    expect(await cache.getMany(["held", "missing"])).toEqual([undefined, undefined]);
+    expect(chaos.calls - before).toBe(1);
+    expect(errors.map((e) => e.code)).toEqual(["EC_STORE_UNAVAILABLE"]);
+    chaos.mode = "ok";
+    expect(await cache.getMany(["held", "missing"])).toEqual([1, undefined]);
+  });
+
   it("writes fail closed: a typed rejection, and L1 no longer serves the key", async () => {
     const { cache, chaos } = setup();
     await cache.set("k", "old");

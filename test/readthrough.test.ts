@@ -533,6 +533,30 @@ describe("getOrSet: grace (fail-safe)", () => {
     expect(await cache.get("k")).toBeUndefined();
   });
 
+  it("a value kept while L2 refused it gives way to what L2 holds within the staleness bound once L2 is back", async () => {
+    const { chaos, clock, make } = setup({ sync: { maxStaleness: 1000 }, breaker: false });
+    const other = make();
+    const cache = make();
+    await other.set("k", "in L2");
+    await cache.get("unrelated"); // synced past that write: what it keeps later is anchored
+    chaos.mode = "fail";
+    let calls = 0;
+    const load = async () => `loaded ${++calls}`;
+    const options = { ttl: 60_000 };
+    expect(await cache.getOrSet("k", load, options)).toBe("loaded 1");
+    clock.advance(1500);
+    // Still down: the kept value is served for its TTL, without another load.
+    expect(await cache.getOrSet("k", load, options)).toBe("loaded 1");
+    expect(calls).toBe(1);
+    chaos.mode = "ok";
+    // Nothing in the log says the key changed, yet L2 holds something else: within the
+    // bound every instance reads what L2 holds.
+    clock.advance(1000);
+    expect(await cache.get("k")).toBe("in L2");
+    expect(await cache.getOrSet("k", load, options)).toBe("in L2");
+    expect(calls).toBe(1);
+  });
+
   it("an instance that never synced keeps what L2 refused only until its first sync", async () => {
     const { chaos, make } = setup({ sync: { maxStaleness: 0 }, breaker: false });
     const other = make();
