@@ -1,0 +1,176 @@
+import { coarseClock } from "../clock.js";
+import { Entries } from "../entries.js";
+import { CorruptEntryError, EdgeCacheError, StoreError } from "../errors.js";
+import { GuardedL1 } from "../l1.js";
+import type { Logger } from "../logger.js";
+import type { ResolvedOptions } from "../options.js";
+import type { Store } from "../store.js";
+import { SyncState } from "../sync/stamps.js";
+import { Tags } from "./tags.js";
+
+/** The counters behind `stats()`. */
+export interface Counters {
+  l1Hits: number;
+  l1Misses: number;
+  l2Hits: number;
+  l2Misses: number;
+  sets: number;
+  deletes: number;
+  clears: number;
+  errors: number;
+  corrupt: number;
+  loads: number;
+  loadErrors: number;
+  coalesced: number;
+  lockWaits: number;
+  staleHits: number;
+  graceHits: number;
+}
+
+/**
+ * What every part of one cache shares: its L1, L2, codec, sync state, clocks, counters and
+ * error reporting. The parts (reads, writes, coherence, read-through) each own the rest of
+ * their state.
+ */
+export class Core {
+  readonly name: string;
+  readonly store: Store;
+  readonly l1: GuardedL1;
+  readonly codec: Entries;
+  readonly sync: SyncState | undefined;
+  readonly tags: Tags;
+  readonly now: () => number;
+  /** The clock of the L1 hit path, and how far its reading may lag the real one. */
+  readonly hitClock: () => number;
+  readonly hitSlack: number;
+  readonly copy: ((value: unknown) => unknown) | undefined;
+  /** Whether the store's versions compare across keys (`Store.orderedVersions`). */
+  readonly orderedVersions: boolean;
+  /** This instance's id in the change log; made on the first write when not given. */
+  origin: string | undefined;
+  closed = false;
+  /** Work that goes on after its caller was answered; `close()` waits for it. */
+  readonly background = new Set<Promise<unknown>>();
+  readonly stats: Counters = {
+    l1Hits: 0,
+    l1Misses: 0,
+    l2Hits: 0,
+    l2Misses: 0,
+    sets: 0,
+    deletes: 0,
+    clears: 0,
+    errors: 0,
+    corrupt: 0,
+    loads: 0,
+    loadErrors: 0,
+    coalesced: 0,
+    lockWaits: 0,
+    staleHits: 0,
+    graceHits: 0,
+  };
+  readonly #logger: Logger;
+  readonly #onError: ((error: EdgeCacheError) => void) | undefined;
+
+  constructor(o: ResolvedOptions, store: Store) {
+    this.name = o.namespace;
+    this.store = store;
+    this.now = o.now;
+    this.hitClock = o.clockResolution > 0 ? coarseClock(o.now, o.clockResolution) : o.now;
+    this.hitSlack = o.clockResolution;
+    this.copy = o.local?.copy;
+    this.#logger = o.logger;
+    this.#onError = o.onError;
+    this.l1 = new GuardedL1(
+      o.local?.cache,
+      o.local?.ttl ?? Number.POSITIVE_INFINITY,
+      o.clockResolution,
+      o.now,
+    );
+    this.sync = o.sync && new SyncState(o.sync);
+    this.orderedVersions = o.store.orderedVersions !== false;
+    this.codec = new Entries({
+      serializer: o.serializer,
+      ttl: o.ttl,
+      jitter: o.jitter,
+      maxKeyBytes: o.maxKeyBytes,
+      maxValueBytes: o.maxValueBytes,
+      propagateMaxBytes: o.sync ? o.sync.propagateMaxBytes : -1,
+      tags: this.orderedVersions,
+    });
+    this.origin = o.instanceId;
+    this.tags = new Tags(this);
+  }
+
+  /** Whether L1 may answer a read that started at `t` without a sync. */
+  inWindow(t: number): boolean {
+    return this.sync === undefined || this.sync.fresh(t, this.hitSlack);
+  }
+
+  /** A value as its caller gets it: its own copy when copies are on. */
+  out(value: unknown): unknown {
+    return this.copy === undefined ? value : this.copy(value);
+  }
+
+  /** Drops L1 whole, and with it what it knew of tags. */
+  dropAll(): void {
+    this.l1.drop();
+    this.tags.forgetAll();
+  }
+
+  /**
+   * Lets background work finish: through `waitUntil` when there is one, in-process anyway.
+   * Returns whether `waitUntil` took it.
+   */
+  keepAlive(work: Promise<unknown>, waitUntil?: (promise: Promise<unknown>) => void): boolean {
+    this.background.add(work);
+    void work.finally(() => this.background.delete(work));
+    if (waitUntil === undefined) return false;
+    try {
+      waitUntil(work);
+      return true;
+    } catch {
+      // Outside a request context: it runs in-process.
+      return false;
+    }
+  }
+
+  /** Counts and reports entries L2 held that could not be decoded (or were repaired). */
+  corrupt(count: number, key: string | undefined, repaired = false): void {
+    this.stats.corrupt += count;
+    let message =
+      count === 1
+        ? "an L2 entry could not be decoded; served as a miss"
+        : `${count} L2 entries could not be decoded; served as misses`;
+    if (repaired) {
+      message =
+        key === undefined
+          ? "L2 held data under this namespace that edgecache never writes; it was reset (a clear)"
+          : "L2 held a lease edgecache never writes (no expiry, or another type); it was replaced";
+    }
+    this.absorb(new CorruptEntryError(message, key === undefined ? {} : { key }));
+  }
+
+  /** Counts a failed store call and types its error. */
+  failed(err: unknown, op: string, keys: readonly string[]): EdgeCacheError {
+    this.stats.errors++;
+    if (err instanceof EdgeCacheError) return err;
+    // A custom store threw something untyped; do not forward its message (it may hold data).
+    return new StoreError("EC_STORE_ERROR", `store.${op} failed`, {
+      cause: err,
+      ...(keys.length === 1 ? { key: keys[0] } : {}),
+    });
+  }
+
+  /** Reports an error that the caller is not told about (a fail-open read, a background job). */
+  absorb(error: EdgeCacheError): void {
+    if (this.#onError) {
+      try {
+        this.#onError(error);
+      } catch (hookError) {
+        this.#logger.error("onError threw", { name: (hookError as Error)?.name });
+      }
+      return;
+    }
+    this.#logger.warn(error.message, { code: error.code, namespace: this.name });
+  }
+}
