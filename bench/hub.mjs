@@ -50,7 +50,8 @@ if (!existsSync(dist)) {
   }
 }
 const { createCache, mintHubToken } = await import("edgecache");
-const { BATCH_MS, BATCH_RECORDS, MAX_PUBLISH_RECORDS } = await import("edgecache/hub");
+// The hub's batching limits are internal (no public subpath): read them from the build.
+const { BATCH_MS, BATCH_RECORDS, MAX_PUBLISH_RECORDS } = await import("../dist/hub/protocol.js");
 const { startRedisServer, startRestBridge } = await import("edgecache/node");
 const { upstashStore } = await import("edgecache/upstash");
 

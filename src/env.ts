@@ -6,7 +6,7 @@
  */
 import { createCache } from "./cache.js";
 import { InvalidOptionError } from "./errors.js";
-import type { HubBinding, HubOptions } from "./hub/client.js";
+import type { HubBinding, HubOptions } from "./hub/options.js";
 import type { LocalOptions } from "./local.js";
 import { NAMESPACE_PATTERN } from "./store.js";
 import { type UpstashStoreOptions, upstashStore } from "./stores/upstash.js";

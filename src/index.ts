@@ -37,18 +37,8 @@ export {
   type Negative,
 } from "./local.js";
 export { consoleLogger, type Logger, type LogLevel, silentLogger } from "./logger.js";
-export type {
-  ChangeBatch,
-  ChangedKey,
-  ChangeRecord,
-  Store,
-  StoreEntry,
-  StoreReadResult,
-  StoreReadWithChanges,
-  StoreWrite,
-  SyncRequest,
-  WriteMeta,
-} from "./store.js";
+// What store implementers need beyond these lives in edgecache/store.
+export type { ChangeRecord, Store } from "./store.js";
 export { type MemoryStoreOptions, memoryStore } from "./stores/memory.js";
 export {
   type Shard,

@@ -3,7 +3,7 @@
  * version from a per-namespace counter, and answers each call in one round trip. It never
  * serializes values: the cache hands it strings and gets strings back.
  *
- * Invariants every store must keep (the shared suite in `test/store-suite.ts` checks them):
+ * Invariants every store must keep (`storeSuite` from `edgecache/store` checks them):
  * - Namespaces are disjoint: no call on one namespace reads or changes another's entries.
  * - Versions come from one counter per namespace and strictly increase across `set`,
  *   `delete` and `clear`; `set` of n entries consumes n versions, in the order given.
@@ -132,7 +132,7 @@ export interface StoreReadWithChanges extends StoreReadResult {
 
 /**
  * A shared L2 backend. Implement this to put edgecache in front of something other than
- * Redis; run `test/store-suite.ts` against it to check the invariants above.
+ * Redis; run `storeSuite` from `edgecache/store` against it to check the invariants above.
  */
 export interface Store {
   /** Short name for stats and error messages, e.g. `"memory"` or `"upstash"`. */
@@ -213,7 +213,10 @@ export const MAX_TTL = 2 ** 52;
  */
 export const NAMESPACE_PATTERN = /^[A-Za-z0-9_.:/-]{1,128}$/;
 
-/** Checks a lease TTL for `acquireLease`: whole ms, at least 1. */
+/**
+ * Checks a lease TTL for `acquireLease`: whole ms, at least 1; throws `InvalidOptionError`
+ * (`EC_INVALID_OPTION`) otherwise, as the contract wants.
+ */
 export function leaseTtl(ttl: number): number {
   if (!Number.isSafeInteger(ttl) || ttl < 1) {
     throw new InvalidOptionError("a lease ttl must be a whole number of ms, at least 1");

@@ -8,17 +8,18 @@ import {
   type LocalCache,
   memoryStore,
 } from "../src/index.js";
+import { storeSuite } from "../src/store/index.js";
 import { chaosStore, fakeClock } from "./helpers.js";
-import { storeSuite } from "./store-suite.js";
 
-storeSuite(
-  "memory",
-  () => {
+storeSuite({
+  name: "memory",
+  test: { describe, it, expect },
+  make: () => {
     const clock = fakeClock();
     return { store: memoryStore({ now: clock.now }), advance: clock.advance };
   },
-  { fakeTime: true },
-);
+  capabilities: { leases: true, fakeTime: true, foreignData: false, orderedVersions: true },
+});
 
 function setup(options: Partial<CacheOptions> = {}) {
   const clock = fakeClock();

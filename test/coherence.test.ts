@@ -7,9 +7,9 @@ import {
   type Store,
   StoreError,
 } from "../src/index.js";
+import { freshNamespace } from "../src/store/suite-case.js";
 import { upstashStore } from "../src/stores/upstash.js";
 import { countRequests, fakeClock, cluster as sharedCluster } from "./helpers.js";
-import { freshNamespace } from "./store-suite.js";
 
 const M = 1_000;
 

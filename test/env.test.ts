@@ -8,7 +8,7 @@ import { describe, expect, inject, it } from "vitest";
 import WebSocket from "ws";
 import { fromEnv, optionsFromEnv } from "../src/env.js";
 import { InvalidOptionError } from "../src/errors.js";
-import type { HubBinding, HubOptions, WebSocketConstructor } from "../src/hub/client.js";
+import type { HubBinding, HubOptions, WebSocketConstructor } from "../src/hub/options.js";
 import { type ChangeRecord, memoryStore } from "../src/index.js";
 
 const url = inject("bridgeUrl");

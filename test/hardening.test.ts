@@ -10,11 +10,11 @@ import { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { cached } from "../src/hono/cached.js";
 import { createCache, type EdgeCacheError } from "../src/index.js";
+import { freshNamespace } from "../src/store/suite-case.js";
 import { RedisClock } from "../src/stores/redis-clock.js";
 import { shardedStore } from "../src/stores/sharded.js";
 import { upstashStore } from "../src/stores/upstash.js";
 import { countRequests, hangingServer, rejection } from "./helpers.js";
-import { freshNamespace } from "./store-suite.js";
 
 const url = inject("bridgeUrl");
 const token = inject("bridgeToken");

@@ -5,7 +5,8 @@
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import WebSocket, { WebSocketServer } from "ws";
-import { recordsByShard, shardOf, verifyHubToken } from "../src/hub/index.js";
+import { recordsByShard, shardOf } from "../src/hub/shard.js";
+import { verifyHubToken } from "../src/hub/token.js";
 import { createCache, memoryStore, mintHubToken } from "../src/index.js";
 import { chaosStore, fakeClock, until } from "./helpers.js";
 

@@ -11,11 +11,11 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import WebSocket from "ws";
 import { type Cache, createCache, mintHubToken } from "../src/index.js";
+import { freshNamespace } from "../src/store/suite-case.js";
 import { upstashStore } from "../src/stores/upstash.js";
 import { until } from "./helpers.js";
 // @ts-expect-error: plain JS harness shared with the checker and the benchmark
 import { startHubWorker } from "./hub/harness.mjs";
-import { freshNamespace } from "./store-suite.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const url = inject("bridgeUrl");

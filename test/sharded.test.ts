@@ -7,10 +7,11 @@ import {
   memoryStore,
   type Store,
 } from "../src/index.js";
+import { storeSuite } from "../src/store/index.js";
+import { freshNamespace, META } from "../src/store/suite-case.js";
 import { type ShardedStore, shardedStore } from "../src/stores/sharded.js";
 import { upstashStore } from "../src/stores/upstash.js";
 import { chaosStore, countRequests, fakeClock, rejection } from "./helpers.js";
-import { freshNamespace, META, storeSuite } from "./store-suite.js";
 
 const url = inject("bridgeUrl");
 const token = inject("bridgeToken");
@@ -24,9 +25,10 @@ const upstashShards = (): Store[] =>
 const redisKey = (shard: number, ns: string, suffix: string) =>
   `${PREFIXES[shard]}:{${ns}}:${suffix}`;
 
-storeSuite(
-  "sharded-upstash",
-  () => {
+storeSuite({
+  name: "sharded-upstash",
+  test: { describe, it, expect },
+  make: () => {
     const store = shardedStore(upstashShards());
     return {
       store,
@@ -36,18 +38,19 @@ storeSuite(
       },
     };
   },
-  { foreignData: true, shardedVersions: true },
-);
+  capabilities: { leases: true, fakeTime: false, foreignData: true, orderedVersions: false },
+});
 
-storeSuite(
-  "sharded-memory",
-  () => {
+storeSuite({
+  name: "sharded-memory",
+  test: { describe, it, expect },
+  make: () => {
     const clock = fakeClock();
     const store = shardedStore([0, 1, 2].map(() => memoryStore({ now: clock.now })));
     return { store, advance: clock.advance };
   },
-  { fakeTime: true, shardedVersions: true },
-);
+  capabilities: { leases: true, fakeTime: true, foreignData: false, orderedVersions: false },
+});
 
 /** Keys `${prefix}0..` until every shard of `store` holds at least `perShard` of them. */
 function spreadKeys(store: ShardedStore, shards: number, perShard = 2, prefix = "k"): string[] {

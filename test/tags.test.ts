@@ -1,8 +1,8 @@
 import { afterAll, describe, expect, inject, it, vi } from "vitest";
 import { type CacheOptions, createCache, isEdgeCacheError } from "../src/index.js";
+import { freshNamespace } from "../src/store/suite-case.js";
 import { upstashStore } from "../src/stores/upstash.js";
 import { cluster, countRequests } from "./helpers.js";
-import { freshNamespace } from "./store-suite.js";
 
 function setup(options: Partial<CacheOptions> = {}) {
   const { instance, ...rest } = cluster({ sync: { maxStaleness: 0 }, ...options });

@@ -4,25 +4,27 @@ import { Redis } from "@upstash/redis";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createCache, type EdgeCacheError } from "../src/index.js";
 import { startRedisServer, startRestBridge } from "../src/node/index.js";
+import { storeSuite } from "../src/store/index.js";
+import { freshNamespace } from "../src/store/suite-case.js";
 import { upstashStore } from "../src/stores/upstash.js";
 import { countRequests, fakeClock, hangingServer, rejection } from "./helpers.js";
-import { freshNamespace, storeSuite } from "./store-suite.js";
 
 const url = inject("bridgeUrl");
 const token = inject("bridgeToken");
 // A second client for arranging state behind the cache's back (raw keys).
 const raw = new Redis({ url, token, automaticDeserialization: false, enableTelemetry: false });
 
-storeSuite(
-  "upstash",
-  () => ({
+storeSuite({
+  name: "upstash",
+  test: { describe, it, expect },
+  make: () => ({
     store: upstashStore({ url, token }),
     plantForeign: async (ns, key, value) => {
       await raw.set(`ec:{${ns}}:k:${key}`, value, { px: 60_000 });
     },
   }),
-  { foreignData: true },
-);
+  capabilities: { leases: true, fakeTime: false, foreignData: true, orderedVersions: true },
+});
 
 describe("request counts against the real bridge", () => {
   const requests = countRequests(url);

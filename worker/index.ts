@@ -18,22 +18,22 @@
  * - `/hub/*`: the invalidation hub (`edgecache/cloudflare`), see {@link handleHubRequest}.
  * - `GET /health`: 200 once the Worker runs.
  *
- * The cache parts import the sources, so that they can be tried without a build; the hub
- * imports `edgecache/hub` by name (as a user's Worker would), so `wrangler dev` needs
- * `npm run build` first (`npm start` does it).
+ * It imports the sources (the hub's included, from `src/cloudflare`), so that it can be tried
+ * without a build; a user's Worker imports the same pieces from `edgecache`,
+ * `edgecache/hono` and `edgecache/cloudflare`.
  *
  * @module
  */
 import { type Context, Hono } from "hono";
+import { type HubEnv, handleHubRequest } from "../src/cloudflare/index.js";
 import { fromEnv } from "../src/env.js";
 import { type EdgeCacheErrorCode, isEdgeCacheError } from "../src/errors.js";
 import { cacheAdmin } from "../src/hono/admin.js";
 import { cached } from "../src/hono/cached.js";
 import type { Cache } from "../src/types.js";
 import { requireAdminToken } from "./auth.js";
-import { type HubEnv, handleHubRequest } from "./hub.js";
 
-export { InvalidationHub } from "./hub.js";
+export { InvalidationHub } from "../src/cloudflare/index.js";
 
 /** The bindings this Worker reads (see wrangler.toml). */
 export interface Env extends HubEnv {

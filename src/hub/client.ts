@@ -1,89 +1,14 @@
-import { type EdgeCacheError, HubError, InvalidOptionError } from "../errors.js";
+/**
+ * The cache's side of the invalidation hub: publishing a write's records and, in long-lived
+ * servers, one subscribed WebSocket per shard with reconnection and heartbeats.
+ * @module
+ */
+import { type EdgeCacheError, HubError } from "../errors.js";
 import type { ChangeRecord } from "../store.js";
+import { publishFrames } from "./frames.js";
+import type { ResolvedHub, WebSocketConstructor, WebSocketLike } from "./options.js";
 import { hubObjectName, parseFrame } from "./protocol.js";
 import { recordsByShard } from "./shard.js";
-
-/** The part of a Durable Object namespace binding the publisher uses. */
-export interface HubBinding {
-  getByName(name: string): {
-    publish(records: ChangeRecord[], shard?: number): Promise<unknown>;
-  };
-}
-
-/** The standard WebSocket surface the subscriber needs (global in Workers, Deno, Bun, Node 22). */
-export interface WebSocketLike {
-  readonly readyState: number;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  addEventListener(type: "open" | "close" | "error", listener: () => void): void;
-  addEventListener(type: "message", listener: (event: { data: unknown }) => void): void;
-}
-
-/** A WebSocket constructor, e.g. the global one, or `WebSocket` from the `ws` package in Node 20. */
-export type WebSocketConstructor = new (
-  url: string,
-  protocols?: string | string[],
-  options?: Record<string, unknown>,
-) => WebSocketLike;
-
-/**
- * Options of the invalidation hub (`sync.hub`). Pass `binding` in a Cloudflare Worker (it
- * publishes by RPC; a Worker cannot stay subscribed), or `url` and `token` in a long-lived
- * Node, Deno or Bun server (it subscribes, and publishes over its sockets).
- *
- * @example
- * ```ts
- * // In a Worker:
- * createCache({ store, sync: { hub: { binding: env.EDGECACHE_HUB } } });
- * // In Node 20 (no global WebSocket):
- * import WebSocket from "ws";
- * createCache({ store, sync: { hub: { url: "https://hub.example.com", token, WebSocket } } });
- * ```
- */
-export interface HubOptions {
-  /** The Durable Object namespace binding of `InvalidationHub` (Workers). */
-  binding?: HubBinding;
-  /** Base URL of the Worker that hosts the hub (`http(s)://` or `ws(s)://`). */
-  url?: string;
-  /** A token from `mintHubToken` for this namespace: role `"both"` to subscribe and publish. */
-  token?: string;
-  /**
-   * The WebSocket constructor; needed in Node 20, which has no global one.
-   * @default globalThis.WebSocket
-   */
-  WebSocket?: WebSocketConstructor;
-  /**
-   * Shards of the namespace's hub (`EDGECACHE_HUB_SHARDS` on the Worker); must match it.
-   * @default 1
-   */
-  shards?: number;
-  /**
-   * The staleness window while every shard's socket is open and caught up with the change
-   * log, in ms: pushed changes arrive within milliseconds, so polling may relax. The moment a
-   * socket drops, `maxStaleness` applies again. Defaults to `maxStaleness` (no relaxation):
-   * the hub then only makes propagation faster.
-   */
-  relaxedStaleness?: number;
-  /**
-   * Longest a publish may take before it is abandoned (the change log still carries it).
-   * @default 1000
-   */
-  publishTimeout?: number;
-  /**
-   * First reconnection delay in ms; it doubles per failed attempt, with jitter, up to
-   * `maxBackoff`.
-   * @default 100
-   */
-  minBackoff?: number;
-  /** @default 10_000 */
-  maxBackoff?: number;
-  /**
-   * Send `"ping"` this often, in ms, and reconnect when nothing arrived for three times as
-   * long (a silently dead connection).
-   * @default 15_000
-   */
-  heartbeat?: number;
-}
 
 /** What the hub client reports to its cache. */
 export interface HubEvents {
@@ -127,115 +52,12 @@ interface Shard {
   lastSeen: number;
 }
 
-/** Keys per published record, and the JSON size a publish frame stays under. */
-const RECORD_KEYS = 100;
-const FRAME_BYTES = 256 * 1024;
-
-/**
- * Publish frames for `records`: records split to at most RECORD_KEYS keys (a set's keys
- * have consecutive versions, so each part keeps exact first/last versions), packed into
- * frames of about FRAME_BYTES, well under the hub's limit.
- */
-function frames(
-  records: readonly ChangeRecord[],
-): Array<{ text: string; records: ChangeRecord[] }> {
-  const parts: ChangeRecord[] = [];
-  for (const r of records) {
-    if (r.keys.length <= RECORD_KEYS) {
-      parts.push(r);
-      continue;
-    }
-    for (let i = 0; i < r.keys.length; i += RECORD_KEYS) {
-      const keys = r.keys.slice(i, i + RECORD_KEYS);
-      parts.push(
-        r.op === "set"
-          ? { ...r, keys, first: keys[0]!.version, last: keys[keys.length - 1]!.version }
-          : { ...r, keys },
-      );
-    }
-  }
-  const out: Array<{ text: string; records: ChangeRecord[] }> = [];
-  let batch: ChangeRecord[] = [];
-  let texts: string[] = [];
-  let size = 0;
-  const flush = () => {
-    // Assembled from the records' own JSON, so each is serialized once.
-    if (batch.length > 0) {
-      out.push({ text: `{"t":"publish","records":[${texts.join(",")}]}`, records: batch });
-    }
-    batch = [];
-    texts = [];
-    size = 0;
-  };
-  for (const r of parts) {
-    const text = JSON.stringify(r);
-    if (batch.length > 0 && (size + text.length > FRAME_BYTES || batch.length >= 500)) flush();
-    batch.push(r);
-    texts.push(text);
-    size += text.length;
-  }
-  flush();
-  return out;
-}
-
 function unref(timer: unknown): void {
   if (typeof timer === "object" && timer !== null && "unref" in timer) {
     (timer as { unref(): void }).unref();
   } else if (typeof timer === "number") {
     (globalThis as { Deno?: { unrefTimer?(id: number): void } }).Deno?.unrefTimer?.(timer);
   }
-}
-
-/** Validated hub options. */
-export interface ResolvedHub {
-  options: HubOptions;
-  shards: number;
-  publishTimeout: number;
-}
-
-/** Validates `sync.hub` at construction. */
-export function resolveHub(hub: HubOptions | undefined): ResolvedHub | undefined {
-  if (hub === undefined) return undefined;
-  if (typeof hub !== "object" || hub === null) {
-    throw new InvalidOptionError("sync.hub must be an options object");
-  }
-  const shards = hub.shards ?? 1;
-  if (!Number.isSafeInteger(shards) || shards < 1 || shards > 256) {
-    throw new InvalidOptionError("sync.hub.shards must be an integer from 1 to 256");
-  }
-  if (hub.binding === undefined && hub.url === undefined) {
-    throw new InvalidOptionError("sync.hub needs a binding (Workers) or a url and token");
-  }
-  if (hub.binding !== undefined && typeof hub.binding?.getByName !== "function") {
-    throw new InvalidOptionError("sync.hub.binding must be a Durable Object namespace binding");
-  }
-  if (hub.url !== undefined) {
-    if (typeof hub.url !== "string" || !/^(https?|wss?):\/\/[^\s/]+/.test(hub.url)) {
-      throw new InvalidOptionError("sync.hub.url must be an http(s) or ws(s) URL");
-    }
-    if (typeof hub.token !== "string" || hub.token.length === 0) {
-      throw new InvalidOptionError("sync.hub.token is required with sync.hub.url");
-    }
-    const ctor = hub.WebSocket ?? (globalThis as { WebSocket?: unknown }).WebSocket;
-    if (typeof ctor !== "function") {
-      throw new InvalidOptionError(
-        "no WebSocket here: pass sync.hub.WebSocket (e.g. from the ws package in Node 20)",
-      );
-    }
-  }
-  for (const name of [
-    "relaxedStaleness",
-    "publishTimeout",
-    "minBackoff",
-    "maxBackoff",
-    "heartbeat",
-  ] as const) {
-    const v = hub[name];
-    if (v !== undefined && (typeof v !== "number" || !Number.isFinite(v) || v < 0)) {
-      throw new InvalidOptionError(`sync.hub.${name} must be a finite number >= 0`);
-    }
-  }
-  return { options: hub, shards, publishTimeout: hub.publishTimeout ?? 1000 };
 }
 
 /**
@@ -312,7 +134,7 @@ export class HubClient {
         const viaHttp: ChangeRecord[] = [];
         for (const [shard, recs] of parts) {
           const socket = this.#shards[shard]?.socket;
-          for (const frame of frames(recs)) {
+          for (const frame of publishFrames(recs)) {
             if (socket?.readyState === OPEN) {
               try {
                 socket.send(frame.text);
@@ -325,7 +147,7 @@ export class HubClient {
           }
         }
         if (viaHttp.length > 0) {
-          await this.#bounded(Promise.all(frames(viaHttp).map((f) => this.#post(f.text))));
+          await this.#bounded(Promise.all(publishFrames(viaHttp).map((f) => this.#post(f.text))));
         }
       }
       this.stats.published += records.length;

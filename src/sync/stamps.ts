@@ -1,5 +1,5 @@
 import { InvalidOptionError } from "../errors.js";
-import { type HubOptions, type ResolvedHub, resolveHub } from "../hub/client.js";
+import { type HubOptions, type ResolvedHub, resolveHub } from "../hub/options.js";
 import type { ChangeBatch, ChangeRecord, SyncRequest } from "../store.js";
 import { isRecord } from "../util/check.js";
 

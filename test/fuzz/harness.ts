@@ -14,8 +14,8 @@ import {
   EdgeCacheError,
   type Store,
 } from "../../src/index.js";
+import { freshNamespace } from "../../src/store/suite-case.js";
 import { upstashStore } from "../../src/stores/upstash.js";
-import { freshNamespace } from "../store-suite.js";
 import { named } from "./config.js";
 import { CACHE_TTL } from "./inputs.js";
 import { MARKER, MAX_VALUE_BYTES } from "./values.js";

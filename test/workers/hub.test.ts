@@ -1,5 +1,5 @@
 /**
- * The invalidation hub (worker/hub.ts) inside workerd: the router's refusals, fan-out to many
+ * The invalidation hub (src/cloudflare) inside workerd: the router's refusals, fan-out to many
  * real WebSockets, batching, the hibernation handlers, sharding, and every way to publish
  * (RPC through the binding, HTTP, a socket). Sockets are opened through the example Worker
  * (`exports.default.fetch`), exactly as a client's upgrade would arrive.
@@ -11,17 +11,21 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import type { ChangeRecord } from "edgecache";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  type HubSocketAttachment,
+  InvalidationHub,
+  publishToHub,
+} from "../../src/cloudflare/index.js";
 import {
   BATCH_RECORDS,
   type ChangesFrame,
   hubObjectName,
   MAX_FRAME_BYTES,
-  mintHubToken,
   parseFrame,
-  shardOf,
-} from "edgecache/hub";
-import { afterEach, describe, expect, it } from "vitest";
-import { type HubSocketAttachment, InvalidationHub, publishToHub } from "../../worker/hub.js";
+} from "../../src/hub/protocol.js";
+import { shardOf } from "../../src/hub/shard.js";
+import { mintHubToken } from "../../src/hub/token.js";
 
 const SHARDS = Number(env.EDGECACHE_HUB_SHARDS);
 const secret = env.EDGECACHE_HUB_SECRET;

@@ -1,39 +1,19 @@
 /**
- * `edgecache/cloudflare`: the invalidation hub, a Durable Object that fans out change-log
- * records to every subscriber of one (namespace, shard), plus the router that authenticates
- * clients in front of it.
- *
- * Mount both in your Worker:
- *
- * ```ts
- * import { handleHubRequest } from "edgecache/cloudflare";
- * export { InvalidationHub } from "edgecache/cloudflare";
- *
- * export default {
- *   fetch(request: Request, env: Env) {
- *     if (new URL(request.url).pathname.startsWith("/hub/")) return handleHubRequest(request, env);
- *     return new Response("not found", { status: 404 });
- *   },
- * };
- * ```
- *
- * The hub is an accelerator: the change log in Redis stays the source of truth, so a frame
- * the hub drops, or one lost to a deploy or an eviction, costs latency, never coherence.
- *
+ * The invalidation hub's Durable Object: fans change-log records out to every subscriber of
+ * one (namespace, shard), batched. Published as part of `edgecache/cloudflare`.
  * @module
  */
 import { DurableObject } from "cloudflare:workers";
-import type { ChangeRecord, HubRole } from "edgecache";
-import { BATCH_MS, BATCH_RECORDS, MAX_FRAME_BYTES, parseFrame, parseRecord } from "edgecache/hub";
+import {
+  BATCH_MS,
+  BATCH_RECORDS,
+  MAX_FRAME_BYTES,
+  parseFrame,
+  parseRecord,
+} from "../hub/protocol.js";
+import type { HubRole } from "../hub/token.js";
+import type { ChangeRecord } from "../store.js";
 import { HUB_NAMESPACE_HEADER, HUB_ROLE_HEADER, HUB_SHARD_HEADER } from "./router.js";
-
-export {
-  type HubEnv,
-  type HubRouterOptions,
-  handleHubRequest,
-  hubShards,
-  publishToHub,
-} from "./router.js";
 
 /** What {@link InvalidationHub.stats} reports. */
 export interface HubStats {

@@ -3,17 +3,11 @@
  * `InvalidationHub` object, and picks the object of each (namespace, shard).
  * @module
  */
-import type { ChangeRecord } from "edgecache";
-import {
-  hubObjectName,
-  InvalidOptionError,
-  MAX_FRAME_BYTES,
-  NAMESPACE_PATTERN,
-  parseFrame,
-  parseRecord,
-  recordsByShard,
-  verifyHubToken,
-} from "edgecache/hub";
+import { InvalidOptionError } from "../errors.js";
+import { hubObjectName, MAX_FRAME_BYTES, parseFrame, parseRecord } from "../hub/protocol.js";
+import { recordsByShard } from "../hub/shard.js";
+import { verifyHubToken } from "../hub/token.js";
+import { type ChangeRecord, NAMESPACE_PATTERN } from "../store.js";
 import type { InvalidationHub } from "./hub.js";
 
 /**
