@@ -1,3 +1,4 @@
+import type { SetOptions } from "./cache-options.js";
 import type { Serializer } from "./codec.js";
 import {
   InvalidKeyError,
@@ -7,7 +8,6 @@ import {
 } from "./errors.js";
 import type { Negative } from "./local.js";
 import { MAX_TTL, type StoreWrite } from "./store.js";
-import type { SetOptions } from "./types.js";
 import { isWellFormed, utf8Length } from "./util/text.js";
 
 /** What `decode` answers for anything that is not a value this cache wrote. */
