@@ -8,7 +8,7 @@ import {
 } from "./errors.js";
 import type { Negative } from "./local.js";
 import { MAX_TTL, type StoreWrite } from "./store.js";
-import { isWellFormed, utf8Length } from "./util/text.js";
+import { isWellFormed, utf8Length } from "./util/bytes.js";
 
 /** What `decode` answers for anything that is not a value this cache wrote. */
 export const MISS: unique symbol = Symbol("miss");
