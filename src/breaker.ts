@@ -1,5 +1,6 @@
 import { EdgeCacheError, InvalidOptionError, StoreError } from "./errors.js";
 import type { Store } from "./store.js";
+import { duration, positiveInt } from "./util/check.js";
 
 /**
  * Options of the L2 circuit breaker (`createCache({ breaker })`). After `threshold`
@@ -58,14 +59,9 @@ export function resolveBreaker(
   if (typeof o !== "object" || o === null) {
     throw new InvalidOptionError("breaker must be false or { threshold, cooldown }");
   }
-  const threshold = o.threshold ?? 5;
-  if (typeof threshold !== "number" || !Number.isSafeInteger(threshold) || threshold < 1) {
-    throw new InvalidOptionError("breaker.threshold must be a positive integer");
-  }
-  const cooldown = o.cooldown ?? 5000;
-  if (typeof cooldown !== "number" || !Number.isFinite(cooldown) || cooldown <= 0) {
-    throw new InvalidOptionError("breaker.cooldown must be a positive number of ms");
-  }
+  // A `null` never gets here: `createCache`'s shape check of `breaker` refuses it first.
+  const threshold = positiveInt("breaker.threshold", o.threshold, 5);
+  const cooldown = duration("breaker.cooldown", o.cooldown, { fallback: 5000, zero: false });
   return { threshold, cooldown };
 }
 

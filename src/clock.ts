@@ -1,3 +1,5 @@
+import { unref } from "./util/runtime.js";
+
 /**
  * A clock that reads the underlying one at most once per `resolution` ms, for hot paths in
  * long-lived processes where reading the system clock costs more than the cache lookup it
@@ -17,12 +19,7 @@ export function coarseClock(now: () => number, resolution: number): () => number
     if (valid) return reading;
     reading = now();
     valid = true;
-    const timer: unknown = setTimeout(expire, resolution);
-    if (typeof timer === "object" && timer !== null && "unref" in timer) {
-      (timer as { unref(): void }).unref(); // Node, Bun
-    } else if (typeof timer === "number") {
-      (globalThis as { Deno?: { unrefTimer?(id: number): void } }).Deno?.unrefTimer?.(timer);
-    }
+    unref(setTimeout(expire, resolution));
     return reading;
   };
 }

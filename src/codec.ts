@@ -2,8 +2,8 @@ import SuperJSON from "superjson";
 import { type Flavor, unencodable } from "./encodable.js";
 import { InvalidOptionError, SerializationError } from "./errors.js";
 
-// Its home is src/util/text.ts; re-exported for the modules that import it from here.
-export { utf8Length } from "./util/text.js";
+// Its home is src/util/bytes.ts; re-exported for the modules that import it from here.
+export { utf8Length } from "./util/bytes.js";
 
 /**
  * Turns values into strings and back. Serialization happens once, in the cache: stores only

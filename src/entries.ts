@@ -1,3 +1,4 @@
+import type { SetOptions } from "./cache-options.js";
 import type { Serializer } from "./codec.js";
 import {
   InvalidKeyError,
@@ -7,8 +8,8 @@ import {
 } from "./errors.js";
 import type { Negative } from "./local.js";
 import { MAX_TTL, type StoreWrite } from "./store.js";
-import type { SetOptions } from "./types.js";
-import { isWellFormed, utf8Length } from "./util/text.js";
+import { isWellFormed, utf8Length } from "./util/bytes.js";
+import { duration } from "./util/check.js";
 
 /** What `decode` answers for anything that is not a value this cache wrote. */
 export const MISS: unique symbol = Symbol("miss");
@@ -100,13 +101,8 @@ export function checkJitter(jitter: unknown, key?: string): number {
 
 /** Validates a TTL in ms and rounds it up to whole ms (Redis PX takes integers; never 0). */
 export function checkTtl(ttl: unknown, key?: string): number {
-  if (typeof ttl !== "number" || !Number.isFinite(ttl) || ttl <= 0 || ttl > MAX_TTL) {
-    throw new InvalidOptionError(
-      "ttl must be a number of ms greater than 0 and at most 2^52 (what L2 can hold)",
-      key ? { key } : {},
-    );
-  }
-  return Math.ceil(ttl);
+  // At most what L2 can hold (MAX_TTL, 2^52 ms).
+  return Math.ceil(duration("ttl", ttl, { zero: false, max: MAX_TTL, key: key || undefined }));
 }
 
 /**

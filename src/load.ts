@@ -1,8 +1,8 @@
+import type { GetOrSetOptions, Loader, NamespaceOptions } from "./cache-options.js";
 import { checkJitter, checkTags, checkTtl } from "./entries.js";
 import { InvalidOptionError } from "./errors.js";
 import { MAX_TTL } from "./store.js";
-import type { GetOrSetOptions, Loader, NamespaceOptions } from "./types.js";
-import { isRecord, MAX_TIMER } from "./util/check.js";
+import { duration, isRecord, MAX_TIMER } from "./util/check.js";
 
 /** {@link GetOrSetOptions} resolved against a namespace's defaults. */
 export interface LoadSettings {
@@ -25,28 +25,12 @@ export interface LoadSettings {
 
 const LOCK_TTL = 10_000;
 
-function ms(
-  name: string,
-  value: unknown,
-  key: string | undefined,
-  zero = true,
-  max = 2 ** 40,
-): number {
-  if (
-    typeof value !== "number" ||
-    !Number.isFinite(value) ||
-    value < 0 ||
-    (!zero && value === 0) ||
-    value > max
-  ) {
-    throw new InvalidOptionError(
-      `${name} must be a number of ms${zero ? " >= 0" : " > 0"} and at most ${max}`,
-      key === undefined ? {} : { key },
-    );
-  }
-  return Math.ceil(value);
+/** A load option in whole ms, rounded up; at most 2^40 unless `max` says less. */
+function ms(name: string, value: unknown, key: string | undefined, zero = true, max = 2 ** 40) {
+  return Math.ceil(duration(name, value, { zero, max, key }));
 }
 
+/** An optional load option, above 0 when given; `undefined` when not. */
 function optionalMs(name: string, value: unknown, key?: string, max?: number): number | undefined {
   return value === undefined ? undefined : ms(name, value, key, false, max);
 }

@@ -1,6 +1,6 @@
 import { LRUCache } from "lru-cache";
 import { InvalidOptionError } from "./errors.js";
-import { isRecord, positiveInt } from "./util/check.js";
+import { duration, isRecord, positiveInt } from "./util/check.js";
 
 /** One L1 entry. The cache checks `expiresAt` itself, so a {@link LocalCache} needs no timers. */
 export interface LocalEntry {
@@ -178,13 +178,9 @@ export function resolveLocal(
       "local must be false, a LocalCache or { maxItems, maxBytes, ... }",
     );
   }
-  let ttl = Number.POSITIVE_INFINITY;
-  if (o.ttl !== undefined) {
-    if (typeof o.ttl !== "number" || !Number.isFinite(o.ttl) || !(o.ttl > 0)) {
-      throw new InvalidOptionError("local.ttl must be a finite number of ms > 0");
-    }
-    ttl = o.ttl;
-  }
+  // Unset: entries live in L1 as long as their freshness does.
+  const ttl =
+    o.ttl === undefined ? Number.POSITIVE_INFINITY : duration("local.ttl", o.ttl, { zero: false });
   let copy: ((value: unknown) => unknown) | undefined;
   if (o.copyOnRead === true) copy = (v) => structuredClone(v);
   else if (typeof o.copyOnRead === "function") copy = o.copyOnRead;

@@ -1,3 +1,4 @@
+import type { CacheOptions } from "./cache-options.js";
 import { resolveSerializer, type Serializer } from "./codec.js";
 import { checkJitter, checkTtl } from "./entries.js";
 import { type EdgeCacheError, InvalidOptionError } from "./errors.js";
@@ -5,8 +6,7 @@ import { type ResolvedLocal, resolveLocal } from "./local.js";
 import { consoleLogger, GuardedLogger, isLogger, type Logger, silentLogger } from "./logger.js";
 import { NAMESPACE_PATTERN, type Store } from "./store.js";
 import { resolveSync, type SyncSettings } from "./sync/stamps.js";
-import type { CacheOptions } from "./types.js";
-import { isRecord, MAX_TIMER, nonNegative, positiveInt } from "./util/check.js";
+import { duration, isRecord, MAX_TIMER, nonNegative, positiveInt } from "./util/check.js";
 
 /** {@link CacheOptions}, validated and with their defaults. */
 export interface ResolvedOptions {
@@ -105,11 +105,11 @@ export function resolveOptions(options: CacheOptions): ResolvedOptions {
   if (options.now !== undefined && typeof options.now !== "function") {
     throw new InvalidOptionError("now must be a function returning ms");
   }
-  const clockResolution = nonNegative("clockResolution", options.clockResolution, 0);
   // A timer waits for it: past 2^31 - 1 ms it would fire at once.
-  if (clockResolution > MAX_TIMER) {
-    throw new InvalidOptionError(`clockResolution must be at most ${MAX_TIMER} ms`);
-  }
+  const clockResolution = duration("clockResolution", options.clockResolution, {
+    fallback: 0,
+    max: MAX_TIMER,
+  });
   const { instanceId } = options;
   if (
     instanceId !== undefined &&

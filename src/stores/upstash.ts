@@ -13,7 +13,7 @@ import {
   type SyncRequest,
   type WriteMeta,
 } from "../store.js";
-import { MAX_TIMER } from "../util/check.js";
+import { duration, MAX_TIMER } from "../util/check.js";
 import {
   ACQUIRE_SCRIPT,
   CLEAR_SCRIPT,
@@ -99,15 +99,7 @@ export function upstashStore(
   if (typeof prefix !== "string" || !PREFIX.test(prefix)) {
     throw new InvalidOptionError("upstashStore prefix must be 1-32 of letters, digits, _ - .");
   }
-  const timeout = options.timeout ?? 1500;
-  if (
-    typeof timeout !== "number" ||
-    !Number.isFinite(timeout) ||
-    timeout < 0 ||
-    timeout > MAX_TIMER
-  ) {
-    throw new InvalidOptionError("upstashStore timeout must be a number of ms from 0 to 2^31 - 1");
-  }
+  const timeout = duration("upstashStore timeout", options.timeout ?? 1500, { max: MAX_TIMER });
   const transport = new Transport(connection, timeout);
   const scripts = {
     read: script(READ_SCRIPT),

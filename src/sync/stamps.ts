@@ -1,7 +1,7 @@
 import { InvalidOptionError } from "../errors.js";
 import { type HubOptions, type ResolvedHub, resolveHub } from "../hub/options.js";
 import type { ChangeBatch, ChangeRecord, SyncRequest } from "../store.js";
-import { isRecord } from "../util/check.js";
+import { isRecord, nonNegative } from "../util/check.js";
 
 /**
  * Options of cross-instance coherence (`createCache({ sync })`).
@@ -71,22 +71,6 @@ export interface SyncSettings {
   hub: ResolvedHub | undefined;
 }
 
-const nonNegative = (name: string, value: unknown, fallback: number, integer = false): number => {
-  // Only `undefined` is "not set": `null` is a wrong shape like any other.
-  const v = value === undefined ? fallback : value;
-  if (
-    typeof v !== "number" ||
-    !Number.isFinite(v) ||
-    v < 0 ||
-    (integer && !Number.isSafeInteger(v))
-  ) {
-    throw new InvalidOptionError(
-      `sync.${name} must be a finite ${integer ? "integer" : "number"} >= 0`,
-    );
-  }
-  return v;
-};
-
 /** The shape of `sync.hub`; its values are checked by `resolveHub`. */
 function checkHub(hub: unknown): HubOptions | undefined {
   if (hub !== undefined && !isRecord(hub)) {
@@ -102,20 +86,20 @@ export function resolveSync(option: SyncOptions | false | undefined): SyncSettin
   if (!isRecord(o)) {
     throw new InvalidOptionError("sync must be false or an options object");
   }
-  const batch = nonNegative("batch", o.batch, 1000, true);
-  const logLength = nonNegative("logLength", o.logLength, 5000, true);
+  const batch = nonNegative("sync.batch", o.batch, 1000, true);
+  const logLength = nonNegative("sync.logLength", o.logLength, 5000, true);
   if (batch < 1 || logLength < 1) {
     throw new InvalidOptionError("sync.batch and sync.logLength must be at least 1");
   }
-  const refreshAhead = nonNegative("refreshAhead", o.refreshAhead, 0);
+  const refreshAhead = nonNegative("sync.refreshAhead", o.refreshAhead, 0);
   if (refreshAhead >= 1) throw new InvalidOptionError("sync.refreshAhead must be below 1");
   if (o.waitUntil !== undefined && typeof o.waitUntil !== "function") {
     throw new InvalidOptionError("sync.waitUntil must be a function");
   }
   return {
-    maxStaleness: nonNegative("maxStaleness", o.maxStaleness, 1000),
+    maxStaleness: nonNegative("sync.maxStaleness", o.maxStaleness, 1000),
     logLength,
-    propagateMaxBytes: nonNegative("propagateMaxBytes", o.propagateMaxBytes, 1024, true),
+    propagateMaxBytes: nonNegative("sync.propagateMaxBytes", o.propagateMaxBytes, 1024, true),
     batch,
     refreshAhead,
     waitUntil: o.waitUntil,

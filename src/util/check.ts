@@ -23,11 +23,64 @@ export function positiveInt(name: string, value: unknown, fallback: number): num
   return v;
 }
 
-/** `value`, or `fallback` when it is `undefined`; throws unless a finite number >= 0. */
-export function nonNegative(name: string, value: unknown, fallback: number): number {
+/**
+ * `value`, or `fallback` when it is `undefined`; throws unless a finite number >= 0 (a safe
+ * integer with `integer`).
+ */
+export function nonNegative(
+  name: string,
+  value: unknown,
+  fallback: number,
+  integer = false,
+): number {
   const v = value === undefined ? fallback : value;
-  if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
-    throw new InvalidOptionError(`${name} must be a finite number >= 0`);
+  if (
+    typeof v !== "number" ||
+    !Number.isFinite(v) ||
+    v < 0 ||
+    (integer && !Number.isSafeInteger(v))
+  ) {
+    throw new InvalidOptionError(`${name} must be a finite ${integer ? "integer" : "number"} >= 0`);
+  }
+  return v;
+}
+
+/** Bounds of a {@link duration}. */
+export interface DurationBounds {
+  /**
+   * Whether 0 is allowed; without it the duration must be above 0.
+   * @default true
+   */
+  zero?: boolean;
+  /**
+   * The longest duration allowed, e.g. {@link MAX_TIMER} for one a timer waits for.
+   * @default Infinity
+   */
+  max?: number;
+  /** Taken when `value` is `undefined` (only that means "not set"). */
+  fallback?: number | undefined;
+  /** The key of the call the option came with, named by the error. */
+  key?: string | undefined;
+}
+
+/**
+ * `value` (or `fallback` when it is `undefined`) as a duration in ms: a finite number >= 0
+ * (> 0 without `zero`), at most `max`.
+ * Throws `InvalidOptionError` otherwise, naming the option but never the value.
+ * @example
+ * ```ts
+ * const cooldown = duration("breaker.cooldown", o.cooldown, { fallback: 5000, zero: false });
+ * ```
+ */
+export function duration(name: string, value: unknown, bounds: DurationBounds = {}): number {
+  const { zero = true, max = Number.POSITIVE_INFINITY, key } = bounds;
+  const v = value === undefined ? bounds.fallback : value;
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || (!zero && v === 0) || v > max) {
+    const range = `${zero ? ">= 0" : "> 0"}${max < Number.POSITIVE_INFINITY ? ` and at most ${max}` : ""}`;
+    throw new InvalidOptionError(
+      `${name} must be a number of ms ${range}`,
+      key === undefined ? {} : { key },
+    );
   }
   return v;
 }

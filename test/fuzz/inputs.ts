@@ -1,6 +1,6 @@
 /**
  * Keys, TTLs, jitters, tags and call options, each judged by the documented rule (see
- * src/types.ts): the judges here are the spec, written independently of src/.
+ * src/cache-options.ts): the judges here are the spec, written independently of src/.
  * @module
  */
 import fc from "fast-check";
