@@ -1,10 +1,11 @@
-import { utf8Length } from "../codec.js";
 import { type Decoded, MISS } from "../entries.js";
 import { StoreError } from "../errors.js";
 import { HubClient } from "../hub/client.js";
 import type { ResolvedOptions } from "../options.js";
 import type { ChangeBatch, ChangeRecord, WriteMeta } from "../store.js";
 import type { SyncState, Verdict } from "../sync/stamps.js";
+import { utf8Length } from "../util/bytes.js";
+import { handOff } from "../util/runtime.js";
 import type { Core } from "./core.js";
 import { TAG_PREFIX } from "./tags.js";
 
@@ -204,16 +205,8 @@ export class Coherence {
     const hub = this.hub;
     if (hub === undefined) return;
     const work = hub.publish(records); // never rejects
-    const waitUntil = this.#sync?.settings.waitUntil;
-    if (waitUntil) {
-      try {
-        waitUntil(work);
-        return;
-      } catch {
-        // Outside a request context: wait for it here instead.
-      }
-    }
-    await work;
+    // Outside a request context (or without waitUntil) it is waited for here.
+    if (!handOff(work, this.#sync?.settings.waitUntil)) await work;
   }
 
   /** The metadata of a write: who writes, and the sync riding along. */

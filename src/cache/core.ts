@@ -6,6 +6,7 @@ import type { Logger } from "../logger.js";
 import type { ResolvedOptions } from "../options.js";
 import type { Store } from "../store.js";
 import { SyncState } from "../sync/stamps.js";
+import { handOff, type WaitUntil } from "../util/runtime.js";
 import { Tags } from "./tags.js";
 
 /** The counters behind `stats()`. */
@@ -121,17 +122,10 @@ export class Core {
    * Lets background work finish: through `waitUntil` when there is one, in-process anyway.
    * Returns whether `waitUntil` took it.
    */
-  keepAlive(work: Promise<unknown>, waitUntil?: (promise: Promise<unknown>) => void): boolean {
+  keepAlive(work: Promise<unknown>, waitUntil?: WaitUntil): boolean {
     this.background.add(work);
     void work.finally(() => this.background.delete(work));
-    if (waitUntil === undefined) return false;
-    try {
-      waitUntil(work);
-      return true;
-    } catch {
-      // Outside a request context: it runs in-process.
-      return false;
-    }
+    return handOff(work, waitUntil);
   }
 
   /** Counts and reports entries L2 held that could not be decoded (or were repaired). */

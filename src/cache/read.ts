@@ -1,8 +1,8 @@
-import { utf8Length } from "../codec.js";
 import { MISS } from "../entries.js";
 import { StoreError } from "../errors.js";
 import type { LocalEntry } from "../local.js";
 import type { ChangeBatch, StoreEntry } from "../store.js";
+import { utf8Length } from "../util/bytes.js";
 import type { Coherence } from "./coherence.js";
 import type { Core } from "./core.js";
 
