@@ -5,15 +5,8 @@
  */
 import SuperJSON from "superjson";
 import { describe, expect, it } from "vitest";
-import { utf8Length } from "../src/codec.js";
-import {
-  createCache,
-  isEdgeCacheError,
-  jsonSerializer,
-  memoryStore,
-  type Serializer,
-  superjsonSerializer,
-} from "../src/index.js";
+import { jsonSerializer, superjsonSerializer, utf8Length } from "../src/codec.js";
+import { createCache, isEdgeCacheError, memoryStore, type Serializer } from "../src/index.js";
 import { rejection } from "./helpers.js";
 
 const serializers = { superjson: superjsonSerializer, json: jsonSerializer } as const;

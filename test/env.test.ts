@@ -9,7 +9,8 @@ import WebSocket from "ws";
 import { fromEnv, optionsFromEnv } from "../src/env.js";
 import { InvalidOptionError } from "../src/errors.js";
 import type { HubBinding, HubOptions, WebSocketConstructor } from "../src/hub/options.js";
-import { type ChangeRecord, memoryStore } from "../src/index.js";
+import { memoryStore } from "../src/index.js";
+import type { ChangeRecord } from "../src/store.js";
 
 const url = inject("bridgeUrl");
 const token = inject("bridgeToken");

@@ -11,10 +11,10 @@ import {
   createCache,
   type EdgeCacheError,
   isEdgeCacheError,
-  lruLocal,
   memoryStore,
   type Serializer,
 } from "../src/index.js";
+import { lruLocal } from "../src/local.js";
 import { upstashStore } from "../src/stores/upstash.js";
 import { chaosStore, fakeClock, rejection } from "./helpers.js";
 

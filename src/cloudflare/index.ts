@@ -23,11 +23,10 @@
  *
  * @module
  */
-export { type HubClaims, type HubRole, verifyHubToken } from "../hub/token.js";
-export { type HubSocketAttachment, type HubStats, InvalidationHub } from "./hub.js";
+export { type HubRole, verifyHubToken } from "../hub/token.js";
+export { InvalidationHub } from "./hub.js";
 export {
   type HubEnv,
-  type HubRouterOptions,
   handleHubRequest,
   hubShards,
   publishToHub,

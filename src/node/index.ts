@@ -17,7 +17,6 @@ export { type RestBridge, type RestBridgeOptions, startRestBridge } from "./brid
 export {
   type RedisServer,
   RedisServerError,
-  type RedisServerErrorCode,
   type RedisServerOptions,
   startRedisServer,
 } from "./redis-server.js";

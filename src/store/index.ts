@@ -21,7 +21,6 @@
  */
 export {
   type ChangeBatch,
-  type ChangedKey,
   type ChangeRecord,
   leaseTtl,
   type Store,
@@ -35,8 +34,7 @@ export {
 } from "../store.js";
 export {
   type StoreCapabilities,
-  type StoreHarness,
   type StoreSuiteOptions,
   storeSuite,
 } from "./suite.js";
-export type { SuiteMatchers, SuiteTestApi } from "./test-api.js";
+export type { SuiteTestApi } from "./test-api.js";

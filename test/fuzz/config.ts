@@ -4,7 +4,8 @@
  * @module
  */
 import fc from "fast-check";
-import { lruLocal, memoryStore, type Store } from "../../src/index.js";
+import { memoryStore, type Store } from "../../src/index.js";
+import { lruLocal } from "../../src/local.js";
 import { fn, jitterCase, loadFields, notAFunction } from "./inputs.js";
 import { type Case, cases, consts, record, type Verdict, worst } from "./verdict.js";
 

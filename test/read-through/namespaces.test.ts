@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { LocalCache, LocalEntry } from "../../src/index.js";
+import type { LocalCache } from "../../src/index.js";
+import type { LocalEntry } from "../../src/local.js";
 import { realTimersAfterEach, setup } from "./helpers.js";
 
 realTimersAfterEach();

@@ -10,13 +10,10 @@
  */
 import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import type { ChangeRecord } from "edgecache";
+import type { ChangeRecord } from "edgecache/store";
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  type HubSocketAttachment,
-  InvalidationHub,
-  publishToHub,
-} from "../../src/cloudflare/index.js";
+import type { HubSocketAttachment } from "../../src/cloudflare/hub.js";
+import { InvalidationHub, publishToHub } from "../../src/cloudflare/index.js";
 import {
   BATCH_RECORDS,
   type ChangesFrame,
