@@ -13,7 +13,7 @@ import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import WebSocket, { WebSocketServer } from "ws";
 import { createCache } from "../src/cache.js";
-import { cacheAdmin } from "../src/hono/admin.js";
+import { cacheAdmin } from "../src/hono/admin/index.js";
 import type { Cache, CacheStats } from "../src/index.js";
 import { upstashStore } from "../src/stores/upstash.js";
 

@@ -6,8 +6,8 @@
 import { type Context, Hono } from "hono";
 import { etag } from "hono/etag";
 import { describe, expect, expectTypeOf, inject, it } from "vitest";
-import { type CachedEnv, type CachedOptions, cached } from "../src/hono/cached.js";
-import { baseKey, normalizeUrl, variantKey } from "../src/hono/key.js";
+import { type CachedEnv, type CachedOptions, cached } from "../src/hono/cached/index.js";
+import { baseKey, normalizeUrl, variantKey } from "../src/hono/cached/key.js";
 import {
   type Cache,
   type CacheOptions,

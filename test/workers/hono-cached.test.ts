@@ -6,7 +6,7 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { type Context, Hono } from "hono";
 import { describe, expect, inject, it } from "vitest";
-import { type CachedEnv, type CachedOptions, cached } from "../../src/hono/cached.js";
+import { type CachedEnv, type CachedOptions, cached } from "../../src/hono/cached/index.js";
 import { type Cache, createCache, memoryStore } from "../../src/index.js";
 import { upstashStore } from "../../src/stores/upstash.js";
 
