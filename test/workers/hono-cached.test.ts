@@ -1,6 +1,6 @@
 /**
  * The `cached` Hono middleware inside workerd: the core of the Node matrix
- * (test/hono-cached.test.ts) against the real REST bridge over fetch, and stale-while-
+ * (test/hono/cached-*.test.ts) against the real REST bridge over fetch, and stale-while-
  * revalidate through the runtime's own ExecutionContext (`c.executionCtx.waitUntil`).
  */
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
