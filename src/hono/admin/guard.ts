@@ -89,7 +89,7 @@ export const sameOriginPosts: MiddlewareHandler = csrf({
   secFetchSite: (_site, c) => sameOrigin(c),
 });
 
-/** Sets the session cookie: `HttpOnly; SameSite=Strict`, `Secure` over https, `Path` = the mount. */
+/** Sets the session cookie: `HttpOnly; SameSite=Strict`, `Secure` over https, `Path` the mount. */
 export function setSession(c: Context, value: string, maxAge: number): void {
   setCookie(c, ADMIN_SESSION_COOKIE, value, { ...cookieScope(c), maxAge });
 }

@@ -33,6 +33,7 @@ import { PROMETHEUS_CONTENT_TYPE, prometheusMetrics } from "./metrics.js";
 import { statsPage } from "./page.js";
 import { Credentials } from "./session.js";
 
+/** The session cookie's name (defined beside the code that reads and writes it). */
 export { ADMIN_SESSION_COOKIE };
 
 /** Options of {@link cacheAdmin}. */
