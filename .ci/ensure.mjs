@@ -40,7 +40,7 @@ if (process.env.npm_lifecycle_event === "test" && !existsSync("/usr/bin/chromium
   if (check || !root || !works("apt-get", ["--version"])) {
     // The other tests can still run; that one fails and says why.
     console.warn(
-      "Chromium is not installed at /usr/bin/chromium, so test/admin-page.test.ts will fail. " +
+      "Chromium is not installed at /usr/bin/chromium, so test/hono/admin-page.test.ts will fail. " +
         "Install it with `sudo apt-get install -y chromium` (Debian).",
     );
   } else {

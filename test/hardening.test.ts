@@ -8,7 +8,7 @@ import { inspect } from "node:util";
 import { Redis } from "@upstash/redis";
 import { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { cached } from "../src/hono/cached.js";
+import { cached } from "../src/hono/cached/index.js";
 import { createCache, type EdgeCacheError } from "../src/index.js";
 import { freshNamespace } from "../src/store/suite-case.js";
 import { RedisClock } from "../src/stores/redis-clock.js";

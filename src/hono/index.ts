@@ -16,11 +16,16 @@
  * @module
  */
 export { type EdgecacheEnv, fromEnv, optionsFromEnv } from "../env.js";
-export { ADMIN_SESSION_COOKIE, type CacheAdminOptions, cacheAdmin } from "./admin.js";
-export { type CachedEnv, type CachedOptions, type CachedVariables, cached } from "./cached.js";
+export { ADMIN_SESSION_COOKIE, type CacheAdminOptions, cacheAdmin } from "./admin/index.js";
 export {
   escapeLabelValue,
   type NamespaceStats,
   PROMETHEUS_CONTENT_TYPE,
   prometheusMetrics,
-} from "./metrics.js";
+} from "./admin/metrics.js";
+export {
+  type CachedEnv,
+  type CachedOptions,
+  type CachedVariables,
+  cached,
+} from "./cached/index.js";

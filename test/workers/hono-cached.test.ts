@@ -1,12 +1,12 @@
 /**
  * The `cached` Hono middleware inside workerd: the core of the Node matrix
- * (test/hono-cached.test.ts) against the real REST bridge over fetch, and stale-while-
+ * (test/hono/cached-*.test.ts) against the real REST bridge over fetch, and stale-while-
  * revalidate through the runtime's own ExecutionContext (`c.executionCtx.waitUntil`).
  */
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { type Context, Hono } from "hono";
 import { describe, expect, inject, it } from "vitest";
-import { type CachedEnv, type CachedOptions, cached } from "../../src/hono/cached.js";
+import { type CachedEnv, type CachedOptions, cached } from "../../src/hono/cached/index.js";
 import { type Cache, createCache, memoryStore } from "../../src/index.js";
 import { upstashStore } from "../../src/stores/upstash.js";
 

@@ -42,10 +42,13 @@ export interface Passed {
   readonly kind: "pass";
 }
 
+/** Everything a load of `cached` returns. */
 export type Stored = StoredResponse | VaryRecord | Passed;
 
+/** The one {@link Passed} value. */
 export const PASSED: Passed = Object.freeze({ kind: "pass" });
 
+/** Whether a cached value is a response this format version wrote (not another release's). */
 export function isStoredResponse(value: unknown): value is StoredResponse {
   if (typeof value !== "object" || value === null) return false;
   const v = value as Partial<StoredResponse>;
@@ -63,6 +66,7 @@ export function isStoredResponse(value: unknown): value is StoredResponse {
   );
 }
 
+/** Whether a cached value is a vary record this format version wrote. */
 export function isVaryRecord(value: unknown): value is VaryRecord {
   if (typeof value !== "object" || value === null) return false;
   const v = value as Partial<VaryRecord>;
@@ -74,6 +78,7 @@ export function isVaryRecord(value: unknown): value is VaryRecord {
   );
 }
 
+/** Standard base64 of some bytes; in chunks, so a large body does not overflow the call stack. */
 export function toBase64(bytes: Uint8Array): string {
   let binary = "";
   for (let i = 0; i < bytes.length; i += 0x8000) {
@@ -82,6 +87,7 @@ export function toBase64(bytes: Uint8Array): string {
   return btoa(binary);
 }
 
+/** The bytes of a base64 text. */
 export function fromBase64(text: string): Uint8Array<ArrayBuffer> {
   const binary = atob(text);
   const bytes = new Uint8Array(binary.length);

@@ -12,10 +12,10 @@ import { Hono } from "hono";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import WebSocket, { WebSocketServer } from "ws";
-import { createCache } from "../src/cache.js";
-import { cacheAdmin } from "../src/hono/admin.js";
-import type { Cache, CacheStats } from "../src/index.js";
-import { upstashStore } from "../src/stores/upstash.js";
+import { createCache } from "../../src/cache.js";
+import { cacheAdmin } from "../../src/hono/admin/index.js";
+import type { Cache, CacheStats } from "../../src/index.js";
+import { upstashStore } from "../../src/stores/upstash.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const SCREENSHOT = "/tmp/edgecache-admin.png";

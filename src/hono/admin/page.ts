@@ -16,23 +16,6 @@ export function escapeHtml(text: string): string {
     .replace(/'/g, "&#39;");
 }
 
-/**
- * The Content-Security-Policy of both pages: nothing but the nonce'd inline style and
- * script, same-origin requests and form posts; no framing, no `<base>`.
- */
-export function pageCsp(nonce: string): string {
-  return [
-    "default-src 'none'",
-    `script-src 'nonce-${nonce}'`,
-    `style-src 'nonce-${nonce}'`,
-    "connect-src 'self'",
-    "img-src 'self' data:",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-    "base-uri 'none'",
-  ].join("; ");
-}
-
 const STYLE = `
 :root{--bg:#f5f6f8;--card:#fff;--ink:#1b1f24;--muted:#667085;--line:#e4e7ec;--l1:#2563eb;--l2:#d97706;--ok:#16a34a;--warn:#d97706;--bad:#dc2626;--off:#98a2b3}
 *{box-sizing:border-box}

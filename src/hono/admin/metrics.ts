@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { CacheStats } from "../types.js";
+import type { CacheStats } from "../../types.js";
 
 /** One cache's statistics, labelled with its namespace. */
 export interface NamespaceStats {

@@ -64,6 +64,7 @@ export interface RequestPolicy {
   readonly onlyIfCached: boolean;
 }
 
+/** Reads a request's `Cache-Control` (and, without one, `Pragma`) into a {@link RequestPolicy}. */
 export function requestPolicy(headers: Headers): RequestPolicy {
   const header = headers.get("cache-control");
   const cc = parseCacheControl(header);
@@ -100,6 +101,7 @@ export type NotStored =
   | "expired"
   | "error";
 
+/** What {@link judgeResponse} decided: store, with a TTL, its `Age` and `Vary`; or why not. */
 export type Verdict =
   | {
       readonly ok: true;

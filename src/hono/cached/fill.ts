@@ -1,0 +1,292 @@
+/**
+ * The loader of `cached`: runs the rest of the chain inside `getOrSet` and decides what
+ * becomes of its response, in order: judge (may it be stored?), tags, body, vary (under
+ * which key?), put. What this request's own run came to goes to `c.var.cachedRun`.
+ * @module
+ */
+
+import { checkTags } from "../../entries.js";
+import type { Loader, LoaderContext } from "../../types.js";
+import { type Exchange, loadOptions, type Run } from "./exchange.js";
+import { judgeResponse } from "./http.js";
+import { headerNames, variantKey } from "./key.js";
+import {
+  isStoredResponse,
+  isVaryRecord,
+  nullBody,
+  PASSED,
+  readBody,
+  type Stored,
+  type StoredResponse,
+  storedHeaders,
+  toBase64,
+  type VaryRecord,
+} from "./snapshot.js";
+
+/** One `getOrSet` of a request: the key, and what the flow knows about it. */
+export interface Load {
+  readonly key: string;
+  /**
+   * The names a variant's key was made with (from the URL's vary record), beyond the `vary`
+   * option; `null` for the URL's own key.
+   */
+  readonly expected: readonly string[] | null;
+  /** The base of every key of this request (method and resource). */
+  readonly base: string;
+  /** The URL's key: where a variant's load writes the vary record. */
+  readonly urlKey: string;
+  /** The request asked to revalidate: a write under another key replaces what is there. */
+  readonly force: boolean;
+}
+
+/**
+ * Thrown by a load whose handler failed (an error, or 5xx) while a stale response is at hand,
+ * so that `getOrSet` serves that response (grace). Carries the status only.
+ */
+class HandlerFailed extends Error {
+  constructor(status: number) {
+    super(`the handler failed (status ${status}); a stale response may be served`);
+    this.name = "HandlerFailed";
+  }
+}
+
+const macrotask = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+/** Releases the body of a response nobody will read. */
+export async function discard(res: Response): Promise<void> {
+  try {
+    await res.body?.cancel();
+  } catch {
+    // Already consumed or errored: nothing to release.
+  }
+}
+
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((n, i) => n === b[i]);
+}
+
+/** The loader of one load of this request. */
+export function fill(x: Exchange, load: Load): Loader<Stored> {
+  return async function cachedFill(_key, ctx) {
+    // A URL's vary record is renewed as it is: the variant's own load checks it.
+    if (load.expected === null && isVaryRecord(ctx.stale)) {
+      ctx.setTtl(x.s.ttl);
+      return ctx.stale;
+    }
+    const background = ctx.background;
+    if (background) {
+      // A refresh may start before getOrSet answers this request with the stale response:
+      // wait until that response is handed over, then let the middleware before this one
+      // have a macrotask to finish with it (two turns: their timer may be set after ours).
+      await x.finished;
+      await macrotask();
+      await macrotask();
+    }
+    if (x.chainUsed) {
+      ctx.noStore();
+      return PASSED;
+    }
+    x.chainUsed = true;
+    // A refresh answers nobody: what it passes on is released, not reported.
+    const report = (run: Run) => {
+      if (!background) x.c.set("cachedRun", run);
+      else if (run.kind === "pass" || run.kind === "failed") void discard(run.response);
+    };
+    const { res, error } = background ? await detached(x) : await foreground(x, report);
+    return keep(x, load, ctx, res, error !== undefined, report);
+  };
+}
+
+/** Runs the rest of the chain for this request; what it throws is reported, then rethrown. */
+async function foreground(x: Exchange, report: (run: Run) => void) {
+  try {
+    await x.next();
+  } catch (thrown) {
+    report({ kind: "threw", error: thrown });
+    throw thrown;
+  }
+  return { res: x.c.res, error: x.c.error };
+}
+
+/**
+ * Runs the rest of the chain for a background refresh, detached from the response this
+ * request already returned (restored afterwards), so neither can touch the other.
+ */
+async function detached(x: Exchange): Promise<{ res: Response; error: unknown }> {
+  const c = x.c;
+  const client = c.res;
+  const error = c.error;
+  c.res = undefined;
+  c.finalized = false;
+  try {
+    await x.next();
+    return { res: c.res, error: c.error };
+  } finally {
+    c.res = undefined;
+    c.res = client;
+    c.error = error;
+  }
+}
+
+/** Judge, tags, body, vary, put: what the chain's response becomes. */
+async function keep(
+  x: Exchange,
+  load: Load,
+  ctx: LoaderContext<Stored>,
+  res: Response,
+  failed: boolean,
+  report: (run: Run) => void,
+): Promise<Stored> {
+  const s = x.s;
+  // Served, not stored.
+  const pass = (response: Response, detail: string): Stored => {
+    ctx.noStore();
+    report({ kind: "pass", response, detail });
+    return PASSED;
+  };
+  // Bad tags, or tags the cache cannot carry: the response is served, and not stored.
+  const refuseTags = (thrown: unknown, response: Response): Stored => {
+    s.onError(thrown);
+    return pass(response, "tag-error");
+  };
+
+  const verdict = judgeResponse(res, failed, s.rules);
+  if (!verdict.ok) {
+    if ((failed || res.status >= 500) && isStoredResponse(ctx.stale)) {
+      report({ kind: "failed", response: res });
+      throw new HandlerFailed(res.status);
+    }
+    return pass(res, verdict.detail);
+  }
+
+  let tags: readonly string[];
+  try {
+    const fromOption = typeof s.tags === "function" ? await s.tags(x.c) : (s.tags ?? []);
+    tags = checkTags([...fromOption, ...x.tags]) ?? [];
+  } catch (thrown) {
+    return refuseTags(thrown, res);
+  }
+
+  let body: Awaited<ReturnType<typeof readBody>>;
+  try {
+    body = await readBody(res, s.maxBodyBytes);
+  } catch (thrown) {
+    // The body failed midway: nothing whole to store or to pass on; Hono answers 500.
+    report({ kind: "threw", error: thrown });
+    throw thrown;
+  }
+  if ("over" in body) return pass(body.over, "too-large");
+
+  const entry: StoredResponse = {
+    kind: "response",
+    v: 1,
+    id: crypto.randomUUID(),
+    status: res.status,
+    headers: storedHeaders(res.headers, body.bytes.byteLength),
+    body: toBase64(body.bytes),
+    storedAt: s.now(),
+    ttl: verdict.ttl,
+    age: verdict.age,
+    vary: verdict.vary,
+  };
+  const response = new Response(nullBody(res.status) ? null : body.bytes, {
+    status: res.status,
+    statusText: res.statusText,
+    headers: res.headers,
+  });
+
+  // Names the response varies on beyond the `vary` option, which every key has already.
+  const extra = verdict.vary.filter((name) => !s.vary.includes(name));
+  if (sameNames(extra, load.expected ?? [])) {
+    // It belongs under the key being loaded: getOrSet stores it.
+    ctx.setTtl(verdict.ttl);
+    if (tags.length > 0) {
+      try {
+        ctx.tag(...tags);
+      } catch (thrown) {
+        // The cache cannot carry tags (a sharded store): served, not stored.
+        return refuseTags(thrown, response);
+      }
+    }
+    x.recent.note(load.key, entry.id);
+    report({ kind: "stored", response, entry, stored: true });
+    return entry;
+  }
+
+  // It varies on other headers than this key was made with: it goes under the key made
+  // with those, never under this one (a request differing in them could read it here).
+  const right = await variantKey(
+    load.base,
+    headerNames([...s.vary, ...extra]),
+    x.c.req.raw.headers,
+  );
+  const varyRecord: VaryRecord = { kind: "vary", v: 1, names: extra };
+  let stored: boolean;
+  let value: Stored = PASSED;
+  if (load.expected === null) {
+    // The URL's load: the variant is written first, then getOrSet stores the vary record
+    // here, so whoever joined this load (or waits on its lease) finds the variant.
+    stored = await putVariant(x, right, entry, verdict.ttl, tags, load.force);
+    ctx.setTtl(verdict.ttl);
+    value = varyRecord;
+  } else {
+    // A variant's load whose response names other headers: both writes are plain sets.
+    ctx.noStore();
+    stored = await put(x, right, entry, verdict.ttl, tags);
+    if (extra.length > 0)
+      stored = (await put(x, load.urlKey, varyRecord, verdict.ttl, [])) && stored;
+  }
+  if (stored) x.recent.note(right, entry.id);
+  report({ kind: "stored", response, entry, stored });
+  return value;
+}
+
+/**
+ * A plain write under another key than the one being loaded. It waits for no other load
+ * (a variant's load waiting on the URL's, and back, would never end). Failures are reported.
+ */
+async function put(
+  x: Exchange,
+  key: string,
+  value: Stored,
+  ttl: number,
+  tags: readonly string[],
+): Promise<boolean> {
+  try {
+    await x.s.cache.set(key, value, { ttl, ...(tags.length > 0 ? { tags } : {}) });
+    return true;
+  } catch (error) {
+    x.s.onError(error);
+    return false;
+  }
+}
+
+/**
+ * The URL's load writes the variant its response belongs under before it returns. Through
+ * `getOrSet` with this request's options, not `set`: only a load's write keeps the entry in
+ * L2 for the stale window past its TTL (`set` has no such option), and it leaves alone a
+ * fresh variant that is already there. After a delete when the request asked to revalidate.
+ */
+async function putVariant(
+  x: Exchange,
+  key: string,
+  entry: StoredResponse,
+  ttl: number,
+  tags: readonly string[],
+  force: boolean,
+): Promise<boolean> {
+  const cache = x.s.cache;
+  try {
+    if (force) await cache.delete(key);
+    await cache.getOrSet(key, () => entry, {
+      ...loadOptions(x),
+      lock: false,
+      ttl,
+      ...(tags.length > 0 ? { tags } : {}),
+    });
+    return true;
+  } catch (error) {
+    x.s.onError(error);
+    return false;
+  }
+}
