@@ -28,8 +28,8 @@ import { type Context, Hono } from "hono";
 import { type HubEnv, handleHubRequest } from "../src/cloudflare/index.js";
 import { fromEnv } from "../src/env.js";
 import { type EdgeCacheErrorCode, isEdgeCacheError } from "../src/errors.js";
-import { cacheAdmin } from "../src/hono/admin.js";
-import { cached } from "../src/hono/cached.js";
+import { cacheAdmin } from "../src/hono/admin/index.js";
+import { cached } from "../src/hono/cached/index.js";
 import type { Cache } from "../src/types.js";
 import { requireAdminToken } from "./auth.js";
 

@@ -1,12 +1,13 @@
 /**
  * edgecache for Hono: `cached()` caches whole route responses in the two-level cache with
  * HTTP semantics; `cacheAdmin()` is the admin API (inspect, delete, invalidate tags, stats,
- * Prometheus metrics, a live stats page); `fromEnv()` builds the cache from the environment.
+ * Prometheus metrics, a live stats page). Build the cache with `fromEnv()` from `edgecache`.
  *
  * @example
  * ```ts
  * import { Hono } from "hono";
- * import { cached, cacheAdmin, fromEnv } from "edgecache/hono";
+ * import { fromEnv } from "edgecache";
+ * import { cached, cacheAdmin } from "edgecache/hono";
  *
  * const cache = fromEnv(env);
  * app.get("/products/*", cached({ cache, ttl: 60_000, staleWhileRevalidate: 300_000, tags: () => ["products"] }));
@@ -15,14 +16,8 @@
  * ```
  * @module
  */
-export { type EdgecacheEnv, fromEnv, optionsFromEnv } from "../env.js";
-export { ADMIN_SESSION_COOKIE, type CacheAdminOptions, cacheAdmin } from "./admin/index.js";
-export {
-  escapeLabelValue,
-  type NamespaceStats,
-  PROMETHEUS_CONTENT_TYPE,
-  prometheusMetrics,
-} from "./admin/metrics.js";
+export { type CacheAdminOptions, cacheAdmin } from "./admin/index.js";
+export { prometheusMetrics } from "./admin/metrics.js";
 export {
   type CachedEnv,
   type CachedOptions,
