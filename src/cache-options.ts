@@ -11,7 +11,7 @@ import type { EdgeCacheError } from "./errors.js";
 import type { LocalCache, LocalOptions } from "./local.js";
 import type { Logger } from "./logger.js";
 import type { Store } from "./store.js";
-import type { SyncOptions } from "./sync/stamps.js";
+import type { SyncOptions } from "./sync/state.js";
 
 /** Options of {@link createCache}. */
 export interface CacheOptions {

@@ -10,7 +10,7 @@ import type { HubBinding, HubOptions } from "./hub/options.js";
 import type { LocalOptions } from "./local.js";
 import { NAMESPACE_PATTERN } from "./store.js";
 import { type UpstashStoreOptions, upstashStore } from "./stores/upstash.js";
-import type { SyncOptions } from "./sync/stamps.js";
+import type { SyncOptions } from "./sync/state.js";
 import type { Cache, CacheOptions } from "./types.js";
 
 /**

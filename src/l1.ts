@@ -1,4 +1,4 @@
-import type { Decoded } from "./entries.js";
+import type { Decoded } from "./envelope.js";
 import type { LocalCache, LocalEntry } from "./local.js";
 import type { ChangedKey } from "./store.js";
 
@@ -51,8 +51,8 @@ export class GuardedL1 {
   }
 
   /** Whether L1 holds a value kept while L2 refused it, still within its own TTL at `t`. */
-  keptLocally(key: string, t: number): boolean {
-    const until = this.#local?.get(key)?.localUntil;
+  keptUnvouched(key: string, t: number): boolean {
+    const until = this.#local?.get(key)?.unvouchedUntil;
     return until !== undefined && until > t;
   }
 
@@ -133,7 +133,7 @@ export class GuardedL1 {
   }
 
   /**
-   * Puts a value L2 never vouched for in L1 (see `LocalEntry.local`), for a load that took
+   * Puts a value L2 never vouched for in L1 (see `LocalEntry.unvouched`), for a load that took
    * `mark` when it started: not if a change of the key was seen, or L1 dropped, since then,
    * nor over a copy of a newer version; with `"same-version"`, only over a copy of the
    * entry's own version. Floors are not consulted: they guard against late
@@ -153,7 +153,7 @@ export class GuardedL1 {
       return;
     }
     if (current !== undefined && current.version > entry.version) return;
-    local.set(key, { ...entry, local: true });
+    local.set(key, { ...entry, unvouched: true });
   }
 
   /**

@@ -1,5 +1,5 @@
 import type { GetOrSetOptions, Loader, NamespaceOptions } from "./cache-options.js";
-import { checkJitter, checkTags, checkTtl } from "./entries.js";
+import { checkJitter, checkTags, checkTtl } from "./envelope.js";
 import { InvalidOptionError } from "./errors.js";
 import { MAX_TTL } from "./store.js";
 import { duration, isRecord, MAX_TIMER } from "./util/check.js";

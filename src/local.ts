@@ -30,14 +30,14 @@ export interface LocalEntry {
    * the key seen later replaces it), or it is a stale value kept for `graceBackoff` after a
    * failed load (at its own version).
    */
-  readonly local?: true;
+  readonly unvouched?: true;
   /**
    * A value loaded here while L2 could not take it is fresh in L1 only within the sync's
    * staleness bound (`expiresAt`), so that once L2 is back the instances converge on what
    * it holds; while L2 still cannot be read, `getOrSet` serves it until this time (its own
    * TTL).
    */
-  readonly localUntil?: number;
+  readonly unvouchedUntil?: number;
   /**
    * After a failed load: until this time `getOrSet` serves this stale value (within grace)
    * without calling the loader again (`graceBackoff`). Plain reads still treat it as stale.

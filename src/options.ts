@@ -1,11 +1,11 @@
 import type { CacheOptions } from "./cache-options.js";
 import { resolveSerializer, type Serializer } from "./codec.js";
-import { checkJitter, checkTtl } from "./entries.js";
+import { checkJitter, checkTtl } from "./envelope.js";
 import { type EdgeCacheError, InvalidOptionError } from "./errors.js";
 import { type ResolvedLocal, resolveLocal } from "./local.js";
 import { consoleLogger, GuardedLogger, isLogger, type Logger, silentLogger } from "./logger.js";
 import { NAMESPACE_PATTERN, type Store } from "./store.js";
-import { resolveSync, type SyncSettings } from "./sync/stamps.js";
+import { resolveSync, type SyncSettings } from "./sync/state.js";
 import { duration, isRecord, MAX_TIMER, nonNegative, positiveInt } from "./util/check.js";
 
 /** {@link CacheOptions}, validated and with their defaults. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ChangeRecord } from "../src/store.js";
-import { resolveSync, SyncState } from "../src/sync/stamps.js";
+import { resolveSync, SyncState } from "../src/sync/state.js";
 
 const settings = (o = {}) => resolveSync({ maxStaleness: 1000, batch: 10, ...o })!;
 const rec = (first: number, last = first, op: ChangeRecord["op"] = "set"): ChangeRecord => ({

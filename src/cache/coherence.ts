@@ -1,9 +1,9 @@
-import { type Decoded, MISS } from "../entries.js";
+import { type Decoded, MISS } from "../envelope.js";
 import { StoreError } from "../errors.js";
 import { HubClient } from "../hub/client.js";
 import type { ResolvedOptions } from "../options.js";
 import type { ChangeBatch, ChangeRecord, WriteMeta } from "../store.js";
-import type { SyncState, Verdict } from "../sync/stamps.js";
+import type { SyncState, SyncVerdict } from "../sync/state.js";
 import { utf8Length } from "../util/bytes.js";
 import { handOff } from "../util/runtime.js";
 import type { Core } from "./core.js";
@@ -138,7 +138,7 @@ export class Coherence {
   }
 
   /** Applies a change batch to L1, per the verdict of the sync state. */
-  #apply(batch: ChangeBatch, asked: number, sentAt: number): Verdict {
+  #apply(batch: ChangeBatch, asked: number, sentAt: number): SyncVerdict {
     const sync = this.#sync!;
     const first = sync.cursor < 0;
     const verdict = sync.accept(batch, asked, sentAt);

@@ -1,11 +1,11 @@
 import { coarseClock } from "../clock.js";
-import { Entries } from "../entries.js";
+import { Envelope } from "../envelope.js";
 import { CorruptEntryError, EdgeCacheError, StoreError } from "../errors.js";
 import { GuardedL1 } from "../l1.js";
 import type { Logger } from "../logger.js";
 import type { ResolvedOptions } from "../options.js";
 import type { Store } from "../store.js";
-import { SyncState } from "../sync/stamps.js";
+import { SyncState } from "../sync/state.js";
 import { handOff, type WaitUntil } from "../util/runtime.js";
 import { Tags } from "./tags.js";
 
@@ -37,7 +37,7 @@ export class Core {
   readonly name: string;
   readonly store: Store;
   readonly l1: GuardedL1;
-  readonly codec: Entries;
+  readonly codec: Envelope;
   readonly sync: SyncState | undefined;
   readonly tags: Tags;
   readonly now: () => number;
@@ -89,7 +89,7 @@ export class Core {
     );
     this.sync = o.sync && new SyncState(o.sync);
     this.orderedVersions = o.store.orderedVersions !== false;
-    this.codec = new Entries({
+    this.codec = new Envelope({
       serializer: o.serializer,
       ttl: o.ttl,
       jitter: o.jitter,

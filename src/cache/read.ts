@@ -1,4 +1,4 @@
-import { MISS } from "../entries.js";
+import { MISS } from "../envelope.js";
 import { StoreError } from "../errors.js";
 import type { LocalEntry } from "../local.js";
 import type { ChangeBatch, StoreEntry } from "../store.js";
@@ -56,7 +56,7 @@ export class Reader {
     keys.forEach((key, i) => {
       // A value kept while L2 refused it, past its bound but within its TTL, is held too:
       // a sync that gets through decides whether to read it again.
-      const kept = this.lookup(key, t) !== undefined || core.l1.keptLocally(key, t);
+      const kept = this.lookup(key, t) !== undefined || core.l1.keptUnvouched(key, t);
       (kept ? held : missing).push(i);
     });
     let synced = core.inWindow(t);

@@ -1,4 +1,4 @@
-import { tagKey } from "../entries.js";
+import { tagKey } from "../envelope.js";
 import { StoreError } from "../errors.js";
 import type { LocalEntry } from "../local.js";
 import type { Core } from "./core.js";

@@ -1,4 +1,4 @@
-import { checkTags, type Prepared, tagKey } from "../entries.js";
+import { checkTags, type Prepared, tagKey } from "../envelope.js";
 import { StoreError } from "../errors.js";
 import type { ChangeBatch, ChangeRecord, WriteMeta } from "../store.js";
 import type { Coherence } from "./coherence.js";
@@ -232,7 +232,7 @@ export class Writer {
 
   /**
    * Puts a prepared write in L1 (a copy, when copies are on), as of `at`: at `version`, or
-   * as a local value (see `LocalEntry.local`) when L2 did not take it.
+   * as a local value (see `LocalEntry.unvouched`) when L2 did not take it.
    */
   install(p: Prepared, version: number | LocalBasis, at: number): void {
     const core = this.#core;
@@ -254,7 +254,7 @@ export class Writer {
       this.#coherence.keptUnanchored();
     }
     // Nothing in the log will ever replace it when L2 comes back holding something else:
-    // fresh within the staleness bound only, then read from L2 again (see `localUntil`).
+    // fresh within the staleness bound only, then read from L2 again (see `unvouchedUntil`).
     const bound = core.sync === undefined ? undefined : at + core.sync.settings.maxStaleness;
     core.l1.installLocal(
       p.key,
@@ -263,7 +263,7 @@ export class Writer {
         : {
             ...entry,
             expiresAt: bound,
-            localUntil: entry.expiresAt,
+            unvouchedUntil: entry.expiresAt,
             staleUntil: Math.max(entry.staleUntil ?? 0, entry.expiresAt),
           },
       version.mark,

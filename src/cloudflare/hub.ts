@@ -16,7 +16,7 @@ import type { ChangeRecord } from "../store.js";
 import { HUB_NAMESPACE_HEADER, HUB_ROLE_HEADER, HUB_SHARD_HEADER } from "./router.js";
 
 /** What {@link InvalidationHub.stats} reports. */
-export interface HubStats {
+export interface HubObjectStats {
   /** Sockets connected to this object now (hibernated ones included). */
   sockets: number;
   /** Records accepted for fan-out (RPC, HTTP and socket publishes). */
@@ -280,7 +280,7 @@ export class InvalidationHub<Env = unknown> extends DurableObject<Env> {
    * This object's counters. `sockets` is exact; the others count since the object last
    * started, since they live in memory and reset when it hibernates or is evicted.
    */
-  async stats(): Promise<HubStats> {
+  async stats(): Promise<HubObjectStats> {
     return {
       sockets: this.ctx.getWebSockets().length,
       published: this.#published,

@@ -41,7 +41,7 @@ export interface HubStats {
 
 const OPEN = 1;
 
-interface Shard {
+interface ShardSocket {
   index: number;
   socket: WebSocketLike | undefined;
   /** `socket` has opened (and is counted in `stats.connected`). */
@@ -69,7 +69,7 @@ export class HubClient {
   readonly #hub: ResolvedHub;
   readonly #namespace: string;
   readonly #events: HubEvents;
-  readonly #shards: Shard[] = [];
+  readonly #shards: ShardSocket[] = [];
   #closed = false;
   #healthy = false;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -88,7 +88,7 @@ export class HubClient {
     this.#events = events;
     if (hub.options.url !== undefined) {
       for (let index = 0; index < hub.shards; index++) {
-        const shard: Shard = {
+        const shard: ShardSocket = {
           index,
           socket: undefined,
           open: false,
@@ -210,7 +210,7 @@ export class HubClient {
     }
   }
 
-  #connect(shard: Shard): void {
+  #connect(shard: ShardSocket): void {
     if (this.#closed) return;
     const { url, token } = this.#hub.options;
     const Ctor = (this.#hub.options.WebSocket ??
@@ -273,7 +273,7 @@ export class HubClient {
     });
   }
 
-  #retry(shard: Shard): void {
+  #retry(shard: ShardSocket): void {
     if (this.#closed || shard.timer !== undefined) return;
     const min = this.#hub.options.minBackoff ?? 100;
     const max = this.#hub.options.maxBackoff ?? 10_000;
@@ -315,7 +315,7 @@ export class HubClient {
   }
 
   /** Forgets the shard's socket: no longer healthy, and no longer counted as open. */
-  #detach(shard: Shard): void {
+  #detach(shard: ShardSocket): void {
     shard.socket = undefined;
     shard.healthy = false;
     if (shard.open) {

@@ -1,6 +1,6 @@
 /**
  * `createCache` options and namespace options, each field judged by its documented rule
- * (src/cache-options.ts, src/local.ts, src/sync/stamps.ts, src/breaker.ts, src/codec.ts).
+ * (src/cache-options.ts, src/local.ts, src/sync/state.ts, src/breaker.ts, src/codec.ts).
  * @module
  */
 import fc from "fast-check";

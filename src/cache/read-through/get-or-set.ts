@@ -124,7 +124,7 @@ export class ReadThrough {
     }
     const last = found ?? (down ? kept : undefined);
     // Loaded (or remembered as failed) here while L2 could not take it: good for its TTL.
-    if (down && last?.local === true && (last.localUntil ?? last.expiresAt) > now) {
+    if (down && last?.unvouched === true && (last.unvouchedUntil ?? last.expiresAt) > now) {
       return { kind: "fresh", entry: last };
     }
     let stale: LocalEntry | undefined;

@@ -1,4 +1,4 @@
-import type { Prepared } from "../../entries.js";
+import type { Prepared } from "../../envelope.js";
 import { EdgeCacheError, LoaderError } from "../../errors.js";
 import type { LoadSettings } from "../../load.js";
 import type { LocalEntry } from "../../local.js";

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { checkTags } from "../../entries.js";
+import { checkTags } from "../../envelope.js";
 import type { Loader, LoaderContext } from "../../types.js";
 import { type Exchange, loadOptions, type Run } from "./exchange.js";
 import { judgeResponse } from "./http.js";

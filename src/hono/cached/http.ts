@@ -102,7 +102,7 @@ export type NotStored =
   | "error";
 
 /** What {@link judgeResponse} decided: store, with a TTL, its `Age` and `Vary`; or why not. */
-export type Verdict =
+export type StoreDecision =
   | {
       readonly ok: true;
       /** Freshness lifetime from now, in ms. */
@@ -115,7 +115,7 @@ export type Verdict =
   | { readonly ok: false; readonly detail: NotStored };
 
 /** Whether a response may be stored in a shared cache, and for how long (RFC 9111 3, 4.2). */
-export function judgeResponse(res: Response, failed: boolean, rules: StoreRules): Verdict {
+export function judgeResponse(res: Response, failed: boolean, rules: StoreRules): StoreDecision {
   if (failed) return { ok: false, detail: "error" };
   if (!rules.statuses.has(res.status)) return { ok: false, detail: "status" };
   const h = res.headers;

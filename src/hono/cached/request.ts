@@ -5,7 +5,7 @@
  * @module
  */
 
-import { checkTags } from "../../entries.js";
+import { checkTags } from "../../envelope.js";
 import { InvalidOptionError } from "../../errors.js";
 import { forward, ran, respond, serve } from "./answer.js";
 import { type Exchange, loadOptions } from "./exchange.js";

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { checkTags, checkTtl } from "../../entries.js";
+import { checkTags, checkTtl } from "../../envelope.js";
 import { EdgeCacheError, InvalidOptionError } from "../../errors.js";
 import { consoleLogger, GuardedLogger } from "../../logger.js";
 import type { Cache, GetOrSetOptions } from "../../types.js";

@@ -108,7 +108,7 @@ export function resolveSync(option: SyncOptions | false | undefined): SyncSettin
 }
 
 /** What to do with a batch: apply these records, or drop the whole L1. */
-export type Verdict =
+export type SyncVerdict =
   | { readonly kind: "apply"; readonly records: readonly ChangeRecord[] }
   | { readonly kind: "flush"; readonly reason: "gap" | "behind" | "reset" }
   /** Nothing to do; L1 is as new as the answer's snapshot. */
@@ -116,8 +116,8 @@ export type Verdict =
   /** The answer could not be checked against the cursor: it vouches for nothing. */
   | { readonly kind: "unverified" };
 
-const NONE: Verdict = { kind: "none" };
-const UNVERIFIED: Verdict = { kind: "unverified" };
+const NONE: SyncVerdict = { kind: "none" };
+const UNVERIFIED: SyncVerdict = { kind: "unverified" };
 
 /**
  * An instance's position in its namespace's change log, and the rules that keep L1 within
@@ -170,7 +170,7 @@ export class SyncState {
   }
 
   /** Takes a sync answer: `asked` is the cursor the request carried, `sentAt` when it left. */
-  accept(batch: ChangeBatch, asked: number, sentAt: number): Verdict {
+  accept(batch: ChangeBatch, asked: number, sentAt: number): SyncVerdict {
     const { head } = batch;
     this.stats.syncs++;
     if (this.cursor < 0) {
@@ -210,7 +210,7 @@ export class SyncState {
     return { kind: "apply", records };
   }
 
-  #flush(head: number, sentAt: number, reason: "gap" | "behind" | "reset", lag = 0): Verdict {
+  #flush(head: number, sentAt: number, reason: "gap" | "behind" | "reset", lag = 0): SyncVerdict {
     this.cursor = head;
     this.stats.flushes++;
     this.#synced(sentAt, lag);

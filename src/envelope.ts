@@ -115,7 +115,7 @@ export function checkTtl(ttl: unknown, key?: string): number {
  * instances) and carries tags (URI-encoded, comma-separated); `<name>!e` and `<name>!u` for
  * remembered loader failures and empty loads.
  */
-export class Entries {
+export class Envelope {
   readonly #serializer: Serializer;
   readonly #name: string;
   readonly #tag: string;
