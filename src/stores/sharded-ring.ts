@@ -16,8 +16,11 @@ const MAX_POINTS = 2_000_000;
 
 /** The shards, checked, in list order, and the shard index that holds each key. */
 export interface Placement {
+  /** The shards' stores, in list order. */
   readonly stores: readonly Store[];
+  /** Their ids on the ring: given, or the list index. */
   readonly ids: readonly string[];
+  /** The index of the shard that holds `key`. */
   shardOf(key: string): number;
 }
 

@@ -7,7 +7,7 @@ import { upstashStore } from "edgecache/upstash";
 const config = JSON.parse(process.argv[2]);
 const errors = [];
 const cache = createCache({
-  store: upstashStore({ url: config.url, token: config.token, timeout: config.timeout }),
+  store: upstashStore({ url: config.url, token: config.token }, { timeout: config.timeout }),
   namespace: config.namespace,
   logger: false,
   onError: (err) => errors.push(`${err.code}: ${err.message}`),
