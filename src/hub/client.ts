@@ -5,6 +5,7 @@
  */
 import { type EdgeCacheError, HubError } from "../errors.js";
 import type { ChangeRecord } from "../store.js";
+import { unref } from "../util/runtime.js";
 import { publishFrames } from "./frames.js";
 import type { ResolvedHub, WebSocketConstructor, WebSocketLike } from "./options.js";
 import { hubObjectName, parseFrame } from "./protocol.js";
@@ -50,14 +51,6 @@ interface ShardSocket {
   attempt: number;
   timer: ReturnType<typeof setTimeout> | undefined;
   lastSeen: number;
-}
-
-function unref(timer: unknown): void {
-  if (typeof timer === "object" && timer !== null && "unref" in timer) {
-    (timer as { unref(): void }).unref();
-  } else if (typeof timer === "number") {
-    (globalThis as { Deno?: { unrefTimer?(id: number): void } }).Deno?.unrefTimer?.(timer);
-  }
 }
 
 /**
