@@ -6,27 +6,29 @@ import type { Logger } from "../logger.js";
 import type { ResolvedOptions } from "../options.js";
 import type { Store } from "../store.js";
 import { SyncState } from "../sync/state.js";
+import type { CacheStats } from "../types.js";
 import { handOff, type WaitUntil } from "../util/runtime.js";
 import { Tags } from "./tags.js";
 
-/** The counters behind `stats()`. */
-export interface Counters {
-  l1Hits: number;
-  l1Misses: number;
-  l2Hits: number;
-  l2Misses: number;
-  sets: number;
-  deletes: number;
-  clears: number;
-  errors: number;
-  corrupt: number;
-  loads: number;
-  loadErrors: number;
-  coalesced: number;
-  lockWaits: number;
-  staleHits: number;
-  graceHits: number;
-}
+/** The counters behind `stats()`, bumped by every part. */
+export type Counters = Pick<
+  CacheStats,
+  | "l1Hits"
+  | "l1Misses"
+  | "l2Hits"
+  | "l2Misses"
+  | "sets"
+  | "deletes"
+  | "clears"
+  | "errors"
+  | "corrupt"
+  | "loads"
+  | "loadErrors"
+  | "coalesced"
+  | "lockWaits"
+  | "staleHits"
+  | "graceHits"
+>;
 
 /**
  * What every part of one cache shares: its L1, L2, codec, sync state, clocks, counters and
