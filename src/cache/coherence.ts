@@ -93,7 +93,7 @@ export class Coherence {
     const sync = this.#sync;
     if (sync === undefined || this.#pending || !sync.due(t, this.#core.hitSlack)) return;
     const { promise } = this.#start(true); // never rejects: failures are absorbed
-    this.#core.keepAlive(promise, sync.settings.waitUntil);
+    this.#core.keepAlive(promise);
   }
 
   /**

@@ -121,10 +121,13 @@ export class Core {
   }
 
   /**
-   * Lets background work finish: through `waitUntil` when there is one, in-process anyway.
-   * Returns whether `waitUntil` took it.
+   * Lets background work finish: through `waitUntil` (the call's own, else the sync's) when
+   * there is one, in-process anyway. Returns whether `waitUntil` took it.
    */
-  keepAlive(work: Promise<unknown>, waitUntil?: WaitUntil): boolean {
+  keepAlive(
+    work: Promise<unknown>,
+    waitUntil: WaitUntil | undefined = this.sync?.settings.waitUntil,
+  ): boolean {
     this.background.add(work);
     void work.finally(() => this.background.delete(work));
     return handOff(work, waitUntil);

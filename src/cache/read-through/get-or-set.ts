@@ -174,7 +174,7 @@ export class ReadThrough {
     for (const timer of timers) clearTimeout(timer);
     if (typeof outcome !== "string") return this.#settle(job, outcome, own);
     // The load goes on and caches its result; only this caller stops waiting.
-    this.#core.keepAlive(flight, o.waitUntil ?? this.#core.sync?.settings.waitUntil);
+    this.#core.keepAlive(flight, o.waitUntil);
     if (outcome === "soft" && stale !== undefined) {
       this.#core.stats.staleHits++;
       return this.#core.out(stale.value);
@@ -264,6 +264,6 @@ export class ReadThrough {
         this.#core.absorb(loaderFailed(outcome.error, job.key, "a background refresh failed"));
       }
     });
-    this.#core.keepAlive(work, job.o.waitUntil ?? this.#core.sync?.settings.waitUntil);
+    this.#core.keepAlive(work, job.o.waitUntil);
   }
 }

@@ -1,5 +1,4 @@
 import { ClosedError } from "../../errors.js";
-import type { LoadSettings } from "../../load.js";
 import type { LocalEntry } from "../../local.js";
 import type { Core } from "../core.js";
 import type { Reader } from "../read.js";
@@ -47,7 +46,7 @@ export class Leases {
             (got) => (got === false ? undefined : store.releaseLease?.(core.name, key, token)),
             () => undefined,
           );
-          this.#keepAlive(late, o);
+          core.keepAlive(late, o.waitUntil);
           return this.#loads.run(job);
         }
         this.#loads.spend(key, core.now() - asking);
@@ -70,7 +69,7 @@ export class Leases {
             .filled(key)
             .then(() => store.releaseLease?.(core.name, key, token))
             .catch((err) => core.absorb(core.failed(err, "releaseLease", [key])));
-          this.#keepAlive(release, o);
+          core.keepAlive(release, o.waitUntil);
         }
       }
       if (job.background) return { kind: "skipped" };
@@ -98,10 +97,6 @@ export class Leases {
   /** Wakes every waiting load (the cache is closing). */
   wakeAll(): void {
     for (const key of [...this.#waiters.keys()]) this.wake(key);
-  }
-
-  #keepAlive(work: Promise<unknown>, o: LoadSettings): void {
-    this.#core.keepAlive(work, o.waitUntil ?? this.#core.sync?.settings.waitUntil);
   }
 
   /** A fresh answer for `key` that appeared meanwhile: in L1 (a hub push) or in L2. */

@@ -234,7 +234,7 @@ export class Loads {
       if (this.#filling.get(key) === pending) this.#filling.delete(key);
     });
     this.#filling.set(key, pending);
-    this.#core.keepAlive(pending, o.waitUntil ?? this.#core.sync?.settings.waitUntil);
+    this.#core.keepAlive(pending, o.waitUntil);
   }
 
   /**
