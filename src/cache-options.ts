@@ -276,6 +276,13 @@ export interface SetOptions {
    * `EC_INVALID_OPTION`.
    */
   tags?: readonly string[];
+  /**
+   * Keep the entry in L2 this many ms past its TTL, as a stale value: `getOrSet` with
+   * `staleWhileRevalidate` or `grace` can then serve it while it reloads, as it can an entry
+   * its own loader wrote. A plain `get` never returns it once the TTL has passed.
+   * @default 0
+   */
+  staleFor?: number;
 }
 
 /** One entry of `setMany`: `[key, value]` or `[key, value, { ttl }]`. */

@@ -105,6 +105,11 @@ export function checkTtl(ttl: unknown, key?: string): number {
   return Math.ceil(duration("ttl", ttl, { zero: false, max: MAX_TTL, key: key || undefined }));
 }
 
+/** Validates `staleFor`: whole ms, rounded up, at most 2^40 (as `staleWhileRevalidate`). */
+function checkStaleFor(staleFor: unknown, key: string): number {
+  return Math.ceil(duration("staleFor", staleFor, { max: 2 ** 40, key }));
+}
+
 /**
  * Keys and values as the cache stores them: key rules, and values encoded once, tagged with
  * the serializer's name (an entry written with another serializer decodes as a miss).
@@ -196,6 +201,7 @@ export class Envelope {
     let jitter = this.#jitter;
     let tags: readonly string[] | undefined;
     let propagate = true;
+    let staleFor = 0;
     if (options !== undefined) {
       if (typeof options !== "object" || options === null || Array.isArray(options)) {
         throw new InvalidOptionError("set options must be an object", { key });
@@ -203,6 +209,7 @@ export class Envelope {
       if (options.ttl !== undefined) ttl = checkTtl(options.ttl, key);
       if (options.jitter !== undefined) jitter = checkJitter(options.jitter, key);
       if (options.tags !== undefined) tags = checkTags(options.tags, key);
+      if (options.staleFor !== undefined) staleFor = checkStaleFor(options.staleFor, key);
       if (options.propagate !== undefined) {
         if (options.propagate !== "value" && options.propagate !== "invalidate") {
           throw new InvalidOptionError('propagate must be "value" or "invalidate"', { key });
@@ -217,10 +224,10 @@ export class Envelope {
     this.allowTags(tags, key);
     // Shortened by up to `jitter`, never lengthened: entries written together expire apart.
     if (jitter > 0) ttl = Math.max(1, Math.ceil(ttl * (1 - jitter * Math.random())));
-    const tail = extra.tail ?? 0;
+    const tail = extra.tail ?? staleFor;
     if (ttl + tail > MAX_TTL) {
       throw new InvalidOptionError(
-        "ttl plus staleWhileRevalidate or grace must be at most 2^52 ms (what L2 can hold)",
+        "ttl plus staleWhileRevalidate, grace or staleFor must be at most 2^52 ms (what L2 can hold)",
         { key },
       );
     }

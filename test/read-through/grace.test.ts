@@ -442,3 +442,42 @@ describe("getOrSet: grace (fail-safe)", () => {
     ).rejects.toThrow("down");
   });
 });
+
+describe("set: staleFor", () => {
+  it("keeps a set value in L2 past its TTL, for getOrSet's stale windows only", async () => {
+    const { cache, clock, make } = setup();
+    await cache.set("k", "written", { ttl: 1000, staleFor: 60_000 });
+    await cache.set("plain", "written", { ttl: 1000 });
+    clock.advance(2000);
+    // Past its TTL: a plain read misses, on this instance and on one with a cold L1.
+    const other = make();
+    expect(await cache.get("k")).toBeUndefined();
+    expect(await other.get("k")).toBeUndefined();
+    // Within grace the kept value answers a failed load; a plain set left nothing to serve.
+    const failing = async () => {
+      throw new Error("origin 503");
+    };
+    expect(await other.getOrSet("k", failing, { ttl: 1000, grace: 60_000 })).toBe("written");
+    await expect(other.getOrSet("plain", failing, { ttl: 1000, grace: 60_000 })).rejects.toThrow(
+      "origin 503",
+    );
+    // Past the kept window it is gone for good.
+    clock.advance(60_000);
+    await expect(cache.getOrSet("k", failing, { ttl: 1000, grace: 60_000 })).rejects.toThrow(
+      "origin 503",
+    );
+  });
+
+  it("refuses a bad staleFor with a typed error and writes nothing", async () => {
+    const { cache } = setup();
+    for (const staleFor of [-1, Number.NaN, "5", 2 ** 41]) {
+      await expect(cache.set("k", "v", { staleFor: staleFor as number })).rejects.toMatchObject({
+        code: "EC_INVALID_OPTION",
+      });
+    }
+    await expect(cache.set("k", "v", { ttl: 2 ** 52, staleFor: 1 })).rejects.toMatchObject({
+      code: "EC_INVALID_OPTION",
+    });
+    expect(await cache.get("k")).toBeUndefined();
+  });
+});

@@ -7,7 +7,7 @@
 
 import { checkTags } from "../../envelope.js";
 import type { Loader, LoaderContext } from "../../types.js";
-import { type Exchange, loadOptions, type Run } from "./exchange.js";
+import type { Exchange, Run } from "./exchange.js";
 import { judgeResponse } from "./http.js";
 import { headerNames, variantKey } from "./key.js";
 import {
@@ -262,10 +262,9 @@ async function put(
 }
 
 /**
- * The URL's load writes the variant its response belongs under before it returns. Through
- * `getOrSet` with this request's options, not `set`: only a load's write keeps the entry in
- * L2 for the stale window past its TTL (`set` has no such option), and it leaves alone a
- * fresh variant that is already there. After a delete when the request asked to revalidate.
+ * The URL's load writes the variant its response belongs under before it returns: kept in
+ * L2 for this request's stale window past its TTL, as a load's own write is. A fresh variant
+ * already there is left alone, unless the request asked to revalidate (then it is replaced).
  */
 async function putVariant(
   x: Exchange,
@@ -277,11 +276,10 @@ async function putVariant(
 ): Promise<boolean> {
   const cache = x.s.cache;
   try {
-    if (force) await cache.delete(key);
-    await cache.getOrSet(key, () => entry, {
-      ...loadOptions(x),
-      lock: false,
+    if (!force && (await cache.get(key)) !== undefined) return true;
+    await cache.set(key, entry, {
       ttl,
+      staleFor: x.s.staleFor,
       ...(tags.length > 0 ? { tags } : {}),
     });
     return true;

@@ -20,6 +20,8 @@ export interface Settings {
   readonly grace: number | undefined;
   /** The stale-while-revalidate window in effect (ours or the namespace's). */
   readonly swrWindow: number;
+  /** How long a stored response stays in L2 past its TTL: the wider stale window in effect. */
+  readonly staleFor: number;
   readonly lock: GetOrSetOptions["lock"];
   readonly tags: CachedOptions["tags"];
   readonly methods: ReadonlySet<string>;
@@ -177,6 +179,7 @@ export function resolve(options: CachedOptions): Settings {
     staleWhileRevalidate,
     grace,
     swrWindow,
+    staleFor: Math.max(swrWindow, graceWindow),
     lock,
     tags,
     methods: new Set(methods),
