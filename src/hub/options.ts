@@ -4,6 +4,7 @@
  */
 import { InvalidOptionError } from "../errors.js";
 import type { ChangeRecord } from "../store.js";
+import { duration } from "../util/check.js";
 
 /** The part of a Durable Object namespace binding the publisher uses. */
 export interface HubBinding {
@@ -131,10 +132,7 @@ export function resolveHub(hub: HubOptions | undefined): ResolvedHub | undefined
     "maxBackoff",
     "heartbeat",
   ] as const) {
-    const v = hub[name];
-    if (v !== undefined && (typeof v !== "number" || !Number.isFinite(v) || v < 0)) {
-      throw new InvalidOptionError(`sync.hub.${name} must be a finite number >= 0`);
-    }
+    if (hub[name] !== undefined) duration(`sync.hub.${name}`, hub[name]);
   }
   return { options: hub, shards, publishTimeout: hub.publishTimeout ?? 1000 };
 }

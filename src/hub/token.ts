@@ -1,5 +1,7 @@
 import { InvalidOptionError } from "../errors.js";
 import { NAMESPACE_PATTERN } from "../store.js";
+import { base64url, fromBase64url } from "../util/bytes.js";
+import { duration } from "../util/check.js";
 
 /** What a hub token allows. */
 export type HubRole = "publish" | "subscribe" | "both";
@@ -38,24 +40,6 @@ const PREFIX = "v1.";
 const ROLES = new Set<HubRole>(["publish", "subscribe", "both"]);
 const encoder = new TextEncoder();
 
-function b64url(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-function unb64url(text: string): Uint8Array<ArrayBuffer> | undefined {
-  if (!/^[A-Za-z0-9_-]*$/.test(text)) return undefined;
-  try {
-    const s = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
-    const bytes = new Uint8Array(new ArrayBuffer(s.length));
-    for (let i = 0; i < s.length; i++) bytes[i] = s.charCodeAt(i);
-    return bytes;
-  } catch {
-    return undefined;
-  }
-}
-
 async function hmacKey(secret: string, usage: "sign" | "verify"): Promise<CryptoKey> {
   return crypto.subtle.importKey(
     "raw",
@@ -89,12 +73,9 @@ export async function mintHubToken(options: MintHubTokenOptions): Promise<string
   }
   if (!ROLES.has(role))
     throw new InvalidOptionError('role must be "publish", "subscribe" or "both"');
-  const ttl = options.ttl ?? 86_400_000;
-  if (typeof ttl !== "number" || !Number.isFinite(ttl) || ttl <= 0) {
-    throw new InvalidOptionError("ttl must be a positive number of ms");
-  }
+  const ttl = duration("ttl", options.ttl, { zero: false, fallback: 86_400_000 });
   const now = options.now ?? Date.now;
-  const payload = b64url(
+  const payload = base64url(
     encoder.encode(JSON.stringify({ ns: namespace, r: role, exp: Math.floor(now() + ttl) })),
   );
   const signed = PREFIX + payload;
@@ -103,7 +84,7 @@ export async function mintHubToken(options: MintHubTokenOptions): Promise<string
     await hmacKey(secret, "sign"),
     encoder.encode(signed),
   );
-  return `${signed}.${b64url(new Uint8Array(sig))}`;
+  return `${signed}.${base64url(new Uint8Array(sig))}`;
 }
 
 /**
@@ -124,8 +105,8 @@ export async function verifyHubToken(
   const dot = token.lastIndexOf(".");
   if (dot <= PREFIX.length) return undefined;
   const signed = token.slice(0, dot);
-  const sig = unb64url(token.slice(dot + 1));
-  const payload = unb64url(signed.slice(PREFIX.length));
+  const sig = fromBase64url(token.slice(dot + 1));
+  const payload = fromBase64url(signed.slice(PREFIX.length));
   if (!sig || !payload || sig.length !== 32) return undefined;
   const ok = await crypto.subtle.verify(
     "HMAC",

@@ -9,10 +9,11 @@ import type { Context, MiddlewareHandler } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { csrf } from "hono/csrf";
 import { secureHeaders } from "hono/secure-headers";
+import { base64url } from "../../util/bytes.js";
 import { bearerMatches } from "../secret.js";
 import { type AdminEnv, isHttps, mountOf, problem } from "./http.js";
 import { loginPage } from "./page.js";
-import { base64url, type Credentials } from "./session.js";
+import type { Credentials } from "./session.js";
 
 /** The session cookie's name. */
 export const ADMIN_SESSION_COOKIE = "edgecache_admin";

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { base64url } from "../../util/bytes.js";
 import { SecretCheck, tokenCheck } from "../secret.js";
 
 const encoder = new TextEncoder();
@@ -17,13 +18,6 @@ const SESSION = /^([0-9]{1,15})\.([A-Za-z0-9_-]{43})$/;
  * instance (about 10 ms), when a session is first minted or checked.
  */
 const SESSION_KEY_ROUNDS = 20_000;
-
-/** Unpadded base64url of some bytes. */
-export function base64url(bytes: Uint8Array): string {
-  let text = "";
-  for (const b of bytes) text += String.fromCharCode(b);
-  return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
 
 async function sessionKey(token: string): Promise<CryptoKey> {
   const base = await crypto.subtle.importKey("raw", encoder.encode(token), "PBKDF2", false, [

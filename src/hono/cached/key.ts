@@ -5,6 +5,8 @@
  * @module
  */
 
+import { utf8Length } from "../../util/bytes.js";
+
 // Made on first use: nothing runs at import time.
 let encoder: TextEncoder | undefined;
 let strictUtf8: TextDecoder | undefined;
@@ -20,11 +22,6 @@ export async function sha256Hex(text: string): Promise<string> {
   let hex = "";
   for (const byte of digest) hex += byte.toString(16).padStart(2, "0");
   return hex;
-}
-
-/** UTF-8 length of a string. */
-export function utf8Bytes(text: string): number {
-  return utf8(text).byteLength;
 }
 
 /**
@@ -130,7 +127,7 @@ export async function variantKey(
 export async function baseKey(method: string, resource: string): Promise<string> {
   const base = `${method} ${resource}`;
   // A resource starting with "#" is hashed too, so no readable base looks like a hashed one.
-  return utf8Bytes(base) > MAX_BASE_BYTES || resource.startsWith("#")
+  return utf8Length(base) > MAX_BASE_BYTES || resource.startsWith("#")
     ? `${method} #${await sha256Hex(resource)}`
     : base;
 }
