@@ -53,9 +53,13 @@ export type Negative = "error" | "absent";
  * shared Map in tests) by implementing this. One instance must serve one cache only.
  */
 export interface LocalCache {
+  /** The entry under `key`, or `undefined`. Expiry is the cache's job, not this method's. */
   get(key: string): LocalEntry | undefined;
+  /** Keeps `entry` under `key`, replacing what was there; may evict to stay in bounds. */
   set(key: string, entry: LocalEntry): void;
+  /** Drops the entry under `key`, if any. */
   delete(key: string): void;
+  /** Drops every entry. */
   clear(): void;
   /** Number of entries held. */
   readonly size: number;

@@ -7,9 +7,13 @@
  * ```
  */
 export interface Logger {
+  /** Detail for tracing a problem (optional: left out, debug lines are dropped). */
   debug?(message: string, meta?: Record<string, unknown>): void;
+  /** Events worth knowing, such as a hub connection made (optional). */
   info?(message: string, meta?: Record<string, unknown>): void;
+  /** Something failed and was absorbed: an L2 read served as a miss, a reconnect. */
   warn(message: string, meta?: Record<string, unknown>): void;
+  /** Something failed that the cache could not absorb. */
   error(message: string, meta?: Record<string, unknown>): void;
 }
 

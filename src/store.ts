@@ -77,6 +77,7 @@ export interface WriteMeta {
 export interface StoreWriteResult<V> {
   /** One version per entry for `set`; the operation's version for `delete` and `clear`. */
   readonly version: V;
+  /** The change log after `meta.sync.cursor`: present exactly when the write carried a sync. */
   readonly changes?: ChangeBatch;
   /**
    * How many pieces of data under the namespace the call found in a state it never writes
@@ -106,6 +107,7 @@ export interface ChangedKey {
 
 /** One change-log record: one write, delete or clear, covering versions `first..last`. */
 export interface ChangeRecord {
+  /** The operation that made the change. */
   readonly op: "set" | "delete" | "clear";
   /** First version the operation consumed. */
   readonly first: number;
@@ -127,6 +129,7 @@ export interface ChangeBatch {
 
 /** {@link StoreReadResult} plus the change log, when a sync rode along with the read. */
 export interface StoreReadWithChanges extends StoreReadResult {
+  /** The change log after `sync.cursor`: present exactly when the read carried a sync. */
   readonly changes?: ChangeBatch;
 }
 

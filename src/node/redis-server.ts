@@ -13,8 +13,10 @@ export type RedisServerErrorCode =
 
 /** Thrown by {@link startRedisServer}; `code` says why, `cause` keeps the underlying error. */
 export class RedisServerError extends Error {
+  /** Always `"RedisServerError"`. */
   override name = "RedisServerError";
   constructor(
+    /** Why the server could not be started or reached. */
     readonly code: RedisServerErrorCode,
     message: string,
     options?: { cause?: unknown },

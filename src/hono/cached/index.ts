@@ -160,6 +160,7 @@ export interface CachedVariables {
  * `cached` on a route get them without it.
  */
 export interface CachedEnv {
+  /** What `cached()` sets on the context: `c.var.cachedRun`. */
   Variables: CachedVariables;
 }
 
