@@ -1,18 +1,7 @@
 /**
  * Lua run inside Redis so that each cache operation is one command and one round trip.
  *
- * Layout of a namespace `ns` under prefix `p` (braces keep a namespace on one cluster slot):
- * - `p:{ns}:v`       the version counter, never expires; created from Redis' clock in µs,
- *                    so that a counter lost and created again (eviction, failover) still
- *                    moves forward: readers see the jump as a gap in the log and flush
- * - `p:{ns}:c`       the version of the last clear; entries at or below it are invisible
- * - `p:{ns}:log`     the change log: a stream whose entry ids are `<last version>-0`
- * - `p:{ns}:k:<key>` an entry: `ec1:<version>:<value>` with a PX expiry
- * - `p:{ns}:l:<key>` a load lease (`getOrSet({ lock: true })`): a random token, PX expiry
- *
- * A log record is `o <op> i <origin> f <first version>` followed, per key, by
- * `k <redis key> v <value or ""> x <expiry, Redis ms, or 0>`: `v` is empty unless the write
- * propagated its value.
+ * The key layout of a namespace and the change log's record format: docs/internals.md.
  *
  * Every script answers with Redis' clock (ms) so the client can place write deadlines on
  * it, and with a `repaired` flag (0 or 1): whether it found the counter, the clear marker

@@ -2,41 +2,10 @@
  * The virtual log of a `shardedStore`: per namespace, the shards' change logs merged
  * into one contiguous version sequence, which is what a cache's single cursor needs.
  *
- * Every shard has its own counter and its own change log. So the store keeps, per namespace,
- * a virtual log: `vec[i]` is how far shard i's log has been merged, `vhead` the virtual head,
- * and a bounded buffer holds merged records renumbered into virtual versions. Every call that
- * syncs asks every shard for its log after `vec[i]` (the shards that hold the call's keys
- * answer the read or write and their log at once), and merges the answers synchronously, so
- * merges are atomic with respect to each other. Why the cache stays within its staleness bound:
- *
- * 1. Nothing is skipped silently. Each shard's records are renumbered once, in raw order,
- *    contiguously from `vec[i] + 1`. What cannot be renumbered so (a trimmed log, a lost or
- *    recreated counter, more than `limit` records, a first answer racing another) leaves a
- *    hole in the virtual sequence, and a cache whose cursor precedes a hole sees a gap and
- *    drops its L1. A cursor older than the buffer also reads as a gap.
- * 2. The head is honest. A batch's head is `vhead` after the merge, which covers every shard
- *    up to at least this call's own answer from it, and that answer includes every write that
- *    resolved before the call was sent: what the cache assumes when it takes the batch.
- * 3. Values are never older than the head vouches for, for long. The cache installs the
- *    values of an answer whose head is at or past its cursor, trusting them to be as new as
- *    every record up to that head (one Redis snapshot, for a single store). A shard's answer
- *    that was merged in this call (its head at or past `vec[i]`) is that snapshot. One that is
- *    older (another call merged the shard further first) may hold values that records
- *    already numbered below the head have changed: the cache's floors cover this only while
- *    its own operations overlap, not across caches sharing this store, nor when the same
- *    batch makes it flush. So for each key such an answer returned or wrote, the store checks
- *    the buffered records of that shard after the answer's head and, if any change the key
- *    (or clear, or cannot be accounted for), appends an invalidation record just after the
- *    head it returns: the next sync of every cache carries it and drops the older copy. The
- *    changes it stands for reached the shard after this call's request did, so after the
- *    call was sent; the copy stands until the cache's next sync. (One corner can stretch the
- *    bound by at most the overtaken call's flight time: the same batch makes the cache flush
- *    while another of its syncs, sent after those changes and merged earlier, is still to be
- *    taken; that sync then renews the window without carrying the invalidation.)
- * 4. Versions of keys stay raw. The cache compares a key's versions only with versions of
- *    the same key, and they all come from the counter of the key's shard. `delete` and
- *    `clear` report the highest version among the shards they touched: the cache uses it as
- *    a floor for each key, where too high is safe (colder), too low would not be.
+ * Per namespace, `vec[i]` is how far shard i's log has been merged, `vhead` the virtual head,
+ * and a bounded buffer holds merged records renumbered into virtual versions. Why a cache on
+ * it stays within its staleness bound (no silent skips, an honest head, values never older
+ * than the head vouches for, raw per-key versions) is argued in docs/internals.md.
  *
  * @module
  */
