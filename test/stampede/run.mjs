@@ -14,13 +14,27 @@ const INSTANCE = new URL("./instance.mjs", import.meta.url);
 export async function runStampede(options) {
   const loadMs = options.loadMs ?? 200;
   let loaderCalls = 0;
-  const origin = createServer((req, res) => {
+  // With the lock, the origin answers only once every instance has either called the loader
+  // or found the lease taken (or after 10 s): a process the machine starts late must still
+  // find the load in flight, so what is counted is the coalescing, not the scheduler.
+  let reported = 0;
+  let allReported;
+  const everyone = new Promise((resolve) => {
+    allReported = resolve;
+  });
+  const report = () => {
+    if (++reported === options.instances) allReported();
+  };
+  const held = () =>
+    options.lock
+      ? Promise.race([everyone, new Promise((resolve) => setTimeout(resolve, 10_000))])
+      : undefined;
+  const origin = createServer(async (req, res) => {
     loaderCalls++;
     const n = loaderCalls;
-    setTimeout(() => {
-      res.setHeader("content-type", "application/json");
-      res.end(JSON.stringify({ load: n, path: req.url }));
-    }, loadMs);
+    await Promise.all([new Promise((resolve) => setTimeout(resolve, loadMs)), held()]);
+    res.setHeader("content-type", "application/json");
+    res.end(JSON.stringify({ load: n, path: req.url }));
   });
   await new Promise((resolve) => origin.listen(0, "127.0.0.1", resolve));
   const config = {
@@ -39,18 +53,35 @@ export async function runStampede(options) {
     const child = spawn(process.execPath, [INSTANCE.pathname, JSON.stringify(config)], {
       stdio: ["pipe", "pipe", "inherit"],
     });
+    // Lines: "ready", then "loading" / "waiting" (at most once each counts), "result {...}".
     let out = "";
+    let result;
+    let counted = false;
+    let markReady;
     const ready = new Promise((resolve, reject) => {
-      child.stdout.on("data", (chunk) => {
-        out += chunk;
-        if (out.startsWith("ready\n")) resolve(undefined);
-      });
+      markReady = resolve;
       child.once("exit", (code) => reject(new Error(`instance exited early (${code})`)));
+    });
+    child.stdout.on("data", (chunk) => {
+      out += chunk;
+      let nl = out.indexOf("\n");
+      while (nl >= 0) {
+        const line = out.slice(0, nl);
+        out = out.slice(nl + 1);
+        if (line === "ready") markReady(undefined);
+        else if (line === "loading" || line === "waiting") {
+          if (!counted) report();
+          counted = true;
+        } else if (line.startsWith("result ")) result = JSON.parse(line.slice(7));
+        nl = out.indexOf("\n");
+      }
     });
     const done = new Promise((resolve, reject) => {
       child.once("exit", (code) => {
-        if (code !== 0) return reject(new Error(`instance exited with ${code}`));
-        resolve(JSON.parse(out.slice("ready\n".length)));
+        if (code !== 0 || result === undefined) {
+          return reject(new Error(`instance exited with ${code}`));
+        }
+        resolve(result);
       });
     });
     ready.catch(() => {});
