@@ -1,8 +1,9 @@
 import { Buffer } from "node:buffer";
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { type AddressInfo, BlockList, isIP } from "node:net";
 import { MIN_TOKEN_LENGTH } from "../hono/secret.js";
+import { type SubscriptionHost, serveSubscription } from "./bridge-sse.js";
 import { isBlocking, refusal } from "./command-policy.js";
 import {
   RedisConnectionError,
@@ -48,6 +49,12 @@ export interface RestBridgeOptions {
    * @default 10_485_760 (10 MiB)
    */
   maxBodyBytes?: number;
+  /**
+   * Ms between the comments that a pub/sub stream (`/subscribe`, `/psubscribe`) sends while
+   * no message comes, so that proxies keep it open.
+   * @default 15_000
+   */
+  heartbeatMs?: number;
   /**
    * Called with unexpected internal errors (bugs, not Redis or client errors). The error never
    * carries request bodies or the token.
@@ -221,8 +228,22 @@ export async function startRestBridge(options: RestBridgeOptions): Promise<RestB
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new TypeError("startRestBridge: `port` must be an integer from 0 to 65535");
   }
+  const heartbeatMs = options.heartbeatMs ?? 15_000;
+  if (!Number.isFinite(heartbeatMs) || heartbeatMs < 1 || heartbeatMs > 2 ** 31 - 1) {
+    throw new TypeError("startRestBridge: `heartbeatMs` must be a number of ms from 1 to 2^31-1");
+  }
   const shared = new RespConnection(redisUrl); // also validates the URL
   const dedicated = new Set<RespConnection>();
+  // Read-your-writes: one Redis has nothing to catch up with, but clients expect a token
+  // that moves on with every answer (`upstash-sync-token`); what they send back is accepted.
+  const epoch = randomBytes(6).toString("hex");
+  let answered = 0;
+  const sse: SubscriptionHost = {
+    redisUrl,
+    heartbeatMs,
+    open: new Set(),
+    headers: () => ({ "upstash-sync-token": `${epoch}-${++answered}` }),
+  };
   const expected = sha256(token);
 
   const authorized = (header: string | undefined): boolean => {
@@ -303,12 +324,23 @@ export async function startRestBridge(options: RestBridgeOptions): Promise<RestB
       return send(res, 401, { error: "Unauthorized" });
     }
     const method = req.method ?? "GET";
+    res.setHeader("upstash-sync-token", `${epoch}-${++answered}`);
     if (method !== "GET" && method !== "POST") {
       res.setHeader("allow", "GET, POST");
       throw new HttpError(405, "ERR method not allowed");
     }
     const base64 = String(req.headers["upstash-encoding"] ?? "").toLowerCase() === "base64";
     const path = (req.url ?? "/").split("?")[0] ?? "/";
+    const stream = /^\/(p?subscribe)\/(.+)$/i.exec(path);
+    if (stream !== null) {
+      const names = (stream[2] ?? "").split("/").map(decodeSegment);
+      if (names.some((name) => name.length === 0)) {
+        throw new HttpError(400, "ERR empty channel or pattern name");
+      }
+      res.removeHeader("upstash-sync-token");
+      const command = stream[1]?.toLowerCase() === "psubscribe" ? "PSUBSCRIBE" : "SUBSCRIBE";
+      return serveSubscription(sse, req, res, command, names);
+    }
     if (path === "/pipeline" || path === "/multi-exec") {
       if (method !== "POST") throw new HttpError(405, "ERR use POST");
       const commands = toCommands(await readBody(req, maxBodyBytes));
@@ -358,6 +390,7 @@ export async function startRestBridge(options: RestBridgeOptions): Promise<RestB
       closing ??= (async () => {
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeAllConnections();
+        for (const sub of sse.open) sub.close();
         await Promise.all([stopped, shared.close(), ...[...dedicated].map((r) => r.close())]);
       })();
       return closing;

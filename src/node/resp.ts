@@ -35,7 +35,7 @@ export interface RespConnectionOptions {
   connectTimeoutMs?: number;
 }
 
-interface Target {
+export interface Target {
   connect: () => Socket;
   /** `secureConnect` for TLS, so AUTH is not written before the TLS handshake is done. */
   readyEvent: "connect" | "secureConnect";
@@ -67,7 +67,7 @@ const BAD_URL =
   "Invalid Redis URL: expected redis://[:password@]host:port[/db], rediss://... or unix:///path.sock[?db=N&password=...]";
 
 /** Parses a Redis URL; errors never echo it, since it may hold a password. */
-function parseTarget(url: string): Target {
+export function parseTarget(url: string): Target {
   let parsed: URL;
   let user: string;
   let password: string | null;
@@ -105,7 +105,7 @@ function parseTarget(url: string): Target {
 }
 
 /** Serializes commands as RESP arrays of bulk strings, ready for one socket write. */
-function encodeCommands(commands: readonly (readonly RespArg[])[]): Buffer {
+export function encodeCommands(commands: readonly (readonly RespArg[])[]): Buffer {
   const parts: Buffer[] = [];
   for (const command of commands) {
     parts.push(Buffer.from(`*${command.length}\r\n`));
@@ -120,13 +120,13 @@ function encodeCommands(commands: readonly (readonly RespArg[])[]): Buffer {
   return Buffer.concat(parts);
 }
 
-type Parsed = { value: RespValue; end: number } | { need: number };
+export type Parsed = { value: RespValue; end: number } | { need: number };
 
 /**
  * Parses one reply starting at `start`. When the buffer is short it reports how many bytes it
  * needs at least, so a large bulk string arriving in many chunks is parsed once, not per chunk.
  */
-function parseReply(buf: Buffer, start: number): Parsed {
+export function parseReply(buf: Buffer, start: number): Parsed {
   const lineEnd = buf.indexOf(CRLF, start + 1);
   if (lineEnd === -1) return { need: buf.length + 1 };
   const line = buf.toString("utf8", start + 1, lineEnd);
