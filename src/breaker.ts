@@ -173,5 +173,7 @@ export function guardStore(store: Store, breaker: Breaker): Store {
     guarded.acquireLease = (ns, key, token, ttl) => breaker.run(() => acquire(ns, key, token, ttl));
     guarded.releaseLease = (ns, key, token) => breaker.run(() => release(ns, key, token));
   }
+  // A stream is not a call: it reconnects with its own backoff, and the log covers it.
+  if (store.subscribe) guarded.subscribe = store.subscribe.bind(store);
   return guarded;
 }

@@ -324,6 +324,7 @@ class EdgeCache implements Cache {
       syncLag: sync?.syncLag ?? 0,
       cursor: core.sync?.cursor ?? -1,
       hub: hub && { healthy: hub.healthy, ...hub.stats },
+      pubsub: this.#coherence.pubsub && { ...this.#coherence.pubsub.stats },
       breaker: this.#breaker?.stats,
     };
   }
@@ -333,6 +334,7 @@ class EdgeCache implements Cache {
     if (core.closed) return;
     core.closed = true;
     this.#coherence.hub?.close();
+    this.#coherence.pubsub?.close();
     // Loads waiting on another instance's lease stop at once rather than at their next poll.
     this.#leases.wakeAll();
     await Promise.allSettled([

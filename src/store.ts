@@ -71,6 +71,11 @@ export interface WriteMeta {
   readonly logLength: number;
   /** Also return the change log after this cursor, read after the write. */
   readonly sync?: SyncRequest;
+  /**
+   * Also push each change record to the namespace's subscribers (see `subscribe`), in the
+   * same atomic step as the write. Set only for stores that offer `subscribe`.
+   */
+  readonly publish?: boolean;
 }
 
 /** The answer to a write: its version(s), and the change log when `meta.sync` asked. */
@@ -199,6 +204,24 @@ export interface Store {
   ): Promise<boolean | "repaired">;
   /** Ends the lease on `key` if `token` still holds it; a no-op otherwise. */
   releaseLease?(namespace: string, key: string, token: string): Promise<void>;
+  /**
+   * Optional: a stream of the namespace's change records, as writes with `meta.publish`
+   * make them (`sync.pubsub`). What it delivers is a hint: the change log stays the source
+   * of truth, and the cache catches up from it each time `open` is called. The stream must
+   * end (`end`) when it can no longer vouch that it delivers every record, including when
+   * it falls silent.
+   */
+  subscribe?(
+    namespace: string,
+    handlers: {
+      /** The subscription is in place: every record published from now on is delivered. */
+      open(): void;
+      /** Records as they were published, in order per shard. */
+      records(records: ChangeRecord[]): void;
+      /** The stream ended or failed; called at most once, and never after `close`. */
+      end(error?: unknown): void;
+    },
+  ): { close(): void };
   /** Releases connections or timers. Optional. */
   close?(): Promise<void>;
 }

@@ -14,6 +14,7 @@ import type {
   SetOptions,
 } from "./cache-options.js";
 import type { HubStats } from "./hub/client.js";
+import type { PubSubStats } from "./sync/pubsub.js";
 
 export type {
   CacheOptions,
@@ -81,6 +82,8 @@ export interface CacheStats {
   cursor: number;
   /** The invalidation hub's state, when `sync.hub` is set. */
   hub: ({ healthy: boolean } & HubStats) | undefined;
+  /** The Redis pub/sub stream's state, when `sync.pubsub` subscribes. */
+  pubsub: PubSubStats | undefined;
   /** Loader calls made by this instance. */
   loads: number;
   /** Loader calls that threw or timed out. */

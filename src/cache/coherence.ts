@@ -3,6 +3,7 @@ import { StoreError } from "../errors.js";
 import { HubClient } from "../hub/client.js";
 import type { ResolvedOptions } from "../options.js";
 import type { ChangeBatch, ChangeRecord, WriteMeta } from "../store.js";
+import { PubSubClient } from "../sync/pubsub.js";
 import type { SyncState, SyncVerdict } from "../sync/state.js";
 import { utf8Length } from "../util/bytes.js";
 import { handOff } from "../util/runtime.js";
@@ -34,6 +35,7 @@ export class Coherence {
   readonly #core: Core;
   readonly #sync: SyncState | undefined;
   readonly hub: HubClient | undefined;
+  readonly pubsub: PubSubClient | undefined;
   #pending: PendingSync | undefined;
   // A value was kept in L1 without L2 before the first sync (see `apply`).
   #keptUnanchored = false;
@@ -52,8 +54,21 @@ export class Coherence {
       const state = core.sync!;
       const relaxed = Math.max(sync.maxStaleness, sync.hub.options.relaxedStaleness ?? 0);
       this.hub = new HubClient(sync.hub, o.namespace, {
-        records: (records, receivedAt) => this.#fromHub(records, receivedAt),
+        records: (records, receivedAt) => this.#fromPush(records, receivedAt),
         // Only a sync sent after the socket opened covers what it may have missed.
+        opened: () => this.#vouched(this.#start(false)),
+        health: (healthy) => {
+          state.window = healthy ? relaxed : sync.maxStaleness;
+        },
+        error: (error) => core.absorb(error),
+        now: core.now,
+      });
+    }
+    if (sync?.pubsub?.subscribe) {
+      const state = core.sync!;
+      const relaxed = Math.max(sync.maxStaleness, sync.pubsub.relaxedStaleness ?? 0);
+      this.pubsub = new PubSubClient(core.store, core.name, sync.pubsub, {
+        records: (records, receivedAt) => this.#fromPush(records, receivedAt),
         opened: () => this.#vouched(this.#start(false)),
         health: (healthy) => {
           state.window = healthy ? relaxed : sync.maxStaleness;
@@ -185,11 +200,11 @@ export class Coherence {
   }
 
   /**
-   * Records pushed by the hub: hints applied at once (version-guarded, own records
+   * Records pushed by the hub or pub/sub: hints applied at once (version-guarded, own records
    * skipped), without moving the cursor, which only the change log moves. Pushed values
    * expire from L1 a second early, to absorb the time they spent in transit.
    */
-  #fromHub(records: ChangeRecord[], receivedAt: number): void {
+  #fromPush(records: ChangeRecord[], receivedAt: number): void {
     if (this.#core.closed) return;
     // Counted as an operation, so that answers already in flight get floors for these keys.
     this.#core.l1.begin();
@@ -215,7 +230,12 @@ export class Coherence {
     core.origin ??= crypto.randomUUID();
     const sync = this.#sync;
     return sync
-      ? { origin: core.origin, logLength: sync.settings.logLength, sync: sync.request() }
+      ? {
+          origin: core.origin,
+          logLength: sync.settings.logLength,
+          sync: sync.request(),
+          ...(sync.settings.pubsub ? { publish: true } : {}),
+        }
       : { origin: core.origin, logLength: 0 };
   }
 

@@ -94,6 +94,8 @@ local function state(counter, marker, n)
 end
 `;
 
+// ARGV[6] = '1': each record is also PUBLISHed on the channel named like the log, as
+// JSON [id, fields, now]: the same record subscribers would read from the log.
 const APPEND = `
 local function append(log, id, maxlen, fields)
   local ok = redis.pcall('XADD', log, 'MAXLEN', '~', maxlen, fmt(id) .. '-0', unpack(fields))
@@ -102,6 +104,9 @@ local function append(log, id, maxlen, fields)
     -- it over. Readers find their cursor ahead of the head, or a gap, and flush their L1.
     redis.call('DEL', log)
     redis.call('XADD', log, 'MAXLEN', '~', maxlen, fmt(id) .. '-0', unpack(fields))
+  end
+  if ARGV[6] == '1' then
+    redis.call('PUBLISH', log, cjson.encode({ fmt(id) .. '-0', fields, fmt(now_ms()) }))
   end
 end
 `;
@@ -167,14 +172,15 @@ return c
 `;
 
 // KEYS: counter, marker, log, entries...; ARGV: origin, log length, cursor and limit (both
-// '' for no sync), deadline, then value, ttl, propagate ('1' or '0') per entry. Returns
+// '' for no sync), deadline, publish ('1' or '0'), then value, ttl, propagate ('1' or '0')
+// per entry. Returns
 // { last version (-1: past the deadline, nothing written), changes or false, now,
 // repaired }; entry i got last - n + i.
 export const WRITE_SCRIPT = `${PRELUDE}${STATE}${APPEND}${CHANGES}${AFTER}
 if late(ARGV[5]) then return { -1, false, now_ms(), 0 } end
 local n = #KEYS - 3
 for i = 1, n do
-  local ttl = tonumber(ARGV[3 * i + 4])
+  local ttl = tonumber(ARGV[3 * i + 5])
   if ttl == nil or ttl < 1 or ttl > MAXTTL or ttl % 1 ~= 0 then
     return redis.error_reply('ERR edgecache: invalid ttl')
   end
@@ -186,7 +192,7 @@ local now = now_ms()
 local rec = nil
 local start = first
 for i = 1, n do
-  local v, ttl, prop = ARGV[3 * i + 3], ARGV[3 * i + 4], ARGV[3 * i + 5]
+  local v, ttl, prop = ARGV[3 * i + 4], ARGV[3 * i + 5], ARGV[3 * i + 6]
   local version = first + i - 1
   redis.call('SET', KEYS[i + 3], 'ec1:' .. fmt(version) .. ':' .. v, 'PX', ttl)
   if maxlen > 0 then
@@ -216,7 +222,7 @@ return { last, after(last, KEYS[3]), now, repaired }
 `;
 
 // KEYS: counter, marker, log, entries...; ARGV: origin, log length, cursor, limit,
-// deadline. One version per record of at most RECORD_KEYS keys. Returns { last version
+// deadline, publish. One version per record of at most RECORD_KEYS keys. Returns { last version
 // (-1: past the deadline), changes or false, now, repaired }.
 export const DELETE_SCRIPT = `${PRELUDE}${STATE}${APPEND}${CHANGES}${AFTER}
 if late(ARGV[5]) then return { -1, false, now_ms(), 0 } end
@@ -241,7 +247,8 @@ end
 return { last, after(last, KEYS[3]), now_ms(), repaired }
 `;
 
-// KEYS: counter, marker, log; ARGV: origin, log length, cursor, limit, deadline. Returns
+// KEYS: counter, marker, log; ARGV: origin, log length, cursor, limit, deadline, publish.
+// Returns
 // { the clear's version (-1: past the deadline), changes or false, now, repaired }.
 export const CLEAR_SCRIPT = `${PRELUDE}${STATE}${APPEND}${CHANGES}${AFTER}
 if late(ARGV[5]) then return { -1, false, now_ms(), 0 } end

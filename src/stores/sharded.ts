@@ -30,6 +30,7 @@ import {
   type ShardAnswer,
   type Space,
 } from "./sharded-log.js";
+import { subscribeAll } from "./sharded-push.js";
 import { placement } from "./sharded-ring.js";
 
 /** Options of {@link shardedStore}. */
@@ -114,6 +115,7 @@ export function shardedStore(
   const { stores, ids, shardOf } = placement(shards, options);
   const n = stores.length;
   const spaces = new Map<string, Space>();
+  const pushAll = subscribeAll(stores);
 
   const space = (ns: string): Space => {
     let s = spaces.get(ns);
@@ -202,6 +204,7 @@ export function shardedStore(
     // Shards are called at once: a call waits as long as the slowest may.
     ...timeoutOf(stores),
     shardFor: (key) => ids[shardOf(key)]!,
+    ...(pushAll === undefined ? {} : { subscribe: pushAll }),
 
     async get(ns, keys, sync): Promise<StoreReadWithChanges> {
       if (keys.length === 0 && !sync) return { entries: [], corrupt: 0 };

@@ -24,6 +24,7 @@ import {
   SYNC_SCRIPT,
   WRITE_SCRIPT,
 } from "./scripts.js";
+import { openPush, PROBE } from "./upstash-push.js";
 import { script, shapeError, Transport } from "./upstash-transport.js";
 
 /** Connection settings for {@link upstashStore} when it builds its own client. */
@@ -60,6 +61,13 @@ export interface UpstashStoreOptions {
    * @default 1500
    */
   timeout?: number;
+  /**
+   * For `sync.pubsub`: ms a pub/sub stream may stay silent before it publishes a probe to
+   * itself; silent three times as long, it is dropped and opened again (the cache polls
+   * the change log meanwhile).
+   * @default 15_000
+   */
+  heartbeat?: number;
 }
 
 const PREFIX = /^[A-Za-z0-9_.-]{1,32}$/;
@@ -100,6 +108,10 @@ export function upstashStore(
     throw new InvalidOptionError("upstashStore prefix must be 1-32 of letters, digits, _ - .");
   }
   const timeout = duration("upstashStore timeout", options.timeout ?? 1500, { max: MAX_TIMER });
+  const heartbeat = duration("upstashStore heartbeat", options.heartbeat ?? 15_000, {
+    zero: false,
+    max: MAX_TIMER,
+  });
   const transport = new Transport(connection, timeout);
   const scripts = {
     read: script(READ_SCRIPT),
@@ -189,7 +201,10 @@ export function upstashStore(
         keys.push(`${b}k:${w.key}`);
         values.push(w.value, w.ttl, w.propagate ? "1" : "0");
       }
-      const raw = await transport.write(scripts.write, keys, args, (r) => r[2], values);
+      const raw = await transport.write(scripts.write, keys, args, (r) => r[2], [
+        publishArg(meta),
+        ...values,
+      ]);
       const { version: last, changes, corrupt } = written(raw, b, meta);
       const versions = writes.map((_, i) => last - writes.length + 1 + i);
       return { version: versions, changes, corrupt };
@@ -201,12 +216,15 @@ export function upstashStore(
         [...stateKeys(b), ...keys.map((k) => `${b}k:${k}`)],
         metaArgs(meta),
         (r) => r[2],
+        [publishArg(meta)],
       );
       return written(raw, b, meta);
     },
     async clear(ns, meta) {
       const b = base(ns);
-      const raw = await transport.write(scripts.clear, stateKeys(b), metaArgs(meta), (r) => r[2]);
+      const raw = await transport.write(scripts.clear, stateKeys(b), metaArgs(meta), (r) => r[2], [
+        publishArg(meta),
+      ]);
       return written(raw, b, meta);
     },
     async acquireLease(ns, key, token, ttl) {
@@ -223,7 +241,32 @@ export function upstashStore(
     async releaseLease(ns, key, token) {
       await transport.run(scripts.release, [`${base(ns)}l:${key}`], [token]);
     },
+    // Streams need the REST URL and token themselves: a store made from a client has none.
+    ...(isConnection(connection)
+      ? {
+          subscribe(ns: string, handlers: Parameters<NonNullable<Store["subscribe"]>>[1]) {
+            const b = base(ns);
+            // The channel is named like the log: the write scripts publish each record there.
+            const channel = `${b}log`;
+            return openPush(
+              {
+                url: connection.url.replace(/\/+$/, ""),
+                token: connection.token,
+                channel,
+                heartbeat,
+                parse: (payload) => parsePushed(payload, `${b}k:`),
+                probe: () => transport.send(["PUBLISH", channel, PROBE]),
+              },
+              handlers,
+            );
+          },
+        }
+      : {}),
   };
+
+  function publishArg(meta: WriteMeta): string {
+    return meta.publish === true ? "1" : "0";
+  }
 
   function metaArgs(meta: WriteMeta): Array<string | number> {
     const [cursor, limit] = meta.sync ? syncArgs(meta.sync) : ["", ""];
@@ -246,6 +289,26 @@ export function upstashStore(
 }
 
 const OPS: Record<string, ChangeRecord["op"]> = { s: "set", d: "delete", c: "clear" };
+
+function isConnection(c: unknown): c is UpstashConnection {
+  const o = c as Partial<UpstashConnection> | null;
+  return typeof o?.url === "string" && typeof o.token === "string";
+}
+
+/** A record the write scripts published: JSON `[id, fields, now]`. */
+function parsePushed(payload: string, keyPrefix: string): ChangeRecord | undefined {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(payload);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(raw) || raw.length !== 3 || typeof raw[0] !== "string") return undefined;
+  const last = Number(raw[0].slice(0, raw[0].indexOf("-")));
+  const now = Number(raw[2]);
+  if (!Number.isSafeInteger(last) || last < 1 || !Number.isFinite(now)) return undefined;
+  return parseRecord(raw[1], last, keyPrefix, now);
+}
 
 /**
  * Decodes `{ head, now, records[, repaired] }` from the scripts. A record that does not parse stands in

@@ -2,6 +2,7 @@ import { InvalidOptionError } from "../errors.js";
 import { type HubOptions, type ResolvedHub, resolveHub } from "../hub/options.js";
 import type { ChangeBatch, ChangeRecord, SyncRequest } from "../store.js";
 import { isRecord, nonNegative } from "../util/check.js";
+import { type ResolvedPubSub, resolvePubSub } from "./pubsub.js";
 
 /**
  * Options of cross-instance coherence (`createCache({ sync })`).
@@ -58,6 +59,42 @@ export interface SyncOptions {
    * near-instant propagation; the change log stays the source of truth.
    */
   hub?: HubOptions;
+  /**
+   * Push changes over Redis pub/sub, without a Durable Object: each write's script also
+   * PUBLISHes its change records (still one request per write), and long-lived Node, Deno
+   * and Bun instances hold a stream of them open (the Upstash REST protocol's SSE
+   * subscribe), applying them as the hub's pushes are applied. The change log stays the
+   * source of truth: after every (re)connect an instance catches up from it before it
+   * counts the stream as healthy, and while the stream is down it polls. `true` publishes
+   * and subscribes; in Cloudflare Workers, which cannot hold a stream, pass
+   * `{ subscribe: false }` to publish only. Needs `upstashStore({ url, token })` (or a
+   * `shardedStore` of them: one stream per shard) to subscribe.
+   */
+  pubsub?:
+    | boolean
+    | {
+        /**
+         * Hold a stream open; `false` only publishes (Workers, short-lived functions).
+         * @default true
+         */
+        subscribe?: boolean;
+        /**
+         * The staleness window while the stream is open and caught up, in ms (as the hub's
+         * `relaxedStaleness`). Defaults to `maxStaleness`: pushes then only make
+         * propagation faster.
+         */
+        relaxedStaleness?: number;
+        /**
+         * First reconnection delay in ms; it doubles per failed attempt, with jitter.
+         * @default 100
+         */
+        minBackoff?: number;
+        /**
+         * Longest reconnection delay in ms.
+         * @default 10_000
+         */
+        maxBackoff?: number;
+      };
 }
 
 /** Resolved {@link SyncOptions}. */
@@ -69,6 +106,7 @@ export interface SyncSettings {
   refreshAhead: number;
   waitUntil: ((promise: Promise<unknown>) => void) | undefined;
   hub: ResolvedHub | undefined;
+  pubsub: ResolvedPubSub | undefined;
 }
 
 /** The shape of `sync.hub`; its values are checked by `resolveHub`. */
@@ -96,6 +134,13 @@ export function resolveSync(option: SyncOptions | false | undefined): SyncSettin
   if (o.waitUntil !== undefined && typeof o.waitUntil !== "function") {
     throw new InvalidOptionError("sync.waitUntil must be a function");
   }
+  const hub = resolveHub(checkHub(o.hub));
+  const pubsub = resolvePubSub(o.pubsub);
+  if (hub?.options.url !== undefined && pubsub?.subscribe) {
+    throw new InvalidOptionError(
+      "sync.hub with a url and sync.pubsub both subscribe: choose one (sync.pubsub: { subscribe: false } still publishes)",
+    );
+  }
   return {
     maxStaleness: nonNegative("sync.maxStaleness", o.maxStaleness, 1000),
     logLength,
@@ -103,7 +148,8 @@ export function resolveSync(option: SyncOptions | false | undefined): SyncSettin
     batch,
     refreshAhead,
     waitUntil: o.waitUntil,
-    hub: resolveHub(checkHub(o.hub)),
+    hub,
+    pubsub,
   };
 }
 
