@@ -25,7 +25,12 @@ describe("cached: freshness, stale-while-revalidate and grace", () => {
     const aged = await s.get("/g");
     expect(aged.headers.get("age")).toBe("25");
     expect(cacheStatus(aged)).toBe("edgecache; hit; ttl=5");
-    headers = { date: new Date(0).toUTCString(), expires: new Date(42_000).toUTCString() };
+    // Date has whole seconds: on a whole second, it says the response is 0 s old (4.2.3).
+    clock.advance(999);
+    headers = {
+      date: new Date(clock.now()).toUTCString(),
+      expires: new Date(clock.now() + 42_000).toUTCString(),
+    };
     expect(cacheStatus(await s.get("/h"))).toMatch(/stored; ttl=42$/);
     expect(s.calls).toBe(4);
   });

@@ -14,7 +14,11 @@ describe("cached: options", () => {
   const bad: Array<[string, Partial<CachedOptions>]> = [
     ["no cache", { cache: undefined as unknown as Cache }],
     ["a cache that is not one", { cache: {} as Cache }],
-    ["ttl 0", { ttl: 0 }],
+    ["ttl -1", { ttl: -1 }],
+    ["ttl 0 without honorMaxAge", { ttl: 0, honorMaxAge: false }],
+    ["a heuristic fraction of 0", { heuristic: { fraction: 0 } }],
+    ["a heuristic max of 0", { heuristic: { max: 0 } }],
+    ["a targeted field with a space", { targetedFields: ["CDN Cache-Control"] }],
     ["ttl NaN", { ttl: Number.NaN }],
     ["negative staleWhileRevalidate", { staleWhileRevalidate: -1 }],
     ["grace Infinity", { grace: Number.POSITIVE_INFINITY }],

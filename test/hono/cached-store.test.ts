@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { until } from "../helpers.js";
-import { bridged, cacheStatus, sameBytes, site } from "./cached-helpers.js";
+import { bridged, cacheStatus, clocked, sameBytes, site } from "./cached-helpers.js";
 
 describe("cached: storing and replaying", () => {
   it("stores a miss and replays it: status, headers and body, with Age and Cache-Status", async () => {
@@ -210,16 +210,23 @@ describe("cached: what is never stored", () => {
     expect(declared.calls).toBe(2);
   });
 
-  it("a must-revalidate response, when stale responses may be served", async () => {
+  it("a must-revalidate response is served while fresh, and never stale, even with stale windows on", async () => {
+    const { clock, cache } = clocked();
     const headers = { "cache-control": "max-age=60, must-revalidate" };
-    const s = site({ cache: bridged(), staleWhileRevalidate: 1_000 }, (c) =>
-      c.text("x", 200, headers),
+    const s = site(
+      { cache, staleWhileRevalidate: 60_000, grace: 60_000, now: clock.now },
+      (c, n) => (n === 3 ? c.text("down", 500) : c.text(`x ${n}`, 200, headers)),
     );
     await s.get("/m");
-    expect(cacheStatus(await s.get("/m"))).toMatch(/detail=must-revalidate/);
-    const plain = site({ cache: bridged() }, (c) => c.text("x", 200, headers));
-    await plain.get("/m");
-    await plain.get("/m");
-    expect([s.calls, plain.calls]).toEqual([2, 1]);
+    expect(cacheStatus(await s.get("/m"))).toMatch(/^edgecache; hit; ttl=/);
+    clock.advance(61_000);
+    // Stale within the stale-while-revalidate window: revalidated in the foreground instead.
+    const revalidated = await s.get("/m");
+    expect(await revalidated.text()).toBe("x 2");
+    expect(cacheStatus(revalidated)).toMatch(/fwd=stale; fwd-status=200; stored/);
+    clock.advance(61_000);
+    // Within grace, a failure shows rather than the stale response.
+    expect((await s.get("/m")).status).toBe(500);
+    expect(s.calls).toBe(3);
   });
 });

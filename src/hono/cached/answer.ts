@@ -30,15 +30,34 @@ export async function forward(x: Exchange, params: StatusParams): Promise<void> 
   });
 }
 
+/** A 304 from a stored response when the request's own conditions match it, else undefined. */
+function notModifiedFrom(x: Exchange, entry: StoredResponse): Response | undefined {
+  const stored = new Headers(entry.headers as Array<[string, string]>);
+  if (!notModified(x.c.req.raw.headers, entry.status, stored)) return undefined;
+  const kept = new Headers();
+  for (const name of NOT_MODIFIED_HEADERS) {
+    const value = stored.get(name);
+    if (value !== null) kept.set(name, value);
+  }
+  return new Response(null, { status: 304, headers: kept });
+}
+
+/** `Age`: its age when received plus the time since (RFC 9111 4.2.3), in whole seconds. */
+function ageAt(entry: StoredResponse, now: number): string {
+  return String(Math.max(0, Math.floor((now - entry.storedAt) / 1000 + entry.age)));
+}
+
 /**
  * Answers with a stored response: 200-style, or 304 to a matching conditional request.
  * `key` (where it was found) tells a collapsed request from a hit; `params` overrides both.
+ * `staleDetail` says why a stale response may answer.
  */
 export function serve(
   x: Exchange,
   entry: StoredResponse,
   key: string | undefined,
   params?: StatusParams,
+  staleDetail?: string,
 ): void {
   const s = x.s;
   const now = s.now();
@@ -50,25 +69,15 @@ export function serve(
     status = {
       hit: true,
       ttl: left,
-      detail: now - expiresAt < s.swrWindow ? "stale-while-revalidate" : "stale-if-error",
+      detail:
+        staleDetail ??
+        (now - expiresAt < s.swrWindow ? "stale-while-revalidate" : "stale-if-error"),
     };
   } else if (key !== undefined && x.recent.collapsed(key, entry.id, x.since)) {
     status = { fwd: "miss", collapsed: true, ttl: left };
   } else status = { hit: true, ttl: left };
-  let res: Response;
-  const stored = new Headers(entry.headers as Array<[string, string]>);
-  if (notModified(x.c.req.raw.headers, entry.status, stored)) {
-    const kept = new Headers();
-    for (const name of NOT_MODIFIED_HEADERS) {
-      const value = stored.get(name);
-      if (value !== null) kept.set(name, value);
-    }
-    res = new Response(null, { status: 304, headers: kept });
-  } else res = replay(entry);
-  res.headers.set(
-    "age",
-    String(Math.max(0, Math.floor((now - entry.storedAt) / 1000)) + entry.age),
-  );
+  const res = notModifiedFrom(x, entry) ?? replay(entry);
+  res.headers.set("age", ageAt(entry, now));
   // Headers middleware before this one set for this request win over the stored ones
   // (Hono merges them in when c.res is set); Vary is the union of both.
   const before = x.c.res.headers.get("vary");
@@ -87,13 +96,26 @@ export function ran(
   x: Exchange,
   run: Run,
   stale: StoredResponse | undefined,
-  fwd: "miss" | "vary-miss" | "request",
+  fwd: "miss" | "vary-miss" | "request" | "stale",
 ): void {
   if (run.kind === "threw") throw run.error;
   const fwdStatus = run.response.status;
   if (run.kind === "stored") {
     const outcome = run.stored ? { stored: true, ttl: run.entry.ttl } : { detail: "store-error" };
-    respond(x, run.response, { fwd, fwdStatus, ...outcome });
+    const validated = run.validated === true;
+    const params: StatusParams = {
+      fwd: validated && fwd !== "request" ? "stale" : fwd,
+      fwdStatus: validated ? 304 : fwdStatus,
+      ...outcome,
+    };
+    // The client's own conditions are answered from what was stored (RFC 9111 4.3.2).
+    const notModifiedRes = notModifiedFrom(x, run.entry);
+    if (notModifiedRes !== undefined) void discard(run.response);
+    const res = notModifiedRes ?? run.response;
+    // Its age, when it has one to tell (4.2.3): from Date and Age, or the stored one's.
+    const age = ageAt(run.entry, x.s.now());
+    if (validated || age !== "0") res.headers.set("age", age);
+    respond(x, res, params);
   } else if (run.kind === "pass") {
     respond(x, run.response, { fwd, fwdStatus, detail: run.detail });
   } else if (stale !== undefined) {

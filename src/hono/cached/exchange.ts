@@ -14,7 +14,14 @@ import type { StoredResponse } from "./snapshot.js";
 /** What this request's own run of the handler, inside a load, came to. */
 export type Run =
   /** Stored (or, when `stored` is false, the write failed); `response` is rebuilt from the bytes. */
-  | { kind: "stored"; response: Response; entry: StoredResponse; stored: boolean }
+  | {
+      kind: "stored";
+      response: Response;
+      entry: StoredResponse;
+      stored: boolean;
+      /** The stored response was revalidated: the handler answered 304. */
+      validated?: boolean;
+    }
   /** Not storable: `response` passes through. */
   | { kind: "pass"; response: Response; detail: string }
   /** Failed (5xx or an error) while a stale response was at hand: served from grace. */
@@ -125,11 +132,13 @@ export function loadOptions(x: Exchange): GetOrSetOptions {
   const s = x.s;
   const waitUntil = waitUntilOf(x.c);
   return {
-    ttl: s.ttl,
+    ttl: s.ttl > 0 ? s.ttl : 60_000,
     ...(s.staleWhileRevalidate === undefined
       ? {}
       : { staleWhileRevalidate: s.staleWhileRevalidate }),
-    ...(s.grace === undefined ? {} : { grace: s.grace }),
+    // Stale responses stay (for a conditional revalidation, or grace): the loader decides
+    // whether a failed one is served (stale-if-error).
+    grace: s.staleFor,
     ...(s.lock === undefined ? {} : { lock: s.lock }),
     ...(waitUntil === undefined ? {} : { waitUntil }),
   };

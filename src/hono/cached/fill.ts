@@ -8,7 +8,8 @@
 import { checkTags } from "../../envelope.js";
 import type { Loader, LoaderContext } from "../../types.js";
 import type { Exchange, Run } from "./exchange.js";
-import { judgeResponse } from "./http.js";
+import { hasValidator, judgeResponse, type Timing, usable } from "./freshness.js";
+import type { RequestPolicy } from "./http.js";
 import { headerNames, variantKey } from "./key.js";
 import {
   isStoredResponse,
@@ -22,6 +23,7 @@ import {
   toBase64,
   type VaryRecord,
 } from "./snapshot.js";
+import { freshened, sameRepresentation, withValidators } from "./validate.js";
 
 /** One `getOrSet` of a request: the key, and what the flow knows about it. */
 export interface Load {
@@ -37,6 +39,10 @@ export interface Load {
   readonly urlKey: string;
   /** The request asked to revalidate: a write under another key replaces what is there. */
   readonly force: boolean;
+  /** What the request accepts (its max-stale lets a stale response answer it as it is). */
+  readonly policy?: RequestPolicy;
+  /** Only look: answer with the stored response, stale or not, and never run the chain. */
+  readonly peek?: boolean;
 }
 
 /**
@@ -70,10 +76,25 @@ export function fill(x: Exchange, load: Load): Loader<Stored> {
   return async function cachedFill(_key, ctx) {
     // A URL's vary record is renewed as it is: the variant's own load checks it.
     if (load.expected === null && isVaryRecord(ctx.stale)) {
-      ctx.setTtl(x.s.ttl);
+      ctx.setTtl(x.s.ttl > 0 ? x.s.ttl : 60_000);
       return ctx.stale;
     }
     const background = ctx.background;
+    const stale = isStoredResponse(ctx.stale) ? ctx.stale : undefined;
+    // A look (HEAD, only-if-cached), or a request whose max-stale accepts the stale response:
+    // that response as it is, for this caller only.
+    const accepted =
+      !background &&
+      stale !== undefined &&
+      load.policy?.maxStale !== undefined &&
+      usable(stale, x.s.now(), load.policy, x.s.rules, "none");
+    if (
+      load.peek === true ||
+      (accepted !== false && accepted.ok && accepted.stale === "max-stale")
+    ) {
+      ctx.noStore();
+      return stale ?? PASSED;
+    }
     if (background) {
       // A refresh may start before getOrSet answers this request with the stale response:
       // wait until that response is handed over, then let the middleware before this one
@@ -92,9 +113,31 @@ export function fill(x: Exchange, load: Load): Loader<Stored> {
       if (!background) x.c.set("cachedRun", run);
       else if (run.kind === "pass" || run.kind === "failed") void discard(run.response);
     };
-    const { res, error } = background ? await detached(x) : await foreground(x, report);
-    return keep(x, load, ctx, res, error !== undefined, report);
+    // A stale response with a validator is revalidated: the handler sees its validators.
+    const sent = stale !== undefined && hasValidator(stale) ? stale : undefined;
+    const requestTime = x.s.now();
+    const { res, error } = await withValidators(x, sent, () =>
+      background ? detached(x) : foreground(x, report),
+    );
+    const timing = { requestTime, responseTime: x.s.now() };
+    return keep(x, load, ctx, { res, failed: error !== undefined, timing, sent }, report);
   };
+}
+
+/** What the chain answered a load with. */
+interface Answer {
+  res: Response;
+  failed: boolean;
+  timing: Timing;
+  /** The stored response whose validators the request carried, if any. */
+  sent: StoredResponse | undefined;
+}
+
+/** Whether a failed revalidation may serve `stale` (stale-if-error, grace). */
+function servesOnError(x: Exchange, stale: StoredResponse): boolean {
+  if (stale.revalidate !== undefined) return false;
+  const window = stale.sie ?? x.s.rules.sie;
+  return window > 0 && x.s.now() - (stale.storedAt + stale.ttl) < window;
 }
 
 /** Runs the rest of the chain for this request; what it throws is reported, then rethrown. */
@@ -133,11 +176,26 @@ async function keep(
   x: Exchange,
   load: Load,
   ctx: LoaderContext<Stored>,
-  res: Response,
-  failed: boolean,
+  answer: Answer,
   report: (run: Run) => void,
 ): Promise<Stored> {
   const s = x.s;
+  const { failed, timing, sent } = answer;
+  let res = answer.res;
+  const stale = isStoredResponse(ctx.stale) ? ctx.stale : undefined;
+  // A 304 to the validators sent: the stored response, freshened with its fields (4.3.4).
+  let validated = false;
+  if (
+    sent !== undefined &&
+    !failed &&
+    res.status === 304 &&
+    sameRepresentation(sent, res.headers)
+  ) {
+    const update = res.headers;
+    void discard(res);
+    res = freshened(sent, update);
+    validated = true;
+  }
   // Served, not stored.
   const pass = (response: Response, detail: string): Stored => {
     ctx.noStore();
@@ -150,12 +208,15 @@ async function keep(
     return pass(response, "tag-error");
   };
 
-  const verdict = judgeResponse(res, failed, s.rules);
+  const verdict = judgeResponse(res, failed, s.rules, timing);
   if (!verdict.ok) {
-    if ((failed || res.status >= 500) && isStoredResponse(ctx.stale)) {
+    const error = failed || res.status >= 500;
+    if (error && stale !== undefined && servesOnError(x, stale)) {
       report({ kind: "failed", response: res });
       throw new HandlerFailed(res.status);
     }
+    // The origin's newer answer may not be stored: neither may the older one be served.
+    if (!error && stale !== undefined) await drop(x, load.key);
     return pass(res, verdict.detail);
   }
 
@@ -182,13 +243,19 @@ async function keep(
     v: 1,
     id: crypto.randomUUID(),
     status: res.status,
-    headers: storedHeaders(res.headers, body.bytes.byteLength),
+    headers: storedHeaders(res.headers, body.bytes.byteLength, verdict.omit),
     body: toBase64(body.bytes),
-    storedAt: s.now(),
+    storedAt: timing.responseTime,
     ttl: verdict.ttl,
     age: verdict.age,
     vary: verdict.vary,
+    // Only what differs from the middleware's settings, so older entries read the same.
+    ...(verdict.swr === s.rules.swr ? {} : { swr: verdict.swr }),
+    ...(verdict.sie === s.rules.sie ? {} : { sie: verdict.sie }),
+    ...(verdict.revalidate === undefined ? {} : { revalidate: verdict.revalidate }),
   };
+  // getOrSet keeps nothing for less than 1 ms; freshness is the entry's own `ttl`.
+  const ttl = Math.max(1, verdict.ttl);
   const response = new Response(nullBody(res.status) ? null : body.bytes, {
     status: res.status,
     statusText: res.statusText,
@@ -199,7 +266,7 @@ async function keep(
   const extra = verdict.vary.filter((name) => !s.vary.includes(name));
   if (sameNames(extra, load.expected ?? [])) {
     // It belongs under the key being loaded: getOrSet stores it.
-    ctx.setTtl(verdict.ttl);
+    ctx.setTtl(ttl);
     if (tags.length > 0) {
       try {
         ctx.tag(...tags);
@@ -209,7 +276,7 @@ async function keep(
       }
     }
     x.recent.note(load.key, entry.id);
-    report({ kind: "stored", response, entry, stored: true });
+    report({ kind: "stored", response, entry, stored: true, validated });
     return entry;
   }
 
@@ -226,26 +293,35 @@ async function keep(
   if (load.expected === null) {
     // The URL's load: the variant is written first, then getOrSet stores the vary record
     // here, so whoever joined this load (or waits on its lease) finds the variant.
-    stored = await putVariant(x, right, entry, verdict.ttl, tags, load.force);
-    ctx.setTtl(verdict.ttl);
+    stored = await putVariant(x, right, entry, ttl, tags);
+    ctx.setTtl(ttl);
     value = varyRecord;
   } else {
     // A variant's load whose response names other headers: both writes are plain sets.
     ctx.noStore();
-    stored = await put(x, right, entry, verdict.ttl, tags);
-    if (extra.length > 0)
-      stored = (await put(x, load.urlKey, varyRecord, verdict.ttl, [])) && stored;
+    stored = await put(x, right, entry, ttl, tags);
+    if (extra.length > 0) stored = (await put(x, load.urlKey, varyRecord, ttl, [])) && stored;
   }
   if (stored) x.recent.note(right, entry.id);
-  report({ kind: "stored", response, entry, stored });
+  report({ kind: "stored", response, entry, stored, validated });
   return value;
 }
 
+/** Deletes a stored response that must no longer be served; failures are reported. */
+export async function drop(x: Exchange, key: string): Promise<void> {
+  try {
+    await x.s.cache.delete(key);
+  } catch (error) {
+    x.s.onError(error);
+  }
+}
+
 /**
- * A plain write under another key than the one being loaded. It waits for no other load
- * (a variant's load waiting on the URL's, and back, would never end). Failures are reported.
+ * A plain write under another key than the one being loaded, kept in L2 past its TTL as a
+ * load's own write is. It waits for no other load (a variant's load waiting on the URL's,
+ * and back, would never end). Failures are reported.
  */
-async function put(
+export async function put(
   x: Exchange,
   key: string,
   value: Stored,
@@ -253,31 +329,7 @@ async function put(
   tags: readonly string[],
 ): Promise<boolean> {
   try {
-    await x.s.cache.set(key, value, { ttl, ...(tags.length > 0 ? { tags } : {}) });
-    return true;
-  } catch (error) {
-    x.s.onError(error);
-    return false;
-  }
-}
-
-/**
- * The URL's load writes the variant its response belongs under before it returns: kept in
- * L2 for this request's stale window past its TTL, as a load's own write is. A fresh variant
- * already there is left alone, unless the request asked to revalidate (then it is replaced).
- */
-async function putVariant(
-  x: Exchange,
-  key: string,
-  entry: StoredResponse,
-  ttl: number,
-  tags: readonly string[],
-  force: boolean,
-): Promise<boolean> {
-  const cache = x.s.cache;
-  try {
-    if (!force && (await cache.get(key)) !== undefined) return true;
-    await cache.set(key, entry, {
+    await x.s.cache.set(key, value, {
       ttl,
       staleFor: x.s.staleFor,
       ...(tags.length > 0 ? { tags } : {}),
@@ -287,4 +339,19 @@ async function putVariant(
     x.s.onError(error);
     return false;
   }
+}
+
+/**
+ * The URL's load writes the variant its response belongs under before it returns. It
+ * replaces what is there: this response is the newest (RFC 9111 4), and after an
+ * invalidation of the URL an older variant must not come back.
+ */
+function putVariant(
+  x: Exchange,
+  key: string,
+  entry: StoredResponse,
+  ttl: number,
+  tags: readonly string[],
+): Promise<boolean> {
+  return put(x, key, entry, ttl, tags);
 }

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { parseVary } from "./key.js";
+import { parseHttpDate } from "./dates.js";
 
 /** Cache-Control directives by lowercased name; `true` for a directive without a value. */
 export type Directives = Map<string, string | true>;
@@ -54,14 +54,20 @@ export function seconds(directive: string | true | undefined): number | undefine
   return Math.min(Number(directive), 2 ** 31) * 1000;
 }
 
-/** What a request asks of the cache through its own headers. */
+/** What a request asks of the cache through its own headers (RFC 9111 5.2.1). */
 export interface RequestPolicy {
   /** `Cache-Control: no-store`: nothing of this exchange may be stored. */
   readonly noStore: boolean;
-  /** `no-cache`, `max-age=0` or `Pragma: no-cache`: do not answer from the cache. */
+  /** `no-cache`, `max-age=0` or `Pragma: no-cache`: do not answer from the cache unvalidated. */
   readonly revalidate: boolean;
   /** `only-if-cached`: answer from the cache or with 504, never forward. */
   readonly onlyIfCached: boolean;
+  /** `max-age`: the oldest response it accepts, in ms. */
+  readonly maxAge: number | undefined;
+  /** `min-fresh`: the freshness a response must have left, in ms. */
+  readonly minFresh: number | undefined;
+  /** `max-stale`: how stale a response it accepts, in ms (`Infinity` without a value). */
+  readonly maxStale: number | undefined;
 }
 
 /** Reads a request's `Cache-Control` (and, without one, `Pragma`) into a {@link RequestPolicy}. */
@@ -70,89 +76,19 @@ export function requestPolicy(headers: Headers): RequestPolicy {
   const cc = parseCacheControl(header);
   const pragma =
     header === null && /(?:^|,)\s*no-cache\s*(?:,|$)/i.test(headers.get("pragma") ?? "");
+  const maxAge = seconds(cc.get("max-age"));
+  const maxStale = cc.get("max-stale");
   return {
     noStore: cc.has("no-store"),
-    revalidate: cc.has("no-cache") || seconds(cc.get("max-age")) === 0 || pragma,
+    revalidate: cc.has("no-cache") || maxAge === 0 || pragma,
     onlyIfCached: cc.has("only-if-cached"),
+    maxAge,
+    minFresh: seconds(cc.get("min-fresh")),
+    maxStale: maxStale === true ? Number.POSITIVE_INFINITY : seconds(maxStale),
   };
 }
 
-/** Settings that decide whether and how long a response is stored. */
-export interface StoreRules {
-  readonly statuses: ReadonlySet<number>;
-  /** Use the response's s-maxage, max-age or Expires as the TTL. */
-  readonly honorMaxAge: boolean;
-  /** TTL in ms when the response does not give one (or honorMaxAge is off). */
-  readonly ttl: number;
-  /** Whether stale responses may be served (stale-while-revalidate or grace is on). */
-  readonly servesStale: boolean;
-}
-
-/** Why a response was not stored (a `detail` token of Cache-Status). */
-export type NotStored =
-  | "status"
-  | "set-cookie"
-  | "no-store"
-  | "private"
-  | "no-cache"
-  | "vary-star"
-  | "event-stream"
-  | "must-revalidate"
-  | "expired"
-  | "error";
-
-/** What {@link judgeResponse} decided: store, with a TTL, its `Age` and `Vary`; or why not. */
-export type StoreDecision =
-  | {
-      readonly ok: true;
-      /** Freshness lifetime from now, in ms. */
-      readonly ttl: number;
-      /** The response's `Age` when it was received, in seconds. */
-      readonly age: number;
-      /** Lowercased names the response varies on. */
-      readonly vary: string[];
-    }
-  | { readonly ok: false; readonly detail: NotStored };
-
-/** Whether a response may be stored in a shared cache, and for how long (RFC 9111 3, 4.2). */
-export function judgeResponse(res: Response, failed: boolean, rules: StoreRules): StoreDecision {
-  if (failed) return { ok: false, detail: "error" };
-  if (!rules.statuses.has(res.status)) return { ok: false, detail: "status" };
-  const h = res.headers;
-  if (h.has("set-cookie")) return { ok: false, detail: "set-cookie" };
-  const cc = parseCacheControl(h.get("cache-control"));
-  if (cc.has("no-store")) return { ok: false, detail: "no-store" };
-  if (cc.has("private")) return { ok: false, detail: "private" };
-  // Storing it would need a revalidation on every use, which this cache does not do.
-  if (cc.has("no-cache")) return { ok: false, detail: "no-cache" };
-  const vary = parseVary(h.get("vary"));
-  if (vary.includes("*")) return { ok: false, detail: "vary-star" };
-  if ((h.get("content-type") ?? "").toLowerCase().startsWith("text/event-stream")) {
-    return { ok: false, detail: "event-stream" };
-  }
-  if (rules.servesStale && (cc.has("must-revalidate") || cc.has("proxy-revalidate"))) {
-    return { ok: false, detail: "must-revalidate" };
-  }
-  const ageHeader = seconds(h.get("age") ?? undefined);
-  const age = ageHeader === undefined ? 0 : ageHeader / 1000;
-  let ttl = rules.ttl;
-  if (rules.honorMaxAge) {
-    const lifetime = seconds(cc.get("s-maxage")) ?? seconds(cc.get("max-age")) ?? expires(h);
-    if (lifetime !== undefined) ttl = lifetime - age * 1000;
-  }
-  if (!(ttl >= 1)) return { ok: false, detail: "expired" };
-  return { ok: true, ttl: Math.floor(ttl), age, vary };
-}
-
-/** Freshness lifetime from `Expires` (minus `Date`), in ms; invalid dates are in the past. */
-function expires(h: Headers): number | undefined {
-  const value = h.get("expires");
-  if (value === null) return undefined;
-  const at = Date.parse(value);
-  const date = Date.parse(h.get("date") ?? "");
-  if (Number.isNaN(at) || Number.isNaN(date)) return 0;
-  return at - date;
-}
+export type { StoreRules } from "./freshness.js";
 
 /** The entity tags of an If-None-Match value, without their weakness prefix. */
 function entityTags(value: string): string[] {
@@ -173,9 +109,9 @@ export function notModified(request: Headers, status: number, stored: Headers): 
     const ours = etag.replace(/^W\//, "");
     return entityTags(ifNoneMatch).includes(ours);
   }
-  const since = Date.parse(request.get("if-modified-since") ?? "");
-  const modified = Date.parse(stored.get("last-modified") ?? "");
-  return !Number.isNaN(since) && !Number.isNaN(modified) && modified <= since;
+  const since = parseHttpDate(request.get("if-modified-since"));
+  const modified = parseHttpDate(stored.get("last-modified"));
+  return since !== undefined && modified !== undefined && modified <= since;
 }
 
 /** Headers a 304 keeps from the stored response (RFC 9110 15.4.5). */

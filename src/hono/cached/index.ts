@@ -39,7 +39,14 @@ export interface CachedOptions {
   cache: Cache;
   /**
    * How long a stored response is fresh, in ms, when the response itself does not say (see
-   * `honorMaxAge`).
+   * `honorMaxAge`): right for caching your own handlers.
+   *
+   * `0` is the origin-driven mode, for a caching reverse proxy in front of someone else's
+   * origin: a response is stored only when its own headers (`Cache-Control`, a targeted
+   * field, `Expires`) or the {@link CachedOptions.heuristic | heuristic} make it fresh, or
+   * when it asks to be revalidated on every use (`no-cache` with a validator); nothing else.
+   * `staleWhileRevalidate` and `grace` then only cap the response's own
+   * `stale-while-revalidate` and `stale-if-error` (RFC 5861). See docs/http-caching.md.
    * @default the namespace's `ttl` when `cache` is a namespace that sets one, else 60_000
    */
   ttl?: number;
@@ -55,13 +62,19 @@ export interface CachedOptions {
    * detached from the context and put back afterwards. Middleware placed before `cached`
    * that still works on `c.res` later than that (after a slow `await` following `next()`)
    * should not be combined with this option.
+   *
+   * A response's own `stale-while-revalidate=<s>` (RFC 5861) is honoured up to this window;
+   * one with `must-revalidate`, `proxy-revalidate`, `s-maxage` or `no-cache` is never
+   * served stale (it is revalidated in the foreground instead).
    * @default the namespace's, else 0
    */
   staleWhileRevalidate?: number;
   /**
    * Fail-safe: for this many ms after a response goes stale, keep it, and serve it when the
    * handler fails (throws or answers 5xx): `Cache-Status: ...; fwd=stale; fwd-status=500;
-   * detail=stale-if-error`. Passed to `getOrSet`.
+   * detail=stale-if-error`. Passed to `getOrSet`. A response's own `stale-if-error=<s>`
+   * (RFC 5861) is honoured up to this window; `must-revalidate`, `proxy-revalidate`,
+   * `s-maxage` and `no-cache` responses are never served stale.
    * @default the namespace's, else 0
    */
   grace?: number;
@@ -83,8 +96,11 @@ export interface CachedOptions {
   /**
    * Request methods answered from the cache. `HEAD` is answered from the `GET` response
    * (without its body) and never stores one. Other methods are passed through
-   * (`Cache-Status: ...; fwd=method`). Methods besides GET and HEAD need a `key` function,
-   * since a request body is not part of the default key.
+   * (`Cache-Status: ...; fwd=method`); when such a method is unsafe (anything but OPTIONS
+   * and TRACE) and succeeds (2xx, 3xx), the stored responses of its URL, and of the URLs in
+   * its `Location` and `Content-Location` when same-origin, are invalidated (RFC 9111 4.4).
+   * A 200 to a HEAD updates the stored GET response's headers (4.3.5). Methods besides GET
+   * and HEAD need a `key` function, since a request body is not part of the default key.
    * @default ["GET", "HEAD"]
    */
   methods?: readonly string[];
@@ -119,11 +135,30 @@ export interface CachedOptions {
    */
   maxBodyBytes?: number;
   /**
-   * Use the response's own freshness as its TTL: `s-maxage`, else `max-age` (less its `Age`),
-   * else `Expires` minus `Date`. A response whose freshness is 0 is not stored.
+   * Use the response's own freshness as its TTL: `s-maxage`, else `max-age`, else `Expires`
+   * minus `Date` (RFC 9111 4.2.1), less its age when received (4.2.3). A response stale on
+   * arrival is not stored, unless it asks to be revalidated on every use (`no-cache` with a
+   * validator). Stale responses with an `ETag` or `Last-Modified` are revalidated with a
+   * conditional request (the handler sees `If-None-Match` / `If-Modified-Since`); a 304
+   * refreshes the stored one.
    * @default true
    */
   honorMaxAge?: boolean;
+  /**
+   * Heuristic freshness (RFC 9111 4.2.2), in origin-driven mode (`ttl: 0`) only: a response
+   * with a heuristically cacheable status, a `Last-Modified` and no explicit freshness is
+   * fresh for `fraction` of the time since it was last modified, at most `max` ms. `false`
+   * turns it off.
+   * @default { fraction: 0.1, max: 86_400_000 }
+   */
+  heuristic?: false | { fraction?: number; max?: number };
+  /**
+   * Targeted cache-control fields (RFC 9213) this cache obeys, most specific first: the
+   * first one a response has (and that parses as a Structured Fields Dictionary) replaces
+   * its `Cache-Control` for this cache. `[]` obeys `Cache-Control` only.
+   * @default ["Cloudflare-CDN-Cache-Control", "CDN-Cache-Control"]
+   */
+  targetedFields?: readonly string[];
   /**
    * This cache's name in `Cache-Status` (an RFC 8941 token).
    * @default "edgecache"

@@ -20,7 +20,10 @@ export interface Settings {
   readonly grace: number | undefined;
   /** The stale-while-revalidate window in effect (ours or the namespace's). */
   readonly swrWindow: number;
-  /** How long a stored response stays in L2 past its TTL: the wider stale window in effect. */
+  /**
+   * How long a stored response stays in L2 past its TTL: the wider stale window in effect,
+   * and at least long enough to be revalidated with a conditional request.
+   */
   readonly staleFor: number;
   readonly lock: GetOrSetOptions["lock"];
   readonly tags: CachedOptions["tags"];
@@ -38,6 +41,9 @@ export interface Settings {
 const DEFAULT_STATUSES = [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
 const DEFAULT_TTL = 60_000;
 const DEFAULT_MAX_BODY = 524_288;
+const DEFAULT_TARGETS = ["Cloudflare-CDN-Cache-Control", "CDN-Cache-Control"];
+/** How long a stale response with a validator is kept for a conditional revalidation. */
+const KEEP_FOR_REVALIDATION = 300_000;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const SF_TOKEN = /^[A-Za-z*][!#$%&'*+.^_`|~0-9A-Za-z:/-]*$/;
 
@@ -114,6 +120,19 @@ function checkMethods(options: CachedOptions): string[] {
   return upper;
 }
 
+/** The `heuristic` option resolved: `false`, or a fraction and a cap (RFC 9111 4.2.2). */
+function checkHeuristic(value: CachedOptions["heuristic"]) {
+  if (value === false) return false;
+  const h = value ?? {};
+  if (typeof h !== "object" || h === null) fail("heuristic must be false or { fraction, max }");
+  const fraction = h.fraction ?? 0.1;
+  if (typeof fraction !== "number" || !(fraction > 0 && fraction <= 1)) {
+    fail("heuristic.fraction must be a number greater than 0 and at most 1");
+  }
+  const max = ms("heuristic.max", h.max, true) ?? 86_400_000;
+  return { fraction, max };
+}
+
 /**
  * Checks every option of {@link CachedOptions} and resolves its default.
  * @throws InvalidOptionError naming the first option that is invalid.
@@ -122,7 +141,9 @@ export function resolve(options: CachedOptions): Settings {
   if (typeof options !== "object" || options === null) fail("needs an options object");
   const { cache } = options;
   checkCache(cache);
-  const ttl = options.ttl === undefined ? undefined : checkTtl(options.ttl);
+  // `ttl: 0`: origin-driven, nothing is fresh unless its headers (or the heuristic) say so.
+  const origin = options.ttl === 0;
+  const ttl = options.ttl === undefined || origin ? undefined : checkTtl(options.ttl);
   const staleWhileRevalidate = ms("staleWhileRevalidate", options.staleWhileRevalidate, false);
   const grace = ms("grace", options.grace, false);
   const { lock } = options;
@@ -163,6 +184,12 @@ export function resolve(options: CachedOptions): Settings {
   }
   const honorMaxAge = options.honorMaxAge ?? true;
   if (typeof honorMaxAge !== "boolean") fail("honorMaxAge must be a boolean");
+  if (origin && !honorMaxAge) fail("ttl: 0 (origin-driven) needs honorMaxAge");
+  const heuristic = checkHeuristic(options.heuristic);
+  const targets = options.targetedFields ?? DEFAULT_TARGETS;
+  if (!Array.isArray(targets) || !targets.every((h) => typeof h === "string" && TOKEN.test(h))) {
+    fail("targetedFields must be an array of header names");
+  }
   const name = options.name ?? "edgecache";
   if (typeof name !== "string" || !SF_TOKEN.test(name)) fail("name must be a token (RFC 8941)");
   if (options.now !== undefined && typeof options.now !== "function")
@@ -172,14 +199,14 @@ export function resolve(options: CachedOptions): Settings {
   }
   const swrWindow = staleWhileRevalidate ?? namespaceDefault(cache, "staleWhileRevalidate") ?? 0;
   const graceWindow = grace ?? namespaceDefault(cache, "grace") ?? 0;
-  const resolvedTtl = ttl ?? namespaceDefault(cache, "ttl") ?? DEFAULT_TTL;
+  const resolvedTtl = origin ? 0 : (ttl ?? namespaceDefault(cache, "ttl") ?? DEFAULT_TTL);
   return {
     cache,
     ttl: resolvedTtl,
     staleWhileRevalidate,
     grace,
     swrWindow,
-    staleFor: Math.max(swrWindow, graceWindow),
+    staleFor: Math.max(swrWindow, graceWindow, KEEP_FOR_REVALIDATION),
     lock,
     tags,
     methods: new Set(methods),
@@ -190,7 +217,11 @@ export function resolve(options: CachedOptions): Settings {
       statuses: new Set(statuses),
       honorMaxAge,
       ttl: resolvedTtl,
-      servesStale: swrWindow > 0 || graceWindow > 0,
+      swr: swrWindow,
+      sie: graceWindow,
+      origin,
+      heuristic,
+      targets,
     },
     name,
     now: options.now ?? Date.now,

@@ -21,10 +21,16 @@ export interface StoredResponse {
   readonly storedAt: number;
   /** Freshness lifetime from `storedAt`, in ms. */
   readonly ttl: number;
-  /** Its `Age` when received, in seconds (from a cache in front of the handler). */
+  /** Its age when received, in seconds (RFC 9111 4.2.3 corrected_initial_age). */
   readonly age: number;
   /** The lowercased names of the request headers it varies on. */
   readonly vary: readonly string[];
+  /** Ms it may be served stale while revalidated; absent: the middleware's setting. */
+  readonly swr?: number;
+  /** Ms it may be served stale when revalidation fails; absent: the middleware's setting. */
+  readonly sie?: number;
+  /** `always`: revalidated on every use (no-cache); `stale`: never served stale. */
+  readonly revalidate?: "always" | "stale";
 }
 
 /**
@@ -102,6 +108,7 @@ const UNSTORED = new Set([
   "proxy-connection",
   "proxy-authenticate",
   "proxy-authorization",
+  "proxy-authentication-info",
   "te",
   "trailer",
   "transfer-encoding",
@@ -111,14 +118,19 @@ const UNSTORED = new Set([
   "set-cookie",
 ]);
 
-/** The header fields of a response to store. */
-export function storedHeaders(headers: Headers, bodyBytes: number): Array<[string, string]> {
+/** The header fields of a response to store; `omit` names more not to (no-cache="..."). */
+export function storedHeaders(
+  headers: Headers,
+  bodyBytes: number,
+  omit: readonly string[] = [],
+): Array<[string, string]> {
   const connection = new Set(
     (headers.get("connection") ?? "")
       .split(",")
       .map((n) => n.trim().toLowerCase())
       .filter((n) => n !== ""),
   );
+  for (const name of omit) connection.add(name);
   const out: Array<[string, string]> = [];
   headers.forEach((value, name) => {
     if (UNSTORED.has(name) || connection.has(name)) return;
