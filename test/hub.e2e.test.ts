@@ -3,10 +3,9 @@
  * Object runs in workerd (Miniflare, bundled by wrangler) on a real port, a real
  * redis-server sits behind the bridge, and subscribers run in Node (ws), Deno and Bun.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { dirname, join, resolve } from "node:path";
-import { createInterface } from "node:readline";
+import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import WebSocket from "ws";
@@ -16,6 +15,7 @@ import { upstashStore } from "../src/stores/upstash.js";
 import { until } from "./helpers.js";
 // @ts-expect-error: plain JS harness shared with the checker and the benchmark
 import { startHubWorker } from "./hub/harness.mjs";
+import { spawnRuntimes } from "./runtimes/spawn.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const url = inject("bridgeUrl");
@@ -256,74 +256,18 @@ describe("hub end to end (workerd hub, real Redis)", () => {
   }, 120_000);
 });
 
-/** Node, Deno and Bun processes running test/runtimes/hub-subscriber.mjs. */
+/** Node, Deno and Bun subscribers to the hub (test/runtimes/subscriber.mjs). */
 function spawnSubscribers(namespace: string, hubToken: string) {
-  const bin = (name: string) => join(root, "node_modules", ".bin", name);
-  const env = {
-    ...process.env,
-    EDGECACHE_URL: url,
-    EDGECACHE_TOKEN: token,
-    HUB_URL: hub.url,
-    HUB_TOKEN: hubToken,
-    HUB_SHARDS: String(SHARDS),
-    NAMESPACE: namespace,
-  };
-  const script = join(root, "test/runtimes/hub-subscriber.mjs");
-  const host = new URL(url).host;
-  const hubHost = new URL(hub.url).host;
-  const commands: Array<[string, string, string[]]> = [
-    ["node", process.execPath, [script]],
-    [
-      "deno",
-      bin("deno"),
-      [
-        "run",
-        "--no-prompt",
-        `--allow-net=${host},${hubHost}`,
-        "--allow-env",
-        `--allow-read=${root}`,
-        "--node-modules-dir=manual",
-        script,
-      ],
-    ],
-    ["bun", bin("bun"), ["--no-install", "--no-env-file", script]],
-  ];
-  return commands.map(([runtime, cmd, args]) => {
-    const child: ChildProcess = spawn(cmd, args, {
-      cwd: root,
-      env: { ...env, RUNTIME: runtime },
-      stdio: ["pipe", "pipe", "inherit"],
-    });
-    const queue: unknown[] = [];
-    const waiting: Array<(v: unknown) => void> = [];
-    createInterface({ input: child.stdout! }).on("line", (line) => {
-      const msg = JSON.parse(line);
-      const w = waiting.shift();
-      if (w) w(msg);
-      else queue.push(msg);
-    });
-    return {
-      runtime,
-      next(): Promise<unknown> {
-        const msg = queue.shift();
-        if (msg !== undefined) return Promise.resolve(msg);
-        return new Promise((resolvePromise, reject) => {
-          const timer = setTimeout(
-            () => reject(new Error(`${runtime} subscriber: no answer`)),
-            30_000,
-          );
-          waiting.push((v) => {
-            clearTimeout(timer);
-            resolvePromise(v);
-          });
-        });
-      },
-      send(msg: unknown) {
-        child.stdin!.write(`${JSON.stringify(msg)}\n`);
-      },
-      stop() {
-        child.kill();
-      },
-    };
-  });
+  return spawnRuntimes(
+    {
+      EDGECACHE_URL: url,
+      EDGECACHE_TOKEN: token,
+      TRANSPORT: "hub",
+      HUB_URL: hub.url,
+      HUB_TOKEN: hubToken,
+      HUB_SHARDS: String(SHARDS),
+      NAMESPACE: namespace,
+    },
+    [new URL(url).host, new URL(hub.url).host],
+  );
 }

@@ -1,20 +1,23 @@
-// A cache subscribed to the invalidation hub, in whichever runtime runs this file (Node,
-// Deno, Bun), for the end-to-end hub test. It talks over stdin/stdout in JSON lines:
+// A cache subscribed to pushes, in whichever runtime runs this file (Node, Deno, Bun), for
+// the end-to-end tests of the hub (TRANSPORT=hub) and of Redis pub/sub (TRANSPORT=pubsub).
+// It talks over stdin/stdout in JSON lines:
 //   out {"ready": true}                         once subscribed and caught up, and "k" read
-//   in  {"expect": "<value>"}                   wait until L1 holds it (pushed by the hub)
+//   in  {"expect": "<value>"}                   wait until L1 holds it (pushed)
 //   out {"seen": "<value>", "ms": <elapsed>}    with the time from the request to the change
 //   in  {"read": ["k", ...]}                    get the keys (syncing as the bound requires)
 //   out {"values": [...], "stats": {...}}
 //   in  {"exit": true}
-// Env: EDGECACHE_URL, EDGECACHE_TOKEN (Redis REST), HUB_URL, HUB_TOKEN, NAMESPACE, RUNTIME.
+// Env: EDGECACHE_URL, EDGECACHE_TOKEN (Redis REST), TRANSPORT, HUB_URL, HUB_TOKEN,
+// HUB_SHARDS (hub only), NAMESPACE, RUNTIME.
 import { createCache } from "edgecache";
 import { upstashStore } from "edgecache/upstash";
 
 const env = (name) =>
   globalThis.Deno ? globalThis.Deno.env.get(name) : globalThis.process?.env?.[name];
 
+const pubsub = env("TRANSPORT") === "pubsub";
 // Node 20 has no global WebSocket; the ws package stands in for it there.
-const WebSocket = globalThis.WebSocket ?? (await import("ws")).WebSocket;
+const WebSocket = pubsub ? undefined : (globalThis.WebSocket ?? (await import("ws")).WebSocket);
 
 const cache = createCache({
   store: upstashStore(
@@ -22,18 +25,20 @@ const cache = createCache({
     { timeout: 10_000 },
   ),
   namespace: env("NAMESPACE"),
-  // A long window: only the hub can bring changes quickly.
-  sync: {
-    maxStaleness: 60_000,
-    hub: {
-      url: env("HUB_URL"),
-      token: env("HUB_TOKEN"),
-      WebSocket,
-      shards: Number(env("HUB_SHARDS") ?? "1"),
-      minBackoff: 50,
-      maxBackoff: 500,
-    },
-  },
+  // A long window: only a push can bring changes quickly.
+  sync: pubsub
+    ? { maxStaleness: 60_000, pubsub: { minBackoff: 50, maxBackoff: 500 } }
+    : {
+        maxStaleness: 60_000,
+        hub: {
+          url: env("HUB_URL"),
+          token: env("HUB_TOKEN"),
+          WebSocket,
+          shards: Number(env("HUB_SHARDS") ?? "1"),
+          minBackoff: 50,
+          maxBackoff: 500,
+        },
+      },
   logger: false,
 });
 
@@ -68,8 +73,9 @@ async function* lines() {
   }
 }
 
-if (!(await until(() => cache.stats().hub?.healthy === true, 15_000))) {
-  write({ error: "never became healthy", stats: cache.stats().hub });
+const push = () => (pubsub ? cache.stats().pubsub : cache.stats().hub);
+if (!(await until(() => push()?.healthy === true, 15_000))) {
+  write({ error: "never became healthy", stats: push() });
 } else {
   await cache.get("k");
   write({ ready: true, runtime: env("RUNTIME") });
@@ -84,7 +90,7 @@ for await (const msg of lines()) {
         : { timeout: cache.peek("k") ?? null, stats: cache.stats() },
     );
   } else if (msg.read) {
-    write({ values: await cache.getMany(msg.read), stats: cache.stats().hub });
+    write({ values: await cache.getMany(msg.read), stats: push() });
   } else if (msg.exit) {
     break;
   }
