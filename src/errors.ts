@@ -54,7 +54,12 @@ export type EdgeCacheErrorCode =
    * The invalidation hub could not be reached or refused a publish. Reported, never thrown:
    * the change log still carries every change, so only propagation speed suffers.
    */
-  | "EC_HUB_UNAVAILABLE";
+  | "EC_HUB_UNAVAILABLE"
+  /**
+   * The Redis pub/sub stream (`sync.pubsub`) could not be opened or dropped. Reported, never
+   * thrown: the instance polls the change log until the stream is back.
+   */
+  | "EC_PUBSUB_UNAVAILABLE";
 
 /** Where an error happened: the in-process tier or the shared store. */
 export type Tier = "l1" | "l2";

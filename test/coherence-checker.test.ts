@@ -178,6 +178,14 @@ describe("the coherence checker on real instances (Node processes and workerd, r
     );
   }, 120_000);
 
+  it("finds no violation with pushes over Redis pub/sub, the bridge restarted half-way", async () => {
+    const summary = await cleanRun("--pubsub");
+    const pubsub = summary.pubsub as { received: number; reconnects: number };
+    expect(pubsub.received).toBeGreaterThan(0);
+    // Every subscribed instance alive at the restart lost its stream and opened it again.
+    expect(pubsub.reconnects).toBeGreaterThan(0);
+  }, 120_000);
+
   it("finds no violation with L2 sharded over three stores (merged change logs)", async () => {
     await cleanRun("--shards", "3");
   }, 120_000);

@@ -4,7 +4,7 @@
  * from the change log each time it (re)opens before they trust it.
  * @module
  */
-import { type EdgeCacheError, InvalidOptionError, StoreError } from "../errors.js";
+import { EdgeCacheError, InvalidOptionError, StoreError } from "../errors.js";
 import type { ChangeRecord, Store } from "../store.js";
 import { duration, isRecord, MAX_TIMER } from "../util/check.js";
 import { unref } from "../util/runtime.js";
@@ -135,10 +135,12 @@ export class PubSubClient {
     this.#sub = undefined;
     this.#health(false);
     if (error !== undefined) {
+      const why = error instanceof StoreError ? `: ${error.message}` : "";
       this.#events.error(
-        error instanceof StoreError
-          ? error
-          : new StoreError("EC_STORE_UNAVAILABLE", "the pub/sub stream failed"),
+        new EdgeCacheError("EC_PUBSUB_UNAVAILABLE", `the pub/sub stream dropped${why}`, {
+          tier: "l2",
+          ...(error instanceof StoreError ? { cause: error } : {}),
+        }),
       );
     }
     if (this.#closed) return;

@@ -45,6 +45,7 @@ export function checkedCache({
   batch,
   broken,
   hub,
+  pubsub,
   shards = 1,
 }) {
   let current = null;
@@ -71,6 +72,7 @@ export function checkedCache({
         set: (ns, writes, meta) => recorded(meta, () => shard.set(ns, writes, meta)),
         delete: (ns, keys, meta) => recorded(meta, () => shard.delete(ns, keys, meta)),
         clear: (ns, meta) => recorded(meta, () => shard.clear(ns, meta)),
+        ...(shard.subscribe ? { subscribe: (ns, handlers) => shard.subscribe(ns, handlers) } : {}),
       },
     };
   };
@@ -101,6 +103,7 @@ export function checkedCache({
     set: (ns, writes, meta) => stamp(meta, (m) => inner.set(ns, writes, m)),
     delete: (ns, keys, meta) => stamp(meta, (m) => inner.delete(ns, keys, m)),
     clear: (ns, meta) => stamp(meta, (m) => inner.clear(ns, m)),
+    ...(inner.subscribe ? { subscribe: (ns, handlers) => inner.subscribe(ns, handlers) } : {}),
   };
   const cache = createCache({
     store,
@@ -110,12 +113,23 @@ export function checkedCache({
     // `broken` turns coherence off while the history still claims the bound: the checker's
     // own test uses it to prove that it finds violations.
     // `hub`: { url, token, WebSocket, shards } of the invalidation hub, for Node instances.
-    sync: broken ? false : { maxStaleness: M, logLength, batch, ...(hub ? { hub } : {}) },
+    // `pubsub`: "subscribe" (Node instances) or "publish" (Workers) over Redis pub/sub.
+    sync: broken
+      ? false
+      : {
+          maxStaleness: M,
+          logLength,
+          batch,
+          ...(hub ? { hub } : {}),
+          ...(pubsub === "subscribe" ? { pubsub: { minBackoff: 20, maxBackoff: 500 } } : {}),
+          ...(pubsub === "publish" ? { pubsub: { subscribe: false } } : {}),
+        },
     logger: false,
     onError: (error) => {
       codes[error.code] = (codes[error.code] ?? 0) + 1;
-      // A failed hub publish never changes what a read returns; L2 failures may.
-      if (error.code !== "EC_HUB_UNAVAILABLE") errors++;
+      // A failed hub publish or a dropped pub/sub stream never changes what a read returns
+      // (the log covers both); L2 failures may.
+      if (error.code !== "EC_HUB_UNAVAILABLE" && error.code !== "EC_PUBSUB_UNAVAILABLE") errors++;
     },
   });
 

@@ -13,7 +13,9 @@
 // Usage: node test/coherence/run.mjs [--instances 8] [--workerd 1] [--ops 12500]
 //   [--keys 8] [--concurrency 4] [--staleness 0,100,500,1000] [--log-length 5000]
 //   [--trim-log-length 25] [--pause-ms 3000] [--seed N] [--json] [--hub] [--break]
-//   [--shards N] (L2 behind shardedStore: N stores on the one Redis) [--history FILE]
+//   [--shards N] (L2 behind shardedStore: N stores on the one Redis) [--pubsub] (Node
+//   instances subscribe over Redis pub/sub, Workers publish; the bridge restarts half-way)
+//   [--history FILE]
 //   (the whole history, as JSON lines, when a violation is found)
 // (npm run check:coherence builds the package and runs the long configuration.)
 import { execFile, spawn } from "node:child_process";
@@ -48,6 +50,9 @@ const { values: args } = parseArgs({
     // Node instances also subscribe and publish through the invalidation hub (a workerd
     // Durable Object), which is restarted half-way, as a deploy would.
     hub: { type: "boolean", default: false },
+    // Node instances subscribe over Redis pub/sub (SSE through the bridge), Workers publish;
+    // the bridge every instance uses restarts half-way, cutting every stream.
+    pubsub: { type: "boolean", default: false },
     // L2 is this many stores behind shardedStore's ring (1: one store).
     shards: { type: "string", default: "1" },
     // Where to write the whole history (JSON lines) when a violation is found.
@@ -83,7 +88,13 @@ const log = (line) => {
 
 const redis = await startRedisServer();
 const token = `chk-${seed}`;
-const bridge = await startRestBridge({ redisUrl: redis.url, token });
+let bridge = await startRestBridge({ redisUrl: redis.url, token });
+if (args.pubsub && args.hub) throw new Error("--pubsub and --hub: choose one");
+const restartBridge = async () => {
+  const port = Number(new URL(bridge.url).port);
+  await bridge.close();
+  bridge = await startRestBridge({ redisUrl: redis.url, token, port });
+};
 const namespace = `chk-${seed}`;
 const HUB_SHARDS = 2;
 const hubSecret = `hub-secret-${seed}-${"x".repeat(32)}`;
@@ -126,6 +137,7 @@ async function nodeInstance(slot, inst, ops, extra = {}) {
     broken: args.break,
     shards,
     ...(hub ? { hubUrl: hub.url, hubToken, hubShards: HUB_SHARDS } : {}),
+    ...(args.pubsub ? { pubsub: "subscribe" } : {}),
     ...settingsOf(slot),
     ...extra,
   };
@@ -182,6 +194,7 @@ async function workerdInstance(slot, inst, ops, scriptPath) {
       BATCH: String(batch),
       BROKEN: args.break ? "1" : "0",
       SHARDS: String(shards),
+      PUBSUB: args.pubsub ? "1" : "0",
     },
   });
   try {
@@ -224,9 +237,11 @@ try {
         // A restarted instance: a fresh process, id and L1 take over half-way.
         faults.push(`${inst} restarted half-way (new process, new id, cold L1)`);
         if (hub) faults.push("the hub (workerd) restarted at the same moment, as a deploy would");
+        if (args.pubsub)
+          faults.push("the bridge restarted at the same moment, cutting every stream");
         jobs.push(
           nodeInstance(slot, inst, half)
-            .then(() => hub?.restart())
+            .then(() => (args.pubsub ? restartBridge() : hub?.restart()))
             .then(() => nodeInstance(slot, `${inst}r`, opsPer - half)),
         );
       } else if (slot === 2 % nodeCount && pauseMs > 0) {
@@ -284,6 +299,14 @@ const summary = {
     },
     { framesReceived: 0, reconnects: 0 },
   ),
+  pubsub: stats.reduce(
+    (all, s) => {
+      all.received += s.stats.pubsub?.received ?? 0;
+      all.reconnects += s.stats.pubsub?.reconnects ?? 0;
+      return all;
+    },
+    { received: 0, reconnects: 0 },
+  ),
   faults,
 };
 await rm(work, { recursive: true, force: true });
@@ -300,6 +323,7 @@ if (args.json) {
   log(`faults: ${faults.join("; ")}`);
   log(`flushes per instance: ${JSON.stringify(flushes)}; syncs: ${summary.syncs}`);
   log(`errors reported: ${JSON.stringify(summary.errors)}`);
+  if (args.pubsub) log(`pub/sub: ${JSON.stringify(summary.pubsub)}`);
   const perBound = bounds
     .map((b) => `${b} ms: ${(result.maxStalenessByBound[b] ?? 0).toFixed(1)} ms`)
     .join(", ");

@@ -16,6 +16,7 @@ export default {
       batch: Number(env.BATCH),
       broken: env.BROKEN === "1",
       shards: Number(env.SHARDS ?? "1"),
+      pubsub: env.PUBSUB === "1" ? "publish" : undefined,
     });
     const url = new URL(request.url);
     if (url.pathname === "/stats") return Response.json(instance.cache.stats());
