@@ -24,6 +24,7 @@ import {
   ERROR_STATUS,
   listBody,
   mountOf,
+  mountPoint,
   pathSegment,
   problem,
   renderInspect,
@@ -191,6 +192,7 @@ export function cacheAdmin(options: CacheAdminOptions): Hono {
     return c.json({ error: "internal" }, 500);
   });
 
+  app.use("*", mountPoint);
   app.use("*", adminHeaders());
 
   // The one route without a credential: it exchanges the token for a session.
