@@ -42,6 +42,12 @@ describe("construction", () => {
       }
       expect(error).toBeInstanceOf(InvalidOptionError);
       expect((error as Error).message).not.toContain(short);
+      // A token that is not there is called missing, not short.
+      expect((error as Error).message).toMatch(
+        token === undefined || token === ""
+          ? /token is missing.*EDGECACHE_ADMIN_TOKEN/
+          : /at least 16/,
+      );
     }
     expect(() => cacheAdmin({ cache, token: `${short}f` })).not.toThrow();
   });
