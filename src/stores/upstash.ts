@@ -1,4 +1,3 @@
-import type { Redis } from "@upstash/redis";
 import { InvalidOptionError, StoreError } from "../errors.js";
 import {
   type ChangeBatch,
@@ -24,7 +23,9 @@ import {
   SYNC_SCRIPT,
   WRITE_SCRIPT,
 } from "./scripts.js";
-import { script, shapeError, Transport } from "./upstash-transport.js";
+import { script, shapeError, Transport, type UpstashRedisClient } from "./upstash-transport.js";
+
+export type { UpstashRedisClient };
 
 /** Connection settings for {@link upstashStore} when it builds its own client. */
 export interface UpstashConnection {
@@ -71,8 +72,9 @@ const PREFIX = /^[A-Za-z0-9_.-]{1,32}$/;
  *
  * Pass connection settings to let edgecache build a client configured for caching (no
  * automatic deserialization, one quick retry, a request timeout), or pass your own
- * `Redis` client: edgecache then uses its transport (URL, token, retries) but sends raw
- * commands, so the client's `automaticDeserialization` setting does not matter.
+ * `Redis` client (any `@upstash/redis` from 1.34, see {@link UpstashRedisClient}): edgecache
+ * then uses its transport (URL, token, retries) but sends raw commands, so the client's
+ * `automaticDeserialization` setting does not matter.
  *
  * A write that fails is settled: it either took effect before the call rejected or never
  * will (it carries a deadline on Redis' clock, see `upstash-transport.ts`). A process's
@@ -89,7 +91,7 @@ const PREFIX = /^[A-Za-z0-9_.-]{1,32}$/;
  * ```
  */
 export function upstashStore(
-  connection: UpstashConnection | Redis,
+  connection: UpstashConnection | UpstashRedisClient,
   options: UpstashStoreOptions = {},
 ): Store {
   if (typeof options !== "object" || options === null || Array.isArray(options)) {
