@@ -7,6 +7,10 @@
  * declarations checked, and `test/package/run.mjs` must do the same things at run time
  * against the REST bridge.
  *
+ * The Worker of docs/cloudflare.md (its `wrangler.toml`, `.dev.vars`, `tsconfig.json` and
+ * `src/index.ts`) and the README's Worker are built from their snippets in such a project and
+ * must typecheck after `wrangler types`, as the docs say.
+ *
  * Needs the npm registry. The projects live under the system's temp directory, keyed by
  * the tarball's hash and the versions, so a second run of an unchanged build installs
  * nothing.
@@ -22,6 +26,7 @@ import { beforeAll, describe, expect, inject, it } from "vitest";
 const root = fileURLToPath(new URL("..", import.meta.url));
 const fixtures = join(root, "test", "package");
 const tsc = join(root, "node_modules", ".bin", "tsc");
+const wrangler = join(root, "node_modules", ".bin", "wrangler");
 const work = join(tmpdir(), "edgecache-package-test");
 
 /** One install from the registry on a busy two-core machine. */
@@ -188,6 +193,60 @@ describe("the packed package in a fresh project", () => {
         timeout: "EC_STORE_TIMEOUT",
         timeoutWithin1s: true,
       });
+    },
+    INSTALL_TIMEOUT + 60_000,
+  );
+});
+
+/** The fenced code blocks of a Markdown file whose first line is `marker`, that line included. */
+async function snippets(file: string, marker: string): Promise<string[]> {
+  const text = await readFile(join(root, file), "utf8");
+  const blocks = [...text.matchAll(/^```[a-z]*\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
+  return blocks.filter((block) => block.split("\n", 1)[0] === marker);
+}
+
+async function snippet(file: string, marker: string): Promise<string> {
+  const found = await snippets(file, marker);
+  expect(found, `one block of ${file} starting with "${marker}"`).toHaveLength(1);
+  return found[0]!;
+}
+
+describe("the Worker of the docs, from their snippets", () => {
+  it(
+    "docs/cloudflare.md's and the README's Worker typecheck under --strict after `wrangler types`",
+    async () => {
+      const dir = join(await project(matrix[matrix.length - 1]!), "worker");
+      await rm(dir, { recursive: true, force: true });
+      await mkdir(join(dir, "src"), { recursive: true });
+      const doc = "docs/cloudflare.md";
+      await writeFile(join(dir, "wrangler.toml"), await snippet(doc, "# wrangler.toml"));
+      await writeFile(join(dir, ".dev.vars"), await snippet(doc, "# .dev.vars"));
+      await writeFile(join(dir, "tsconfig.json"), await snippet(doc, "// tsconfig.json"));
+      // As the docs order it: the Worker first, then `wrangler types`, which reads it.
+      await writeFile(join(dir, "src", "index.ts"), await snippet(doc, "// src/index.ts"));
+      await ok(
+        run(wrangler, ["types"], dir, {
+          env: { WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" },
+        }),
+        "wrangler types",
+      );
+      const env = await readFile(join(dir, "worker-configuration.d.ts"), "utf8");
+      for (const name of ["UPSTASH_REDIS_REST_TOKEN", "EDGECACHE_ADMIN_TOKEN"]) {
+        expect(env).toContain(name);
+      }
+      expect(env).toContain(
+        'EDGECACHE_HUB: DurableObjectNamespace<import("./src/index").InvalidationHub>',
+      );
+      for (const [file, marker] of [
+        [doc, "// src/index.ts"],
+        [doc, "// src/index.ts (without Hono)"],
+        ["README.md", "// src/index.ts"],
+      ] as const) {
+        await writeFile(join(dir, "src", "index.ts"), await snippet(file, marker));
+        const typecheck = await run(tsc, ["-p", "tsconfig.json"], dir);
+        expect(`${file}: ${typecheck.stdout}${typecheck.stderr}`).toBe(`${file}: `);
+        expect(typecheck.code).toBe(0);
+      }
     },
     INSTALL_TIMEOUT + 60_000,
   );
