@@ -89,7 +89,7 @@ const PREFIX = /^[A-Za-z0-9_.-]{1,32}$/;
  * const store = upstashStore({ url: env.UPSTASH_REDIS_REST_URL, token: env.UPSTASH_REDIS_REST_TOKEN });
  * const store2 = upstashStore(new Redis({ url, token }), { prefix: "myapp", timeout: 500 });
  * ```
- * @see docs/stores.md (the Redis layout included) (shipped in the package).
+ * @see docs/stores.md (the Redis layout included; shipped in the package).
  */
 export function upstashStore(
   connection: UpstashConnection | UpstashRedisClient,
