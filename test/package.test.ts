@@ -17,7 +17,17 @@
  */
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import {
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -83,16 +93,28 @@ beforeAll(async () => {
     throw new Error("dist/ is missing: run `npm run build` before this test");
   });
   await mkdir(work, { recursive: true });
+  // Projects of builds not tested for a day go; checkouts running at once keep theirs.
+  for (const entry of await readdir(work)) {
+    const path = join(work, entry);
+    const age = await stat(path).then(
+      (s) => Date.now() - s.mtimeMs,
+      () => 0,
+    );
+    if (age > 86_400_000) await rm(path, { recursive: true, force: true });
+  }
+  // Packed into a directory of this run's own, so that runs at once cannot mix tarballs.
+  const packs = await mkdtemp(join(work, "pack-"));
   const packed = await ok(
-    run("npm", ["pack", "--json", "--pack-destination", work], root),
+    run("npm", ["pack", "--json", "--pack-destination", packs], root),
     "npm pack",
   );
   const [{ filename }] = JSON.parse(packed.stdout) as [{ filename: string }];
-  tarball = join(work, filename);
-  hash = createHash("sha256")
-    .update(await readFile(tarball))
-    .digest("hex")
-    .slice(0, 16);
+  const bytes = await readFile(join(packs, filename));
+  hash = createHash("sha256").update(bytes).digest("hex").slice(0, 16);
+  tarball = join(work, `${hash}.tgz`);
+  await writeFile(`${tarball}.${process.pid}`, bytes);
+  await rename(`${tarball}.${process.pid}`, tarball);
+  await rm(packs, { recursive: true, force: true });
 }, 60_000);
 
 /** A project with the tarball and these versions installed, reused while the build is unchanged. */
