@@ -394,6 +394,7 @@ function storeFromEnv(r: Reader): CacheOptions["store"] {
  * import WebSocket from "ws";
  * const cache = fromEnv(process.env, { sync: { hub: { WebSocket } } });
  * ```
+ * @see docs/environment.md (every variable; shipped in the package).
  */
 export function fromEnv(env: object, overrides?: Partial<CacheOptions>): Cache {
   return createCache(optionsFromEnv(env, overrides));

@@ -1,7 +1,7 @@
 /**
  * The example Worker: a Hono app over edgecache. `npm start` runs it under `wrangler dev`
  * against a local redis-server behind the REST bridge; with real Upstash credentials it
- * deploys as is (see README.md): every route that can read or change keys directly needs
+ * deploys as is (see docs/development.md): every route that can read or change keys directly needs
  * `EDGECACHE_ADMIN_TOKEN`, and is off until it is set.
  *
  * - `GET /products/:id`, `GET /products?page=&sort=`: routes backed by a deliberately slow

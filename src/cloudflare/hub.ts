@@ -119,6 +119,7 @@ function parseObjectName(
  * tag = "edgecache-hub-v1"
  * new_sqlite_classes = ["InvalidationHub"]
  * ```
+ * @see docs/hub.md, and docs/cloudflare.md for a Worker from an empty folder (shipped in the package).
  */
 export class InvalidationHub<Env = unknown> extends DurableObject<Env> {
   /** Serialized records waiting for the next frame, oldest first. */

@@ -256,6 +256,7 @@ async function publish(
  *   },
  * };
  * ```
+ * @see docs/hub.md (routes, tokens, frames, limits; shipped in the package).
  */
 export async function handleHubRequest(
   request: Request,

@@ -64,6 +64,7 @@ function checkSecret(secret: unknown): asserts secret is string {
  * ```ts
  * const token = await mintHubToken({ secret: env.EDGECACHE_HUB_SECRET, namespace: "app", role: "both" });
  * ```
+ * @see docs/hub.md (shipped in the package).
  */
 export async function mintHubToken(options: MintHubTokenOptions): Promise<string> {
   const { secret, namespace, role } = options;

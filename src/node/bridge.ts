@@ -211,6 +211,7 @@ function sha256(value: string): Buffer {
  * const bridge = await startRestBridge({ redisUrl: "redis://127.0.0.1:6379", token });
  * const redis = new Redis({ url: bridge.url, token: bridge.token });
  * await bridge.close();
+ * @see docs/bridge.md (shipped in the package).
  */
 export async function startRestBridge(options: RestBridgeOptions): Promise<RestBridge> {
   const { redisUrl, token, port = 0, host = "127.0.0.1", onError } = options;

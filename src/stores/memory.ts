@@ -67,6 +67,7 @@ interface Space {
  * const a = createCache({ store, namespace: "app" });
  * const b = createCache({ store, namespace: "app" }); // sees a's writes through L2
  * ```
+ * @see docs/stores.md (shipped in the package).
  */
 export function memoryStore(options: MemoryStoreOptions = {}): Store {
   const now = options.now ?? Date.now;

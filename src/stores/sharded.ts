@@ -107,6 +107,7 @@ interface Job<R> {
  * ]);
  * const cache = createCache({ store, namespace: "app" });
  * ```
+ * @see docs/sharding.md (shipped in the package).
  */
 export function shardedStore(
   shards: readonly Shard[],

@@ -30,6 +30,20 @@ export interface Connection {
   keepAlive?: boolean;
 }
 
+/**
+ * A `Redis` client of `@upstash/redis` (1.34 or later), taken by its shape rather than by its
+ * class, so that the copy a project installs works whatever its version. edgecache sends raw
+ * `EVALSHA`/`EVAL` commands (the two below are the client's own methods for them) through
+ * the client's transport: its `client` field, which is `protected` in the client's types and
+ * so cannot be part of this one; `upstashStore` checks at run time that it is there.
+ */
+export interface UpstashRedisClient {
+  /** Runs a script Redis already holds, by its SHA-1. */
+  evalsha(sha1: string, keys: string[], args: string[]): Promise<unknown>;
+  /** Runs a script by its text. */
+  eval(script: string, keys: string[], args: string[]): Promise<unknown>;
+}
+
 /** A Lua script, sent by hash once Redis has it. */
 export interface Script {
   readonly text: string;
@@ -147,7 +161,7 @@ export class Transport {
   readonly #clock: RedisClock;
 
   /** `timeout`: ms per call, retries included; `0` for none (and then no write deadlines). */
-  constructor(connection: Connection | Redis, timeout: number) {
+  constructor(connection: Connection | UpstashRedisClient, timeout: number) {
     const { requester, endpoint } = requesterOf(connection);
     this.#requester = requester;
     this.#timeout = timeout;
@@ -160,19 +174,10 @@ export class Transport {
    */
   async send(body: Arg[], budget = this.#timeout): Promise<unknown> {
     if (this.#timeout > 0 && budget <= 0) throw this.#timedOut();
-    let signal: AbortSignal | undefined;
-    // A signal *function* makes the client throw on abort; a plain AbortSignal would make
-    // it resolve with the string "Aborted" as if Redis had answered.
-    const makeSignal =
-      this.#timeout > 0
-        ? () => {
-            signal = AbortSignal.timeout(Math.ceil(budget));
-            return signal;
-          }
-        : undefined;
+    const signal = this.#timeout > 0 ? AbortSignal.timeout(Math.ceil(budget)) : undefined;
     let res: { result?: unknown; error?: string };
     try {
-      res = await this.#requester.request({ body, signal: makeSignal });
+      res = await untilAborted(this.#requester.request({ body, signal }), signal);
     } catch (err) {
       if (signal?.aborted) throw this.#timedOut();
       const text = replyText(err);
@@ -188,6 +193,9 @@ export class Transport {
       });
       throw neverConnected(err) ? notRun(failure) : failure;
     }
+    // From 1.35.1 the client answers a request aborted by a plain signal with a result of
+    // its own making ("Aborted" or the abort's reason), as if Redis had said it.
+    if (signal?.aborted) throw this.#timedOut();
     if (res === null || typeof res !== "object") throw shapeError();
     if (res.error !== undefined) throw replyError(String(res.error));
     return res.result;
@@ -295,16 +303,32 @@ export class Transport {
   }
 }
 
+/**
+ * `request`, or a rejection as soon as `signal` aborts: clients before 1.35.1 go on through
+ * their retries and backoff (seconds with their defaults) after an abort.
+ */
+function untilAborted<T>(request: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return request;
+  // What the request does after the abort is of no interest; it must not go unhandled.
+  request.catch(() => {});
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    request.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
 /** The transport of a client or connection settings, and what identifies its Redis. */
-function requesterOf(connection: Connection | Redis): {
+function requesterOf(connection: Connection | UpstashRedisClient): {
   requester: Requester;
   endpoint: string | object;
 } {
   if (typeof connection !== "object" || connection === null) {
     throw new InvalidOptionError("upstashStore needs { url, token } or an @upstash/redis client");
   }
-  if (connection instanceof Redis || !("url" in connection)) {
-    // `client` is the transport the Redis class is built on (its constructor argument).
+  if (!("url" in connection)) {
+    // `client` is the transport the Redis class is built on (its constructor argument), in
+    // every release; the project's copy of the class may not be ours, so no `instanceof`.
     const requester = (connection as unknown as { client?: Requester }).client;
     if (!requester || typeof requester.request !== "function") {
       throw new InvalidOptionError("upstashStore needs { url, token } or an @upstash/redis client");

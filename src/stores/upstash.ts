@@ -1,4 +1,3 @@
-import type { Redis } from "@upstash/redis";
 import { InvalidOptionError, StoreError } from "../errors.js";
 import {
   type ChangeBatch,
@@ -25,7 +24,7 @@ import {
   WRITE_SCRIPT,
 } from "./scripts.js";
 import { openPush, PROBE } from "./upstash-push.js";
-import { script, shapeError, Transport } from "./upstash-transport.js";
+import { script, shapeError, Transport, type UpstashRedisClient } from "./upstash-transport.js";
 
 /** Connection settings for {@link upstashStore} when it builds its own client. */
 export interface UpstashConnection {
@@ -79,8 +78,9 @@ const PREFIX = /^[A-Za-z0-9_.-]{1,32}$/;
  *
  * Pass connection settings to let edgecache build a client configured for caching (no
  * automatic deserialization, one quick retry, a request timeout), or pass your own
- * `Redis` client: edgecache then uses its transport (URL, token, retries) but sends raw
- * commands, so the client's `automaticDeserialization` setting does not matter.
+ * `Redis` client (any `@upstash/redis` from 1.34, see {@link UpstashRedisClient}): edgecache
+ * then uses its transport (URL, token, retries) but sends raw commands, so the client's
+ * `automaticDeserialization` setting does not matter.
  *
  * A write that fails is settled: it either took effect before the call rejected or never
  * will (it carries a deadline on Redis' clock, see `upstash-transport.ts`). A process's
@@ -95,9 +95,10 @@ const PREFIX = /^[A-Za-z0-9_.-]{1,32}$/;
  * const store = upstashStore({ url: env.UPSTASH_REDIS_REST_URL, token: env.UPSTASH_REDIS_REST_TOKEN });
  * const store2 = upstashStore(new Redis({ url, token }), { prefix: "myapp", timeout: 500 });
  * ```
+ * @see docs/stores.md (the Redis layout included; shipped in the package).
  */
 export function upstashStore(
-  connection: UpstashConnection | Redis,
+  connection: UpstashConnection | UpstashRedisClient,
   options: UpstashStoreOptions = {},
 ): Store {
   if (typeof options !== "object" || options === null || Array.isArray(options)) {

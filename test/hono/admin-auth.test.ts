@@ -42,6 +42,12 @@ describe("construction", () => {
       }
       expect(error).toBeInstanceOf(InvalidOptionError);
       expect((error as Error).message).not.toContain(short);
+      // A token that is not there is called missing, not short.
+      expect((error as Error).message).toMatch(
+        token === undefined || token === ""
+          ? /token is missing.*EDGECACHE_ADMIN_TOKEN/
+          : /at least 16/,
+      );
     }
     expect(() => cacheAdmin({ cache, token: `${short}f` })).not.toThrow();
   });
@@ -166,6 +172,27 @@ describe("browser sessions", () => {
     expect(cookie).toMatch(/; Max-Age=28800;/);
     expect(cookie).not.toContain("Secure");
     expect(cookie).not.toContain(TOKEN);
+  });
+
+  it("knows its mount path wherever it is mounted: nested, with a parameter, or at the root", async () => {
+    for (const [mount, base] of [
+      ["/ops/_cache", "/ops/_cache"],
+      ["/:tenant/_cache", "/acme/_cache"],
+      ["/", ""],
+    ] as const) {
+      const outer = new Hono().route(mount, cacheAdmin({ cache, token: TOKEN }));
+      const login = new Request(`${ORIGIN}${base}/login`, loginRequest(TOKEN));
+      const res = await outer.fetch(login);
+      expect(res.status).toBe(303);
+      expect(res.headers.get("location")).toBe(base || "/");
+      expect(res.headers.get("set-cookie")).toContain(`; Path=${base || "/"};`);
+      const cookie = res.headers.get("set-cookie")!.split(";")[0]!;
+      const page = await outer.fetch(
+        new Request(`${ORIGIN}${base || "/"}`, { headers: { cookie } }),
+      );
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain(`data-base="${base}"`);
+    }
   });
 
   it("makes a cookie no cheap oracle for the token: its MAC is not keyed by the token itself", async () => {

@@ -6,7 +6,6 @@
  */
 
 import type { Context, MiddlewareHandler } from "hono";
-import { basePath } from "hono/route";
 import { type SuperJSONValue, serialize } from "superjson";
 import type { EdgeCacheErrorCode } from "../../errors.js";
 import type { Cache, InspectResult } from "../../types.js";
@@ -21,6 +20,8 @@ export interface AdminVariables {
   list: string[];
   /** The CSP nonce of this response (see `guard.ts`). */
   adminNonce: string;
+  /** Where the admin is mounted (see {@link mountOf}). */
+  adminMount: { path: string; raw: string };
 }
 
 /** The Hono environment of the admin's handlers. */
@@ -46,14 +47,23 @@ export const problem = (
 export const rawPath = (c: Context) => new URL(c.req.url).pathname;
 
 /**
- * Where the admin is mounted, as the browser addresses it: the raw path's first segments,
- * as many as the routed mount path has (routing never decodes `%2F`, so segments line up).
+ * Records where the admin is mounted, for {@link mountOf}. Registered first, as `use("*")`:
+ * its route path is then the mount path plus `/*` on every hono 4 (`basePath` of
+ * `hono/route` needs hono 4.8). A mount path with parameters (`/:tenant/_cache`) takes the
+ * request's segments, as many as it has; the raw path's segments line up with them because
+ * routing never decodes `%2F`.
  */
-export function mountOf(c: Context): { path: string; raw: string } {
-  const path = basePath(c).replace(/\/+$/, "");
-  if (path === "") return { path, raw: "" };
-  return { path, raw: rawPath(c).split("/").slice(0, path.split("/").length).join("/") };
-}
+export const mountPoint: MiddlewareHandler<AdminEnv> = async function adminMount(c, next) {
+  const pattern = c.req.routePath.replace(/\/?\*$/, "").replace(/\/+$/, "");
+  const segments = pattern.split("/").length;
+  const path = /[:*]/.test(pattern) ? c.req.path.split("/").slice(0, segments).join("/") : pattern;
+  const raw = path === "" ? "" : rawPath(c).split("/").slice(0, segments).join("/");
+  c.set("adminMount", { path, raw });
+  await next();
+};
+
+/** Where the admin is mounted, as the browser addresses it (`raw`) and as routed (`path`). */
+export const mountOf = (c: Context<AdminEnv>): { path: string; raw: string } => c.var.adminMount;
 
 /** Whether the browser reached the admin over https (directly or through a proxy). */
 export const isHttps = (c: Context) =>

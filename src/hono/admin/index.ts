@@ -24,6 +24,7 @@ import {
   ERROR_STATUS,
   listBody,
   mountOf,
+  mountPoint,
   pathSegment,
   problem,
   renderInspect,
@@ -140,6 +141,13 @@ export function cacheAdmin(options: CacheAdminOptions): Hono {
     throw new InvalidOptionError("cacheAdmin needs { cache, token }");
   }
   const { token } = options;
+  if (token === undefined || token === null || token === "") {
+    throw new InvalidOptionError(
+      "cacheAdmin: token is missing: pass a random secret of at least " +
+        `${MIN_TOKEN_LENGTH} characters, e.g. from EDGECACHE_ADMIN_TOKEN ` +
+        "(`openssl rand -base64 24`; `npx wrangler secret put EDGECACHE_ADMIN_TOKEN` in a Worker)",
+    );
+  }
   if (typeof token !== "string" || token.length < MIN_TOKEN_LENGTH) {
     throw new InvalidOptionError(
       `cacheAdmin: token must be at least ${MIN_TOKEN_LENGTH} characters`,
@@ -191,6 +199,7 @@ export function cacheAdmin(options: CacheAdminOptions): Hono {
     return c.json({ error: "internal" }, 500);
   });
 
+  app.use("*", mountPoint);
   app.use("*", adminHeaders());
 
   // The one route without a credential: it exchanges the token for a session.
