@@ -6,7 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Hono } from "hono";
 import { type Browser, chromium, type Page } from "playwright-core";
@@ -16,6 +16,7 @@ import { createCache } from "../../src/cache.js";
 import { cacheAdmin } from "../../src/hono/admin/index.js";
 import type { Cache, CacheStats } from "../../src/index.js";
 import { upstashStore } from "../../src/stores/upstash.js";
+import { serve } from "./serve.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const SCREENSHOT = "/tmp/edgecache-admin.png";
@@ -23,41 +24,6 @@ const url = inject("bridgeUrl");
 const bridgeToken = inject("bridgeToken");
 const TOKEN = `admin-${randomBytes(18).toString("base64url")}`;
 const namespace = `page.${crypto.randomUUID()}`;
-
-/** Serves a fetch handler with node:http: the request in as a Request, the Response out. */
-function serve(fetch: (request: Request) => Response | Promise<Response>): Promise<Server> {
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("end", async () => {
-      try {
-        const headers = new Headers();
-        for (const [name, value] of Object.entries(req.headers)) {
-          if (Array.isArray(value)) for (const v of value) headers.append(name, v);
-          else if (value !== undefined) headers.set(name, value);
-        }
-        const method = req.method ?? "GET";
-        const request = new Request(`http://${req.headers.host}${req.url}`, {
-          method,
-          headers,
-          body: method === "GET" || method === "HEAD" ? undefined : Buffer.concat(chunks),
-        });
-        const response = await fetch(request);
-        const out: Record<string, string | string[]> = {};
-        response.headers.forEach((value, name) => {
-          if (name !== "set-cookie") out[name] = value;
-        });
-        const cookies = response.headers.getSetCookie();
-        if (cookies.length > 0) out["set-cookie"] = cookies;
-        res.writeHead(response.status, out);
-        res.end(Buffer.from(await response.arrayBuffer()));
-      } catch {
-        res.writeHead(500).end();
-      }
-    });
-  });
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
-}
 
 let server: Server;
 let origin: string;

@@ -102,13 +102,28 @@ export interface CachedOptions {
    */
   vary?: readonly string[];
   /**
-   * The request's resource in the key, instead of the normalized URL (scheme, host, path as
-   * sent, query parameters decoded, re-encoded and sorted by name). Whatever the function
-   * leaves out, responses must not depend on. The method, the `vary` headers and the
-   * response's `Vary` headers are always added.
-   * @default the normalized URL
+   * What identifies the request's resource in its key:
+   * - `"url"` (the default): the normalized URL: scheme, host and port, the path as sent,
+   *   and the query parameters decoded, re-encoded and sorted by name. Two origins (say two
+   *   Node instances on different ports, or `example.com` and `www.example.com`) never
+   *   share an entry, and a forged `Host` can only fill entries of its own.
+   * - `"path"`: the path and the normalized query only, so every origin that reaches this
+   *   middleware shares entries. Use it when the instances serve the same site behind
+   *   different hosts or ports, and only when responses do not depend on the host (a
+   *   request with a forged `Host` fills the entry everyone reads).
+   * - a function of the context returning the resource: whatever it leaves out, responses
+   *   must not depend on.
+   *
+   * The method, the `vary` headers and the response's `Vary` headers are always added.
+   * `cacheAdmin`'s `GET /entries/by-url` computes the same keys (pass it the same `key`).
+   * @default "url"
+   * @example
+   * ```ts
+   * // Two instances (ports 3000 and 3001) on one Redis share each page.
+   * app.get("/pages/*", cached({ cache: http, key: "path" }), handler);
+   * ```
    */
-  key?: (c: Context) => string | Promise<string>;
+  key?: "url" | "path" | ((c: Context) => string | Promise<string>);
   /**
    * Responses with larger bodies are passed through (streamed, not buffered) and not stored.
    * Up to this size a body is read whole before the response goes out, so routes that

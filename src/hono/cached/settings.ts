@@ -4,13 +4,14 @@
  * @module
  */
 
+import type { Context } from "hono";
 import { checkTags, checkTtl } from "../../envelope.js";
 import { EdgeCacheError, InvalidOptionError } from "../../errors.js";
 import { consoleLogger, GuardedLogger } from "../../logger.js";
 import type { Cache, GetOrSetOptions } from "../../types.js";
 import type { StoreRules } from "./http.js";
 import type { CachedOptions } from "./index.js";
-import { headerNames } from "./key.js";
+import { headerNames, normalizePath } from "./key.js";
 
 /** {@link CachedOptions} resolved: defaults filled in, namespace defaults looked up. */
 export interface Settings {
@@ -25,7 +26,8 @@ export interface Settings {
   readonly methods: ReadonlySet<string>;
   /** Lowercased, sorted names of the `vary` option. */
   readonly vary: readonly string[];
-  readonly key: CachedOptions["key"];
+  /** The `key` function: `undefined` keys on the normalized URL (`key: "url"`). */
+  readonly key: ((c: Context) => string | Promise<string>) | undefined;
   readonly maxBodyBytes: number;
   readonly rules: StoreRules;
   readonly name: string;
@@ -94,6 +96,12 @@ function checkCache(cache: unknown): asserts cache is Cache {
   }
 }
 
+/** The key option as the flow uses it: a function, or `undefined` for the URL. */
+function keyFunction(key: CachedOptions["key"]): Settings["key"] {
+  if (key === "path") return (c) => normalizePath(c.req.url);
+  return key === "url" ? undefined : key;
+}
+
 function checkMethods(options: CachedOptions): string[] {
   const methods = options.methods ?? ["GET", "HEAD"];
   if (!Array.isArray(methods) || methods.length === 0) fail("methods must be a non-empty array");
@@ -101,10 +109,11 @@ function checkMethods(options: CachedOptions): string[] {
     if (typeof m !== "string" || !TOKEN.test(m)) fail("methods must be HTTP method names");
     return m.toUpperCase();
   });
-  if (options.key !== undefined && typeof options.key !== "function") {
-    fail("key must be a function of the context");
+  const { key } = options;
+  if (key !== undefined && key !== "url" && key !== "path" && typeof key !== "function") {
+    fail('key must be "url", "path" or a function of the context');
   }
-  if (options.key === undefined && upper.some((m) => m !== "GET" && m !== "HEAD")) {
+  if (typeof key !== "function" && upper.some((m) => m !== "GET" && m !== "HEAD")) {
     fail(
       "methods other than GET and HEAD need a key function (the body is not in the default key)",
     );
@@ -181,7 +190,7 @@ export function resolve(options: CachedOptions): Settings {
     tags,
     methods: new Set(methods),
     vary: headerNames(vary),
-    key: options.key,
+    key: keyFunction(options.key),
     maxBodyBytes,
     rules: {
       statuses: new Set(statuses),
