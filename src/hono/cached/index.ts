@@ -35,8 +35,25 @@ export interface CachedOptions {
    * The cache responses are stored in; typically a namespace of its own, e.g.
    * `cache.namespace("http")`, so `clear()` and tags there touch responses only. Handlers
    * find it as `c.var.cache`.
+   *
+   * Or a function of the request's context returning that cache, for when the cache cannot
+   * be made before the routes are registered (a Worker's `env` arrives with the first
+   * request). It is called on every request, so it must not build a cache each time:
+   * memoize per isolate, e.g. a module-level lazy singleton. A function that returns
+   * something else fails the request with `InvalidOptionError` (`EC_INVALID_OPTION`).
+   * Where `import { env } from "cloudflare:workers"` is available at module scope, a plain
+   * cache made from it works too.
+   * @example
+   * ```ts
+   * let http: Cache | undefined; // one per isolate, made on the first request
+   * app.get(
+   *   "/api/*",
+   *   cached({ cache: (c) => (http ??= fromEnv(c.env).namespace("http")) }),
+   *   handler,
+   * );
+   * ```
    */
-  cache: Cache;
+  cache: Cache | ((c: Context) => Cache);
   /**
    * How long a stored response is fresh, in ms, when the response itself does not say (see
    * `honorMaxAge`).
@@ -187,7 +204,8 @@ export interface CachedEnv {
  * `Authorization` or `Cookie` bypass the cache unless `vary` names them. Every response
  * through it carries a `Cache-Status` header (RFC 9211).
  *
- * @throws InvalidOptionError when an option is invalid.
+ * @throws InvalidOptionError when an option is invalid (and, from the request, when a
+ *   `cache` function returns no cache).
  * @example
  * ```ts
  * app.get("/posts/:id", cached({ cache: cache.namespace("http"), ttl: 30_000 }), (c) =>
@@ -196,9 +214,10 @@ export interface CachedEnv {
  * ```
  */
 export function cached(options: CachedOptions): MiddlewareHandler<CachedEnv> {
-  const settings = resolve(options);
+  const settingsFor = resolve(options);
   const recent = new RecentLoads();
   return async function cached(c, next) {
+    const settings = settingsFor(c);
     const { exchange, finish } = openExchange(settings, recent, c as CachedContext, next);
     try {
       await handle(exchange);

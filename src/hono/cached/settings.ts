@@ -82,18 +82,16 @@ function defaultOnError(): (error: unknown) => void {
   };
 }
 
-function checkCache(cache: unknown): asserts cache is Cache {
+function isCache(cache: unknown): cache is Cache {
   const c = cache as Partial<Cache> | null;
-  if (
-    typeof c !== "object" ||
-    c === null ||
-    typeof c.getOrSet !== "function" ||
-    typeof c.get !== "function" ||
-    typeof c.set !== "function" ||
-    typeof c.delete !== "function"
-  ) {
-    fail("cache must be an edgecache Cache (createCache or cache.namespace)");
-  }
+  return (
+    typeof c === "object" &&
+    c !== null &&
+    typeof c.getOrSet === "function" &&
+    typeof c.get === "function" &&
+    typeof c.set === "function" &&
+    typeof c.delete === "function"
+  );
 }
 
 /** The key option as the flow uses it: a function, or `undefined` for the URL. */
@@ -122,13 +120,21 @@ function checkMethods(options: CachedOptions): string[] {
 }
 
 /**
- * Checks every option of {@link CachedOptions} and resolves its default.
- * @throws InvalidOptionError naming the first option that is invalid.
+ * Checks every option of {@link CachedOptions} and resolves its default. What depends on the
+ * cache (the namespace's defaults) is resolved once per cache: at once for a cache, on first
+ * use of each cache a `cache` function returns otherwise.
+ * @returns the settings of a request.
+ * @throws InvalidOptionError naming the first option that is invalid; the function it returns
+ *   throws one when a `cache` function returns something else than a cache.
  */
-export function resolve(options: CachedOptions): Settings {
+export function resolve(options: CachedOptions): (c: Context) => Settings {
   if (typeof options !== "object" || options === null) fail("needs an options object");
   const { cache } = options;
-  checkCache(cache);
+  if (typeof cache !== "function" && !isCache(cache)) {
+    fail(
+      "cache must be an edgecache Cache (createCache or cache.namespace) or a function of the context returning one",
+    );
+  }
   const ttl = options.ttl === undefined ? undefined : checkTtl(options.ttl);
   const staleWhileRevalidate = ms("staleWhileRevalidate", options.staleWhileRevalidate, false);
   const grace = ms("grace", options.grace, false);
@@ -177,29 +183,52 @@ export function resolve(options: CachedOptions): Settings {
   if (options.onError !== undefined && typeof options.onError !== "function") {
     fail("onError must be a function");
   }
-  const swrWindow = staleWhileRevalidate ?? namespaceDefault(cache, "staleWhileRevalidate") ?? 0;
-  const graceWindow = grace ?? namespaceDefault(cache, "grace") ?? 0;
-  const resolvedTtl = ttl ?? namespaceDefault(cache, "ttl") ?? DEFAULT_TTL;
-  return {
-    cache,
-    ttl: resolvedTtl,
-    staleWhileRevalidate,
-    grace,
-    swrWindow,
-    lock,
-    tags,
-    methods: new Set(methods),
-    vary: headerNames(vary),
-    key: keyFunction(options.key),
-    maxBodyBytes,
-    rules: {
-      statuses: new Set(statuses),
-      honorMaxAge,
+  const onError = options.onError ?? defaultOnError();
+  const settingsOf = (cache: Cache): Settings => {
+    const swrWindow = staleWhileRevalidate ?? namespaceDefault(cache, "staleWhileRevalidate") ?? 0;
+    const graceWindow = grace ?? namespaceDefault(cache, "grace") ?? 0;
+    const resolvedTtl = ttl ?? namespaceDefault(cache, "ttl") ?? DEFAULT_TTL;
+    return {
+      cache,
       ttl: resolvedTtl,
-      servesStale: swrWindow > 0 || graceWindow > 0,
-    },
-    name,
-    now: options.now ?? Date.now,
-    onError: options.onError ?? defaultOnError(),
+      staleWhileRevalidate,
+      grace,
+      swrWindow,
+      lock,
+      tags,
+      methods: new Set(methods),
+      vary: headerNames(vary),
+      key: keyFunction(options.key),
+      maxBodyBytes,
+      rules: {
+        statuses: new Set(statuses),
+        honorMaxAge,
+        ttl: resolvedTtl,
+        servesStale: swrWindow > 0 || graceWindow > 0,
+      },
+      name,
+      now: options.now ?? Date.now,
+      onError,
+    };
+  };
+  if (typeof cache !== "function") {
+    const fixed = settingsOf(cache);
+    return () => fixed;
+  }
+  // Per cache, not per request: the function is expected to return the same few caches.
+  const made = new WeakMap<Cache, Settings>();
+  return function settingsFor(c) {
+    const got: unknown = cache(c);
+    if (!isCache(got)) {
+      throw new InvalidOptionError(
+        `cached: the cache function returned ${got instanceof Promise ? "a promise" : "something else"}, not an edgecache Cache (createCache or cache.namespace)`,
+      );
+    }
+    let settings = made.get(got);
+    if (settings === undefined) {
+      settings = settingsOf(got);
+      made.set(got, settings);
+    }
+    return settings;
   };
 }
