@@ -173,5 +173,9 @@ export function guardStore(store: Store, breaker: Breaker): Store {
     guarded.acquireLease = (ns, key, token, ttl) => breaker.run(() => acquire(ns, key, token, ttl));
     guarded.releaseLease = (ns, key, token) => breaker.run(() => release(ns, key, token));
   }
+  if (store.keys) {
+    const keys = store.keys.bind(store);
+    guarded.keys = (ns, page) => breaker.run(() => keys(ns, page));
+  }
   return guarded;
 }

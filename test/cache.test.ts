@@ -18,7 +18,13 @@ storeSuite({
     const clock = fakeClock();
     return { store: memoryStore({ now: clock.now }), advance: clock.advance };
   },
-  capabilities: { leases: true, fakeTime: true, foreignData: false, orderedVersions: true },
+  capabilities: {
+    leases: true,
+    fakeTime: true,
+    foreignData: false,
+    orderedVersions: true,
+    keys: true,
+  },
 });
 
 function setup(options: Partial<CacheOptions> = {}) {

@@ -4,6 +4,7 @@ import {
   type ChangeBatch,
   type ChangedKey,
   type ChangeRecord,
+  checkKeysPage,
   leaseTtl,
   MAX_TTL,
   NAMESPACE_PATTERN,
@@ -19,6 +20,7 @@ import {
   CLEAR_SCRIPT,
   DELETE_SCRIPT,
   ENTRY_MAGIC,
+  KEYS_SCRIPT,
   READ_SCRIPT,
   RELEASE_SCRIPT,
   SYNC_SCRIPT,
@@ -109,6 +111,7 @@ export function upstashStore(
     clear: script(CLEAR_SCRIPT),
     acquire: script(ACQUIRE_SCRIPT),
     release: script(RELEASE_SCRIPT),
+    keys: script(KEYS_SCRIPT),
   };
 
   const base = (ns: string): string => {
@@ -223,6 +226,28 @@ export function upstashStore(
     async releaseLease(ns, key, token) {
       await transport.run(scripts.release, [`${base(ns)}l:${key}`], [token]);
     },
+    async keys(ns, page) {
+      checkKeysPage(page);
+      // A Redis SCAN cursor: digits, "" to start ("0" to Redis).
+      if (!/^(|[0-9]{1,20})$/.test(page.cursor)) {
+        throw new InvalidOptionError("keys: not a cursor of this store");
+      }
+      const entries = `${base(ns)}k:`;
+      const match = `${globEscape(entries + page.prefix)}*`;
+      const raw = await transport.run(
+        scripts.keys,
+        [`${base(ns)}c`, `${base(ns)}v`],
+        [page.cursor === "" ? "0" : page.cursor, match, page.limit, page.limit],
+      );
+      if (!Array.isArray(raw) || raw.length !== 2 || !Array.isArray(raw[1])) throw shapeError();
+      const [next, found] = raw as [unknown, unknown[]];
+      if (typeof next !== "string" || !/^[0-9]{1,20}$/.test(next)) throw shapeError();
+      const keys = found.map((key) => {
+        if (typeof key !== "string" || !key.startsWith(entries)) throw shapeError();
+        return key.slice(entries.length);
+      });
+      return { keys, cursor: next === "0" ? "" : next };
+    },
   };
 
   function metaArgs(meta: WriteMeta): Array<string | number> {
@@ -244,6 +269,9 @@ export function upstashStore(
       : { version: v, ...corrupt };
   }
 }
+
+/** `text` matched literally in a Redis glob pattern (`*`, `?`, `[`, `]`, `\\` escaped). */
+const globEscape = (text: string): string => text.replace(/[*?[\]\\]/g, "\\$&");
 
 const OPS: Record<string, ChangeRecord["op"]> = { s: "set", d: "delete", c: "clear" };
 
