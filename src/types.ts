@@ -79,7 +79,12 @@ export interface CacheStats {
   syncLag: number;
   /** The last change-log version this instance applied (-1 before the first). */
   cursor: number;
-  /** The invalidation hub's state, when `sync.hub` is set. */
+  /**
+   * The invalidation hub's state, when `sync.hub` is set. `subscribed` says what this
+   * instance uses it for: a subscriber is `healthy` while every shard socket is connected
+   * and caught up; a publisher that does not subscribe (a Worker with `binding` only) is
+   * `healthy` while its last publish went through.
+   */
   hub: ({ healthy: boolean } & HubStats) | undefined;
   /** Loader calls made by this instance. */
   loads: number;

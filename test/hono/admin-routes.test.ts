@@ -413,6 +413,7 @@ describe("metrics", () => {
       ...cache.stats(),
       hub: {
         healthy: true,
+        subscribed: true,
         connected: 2,
         reconnects: 1,
         framesReceived: 7,
@@ -428,6 +429,8 @@ describe("metrics", () => {
     expect(healthy.labels.namespace).toBe('we"ird\\ns\n');
     expect(healthy.value).toBe(1);
     expect(samples.find((s) => s.name === "edgecache_hub_frames_received_total")!.value).toBe(7);
+    expect(samples.find((s) => s.name === "edgecache_hub_subscribed")!.value).toBe(1);
+    expect(families.get("edgecache_hub_subscribed")!.type).toBe("gauge");
     expect(families.has("edgecache_breaker_state")).toBe(false);
     expect(text).toContain('namespace="we\\"ird\\\\ns\\n"');
   });

@@ -101,7 +101,7 @@ const isCache = (value: unknown): value is Cache =>
  * | `GET /`                | the live stats page (HTML); without a session, `401` and a login form (the mount itself: `/_cache`, no trailing slash) |
  * | `POST /login`          | form field `token`: sets the session cookie, `303` to the page          |
  * | `POST /logout`         | clears the session cookie, `303` to the page                            |
- * | `GET /stats`           | `{ ns, namespace, time, stats, namespaces }`: `stats()` as JSON         |
+ * | `GET /stats`           | `{ ns, namespace, time, stats, namespaces }`: `stats()` as JSON; `namespaces` lists every `?ns=` with its `traffic` (lookups and writes so far) |
  * | `GET /metrics`         | every cache's stats as Prometheus text (format 0.0.4)                   |
  * | `GET /keys`            | one page of keys: `?prefix=` (default all), `?limit=` (1-1000, default 100), `?cursor=` (from the last page): `{ ns, keys, cursor }`, `cursor` `""` once done; `400 EC_INVALID_OPTION` when the store cannot list |
  * | `GET /keys/:key`       | `inspect(key)`: `{ key, tier, version, ttl, expiresIn, stale, tags, negative, value, valueMeta? }`, or `404 not_found` |
@@ -226,7 +226,13 @@ export function cacheAdmin(options: CacheAdminOptions): Hono {
 
   app.get("/stats", target, function adminStats(c) {
     const { id, cache } = c.var.target;
-    return c.json({ ns: id, namespace: cache.name, time: now(), stats: cache.stats(), namespaces });
+    // Each namespace's traffic (lookups and writes), so the page can open on a busy one.
+    const listed = namespaces.map((n) => {
+      const s = byId.get(n.id)!.stats();
+      return { ...n, traffic: s.l1Hits + s.l1Misses + s.sets + s.deletes };
+    });
+    const stats = cache.stats();
+    return c.json({ ns: id, namespace: cache.name, time: now(), stats, namespaces: listed });
   });
 
   app.get("/metrics", function adminMetrics(c) {
