@@ -287,7 +287,9 @@ return 0
 // KEYS: marker, counter; ARGV: SCAN cursor, MATCH pattern, COUNT, limit. Lists entry keys
 // (as Redis keys) whose entry is live: ours (the magic and a version), above the last
 // clear and not above the counter (as READ_SCRIPT judges them; expired keys SCAN skips).
-// At most 8 SCAN steps, so a sparse prefix costs bounded work per call. Changes nothing.
+// At most 8 SCAN steps; a step that matched nothing doubles the next one's COUNT (up to
+// 8192), so a sparse prefix in a large database moves on quickly while a dense one keeps
+// pages near the limit. Bounded work per call; changes nothing.
 // Returns { next cursor ('0': done), keys }.
 export const KEYS_SCRIPT = `${PRELUDE}
 local marker = int_at(KEYS[1])
@@ -297,9 +299,11 @@ if marker == nil then marker = 0 end
 local out = {}
 local cursor = ARGV[1]
 local limit = tonumber(ARGV[4])
+local count = tonumber(ARGV[3])
 for step = 1, 8 do
-  local r = redis.call('SCAN', cursor, 'MATCH', ARGV[2], 'COUNT', ARGV[3])
+  local r = redis.call('SCAN', cursor, 'MATCH', ARGV[2], 'COUNT', count)
   cursor = r[1]
+  if #r[2] == 0 then count = math.min(count * 2, 8192) end
   for _, key in ipairs(r[2]) do
     local raw = redis.pcall('GETRANGE', key, 0, 24)
     if type(raw) == 'string' then
