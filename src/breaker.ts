@@ -175,5 +175,9 @@ export function guardStore(store: Store, breaker: Breaker): Store {
   }
   // A stream is not a call: it reconnects with its own backoff, and the log covers it.
   if (store.subscribe) guarded.subscribe = store.subscribe.bind(store);
+  if (store.keys) {
+    const keys = store.keys.bind(store);
+    guarded.keys = (ns, page) => breaker.run(() => keys(ns, page));
+  }
   return guarded;
 }

@@ -31,11 +31,19 @@ export interface CacheOptions {
    */
   ttl?: number;
   /**
-   * The in-process L1: options for the built-in `lru-cache` one, your own
-   * {@link LocalCache}, or `false` for no L1 (every read goes to L2).
+   * The in-process L1: options of the built-in `lru-cache` one, or `false` for no L1 (every
+   * read goes to L2). To use an L1 of your own (a {@link LocalCache}), pass it as
+   * `local: { cache: myLocal }`; `ttl` and `copyOnRead` still apply to it. (A bare
+   * `LocalCache` is still accepted at run time, as before, but is not part of the type, so
+   * that completion for `local: {` offers the options only.)
    * @default { maxItems: 10_000, maxBytes: 32 MiB }
+   * @example
+   * ```ts
+   * createCache({ store, local: { maxItems: 50_000, ttl: 5_000 } });
+   * createCache({ store, local: { cache: myLocalCache } });
+   * ```
    */
-  local?: false | LocalOptions | LocalCache;
+  local?: false | LocalOptions;
   /**
    * How values are encoded for L2: `"superjson"` (Dates, Maps, Sets, BigInts survive),
    * `"json"`, or your own {@link Serializer}. With the built-in ones, `set` refuses a value

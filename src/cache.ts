@@ -1,6 +1,7 @@
 import { Breaker, guardStore, resolveBreaker } from "./breaker.js";
 import { Coherence } from "./cache/coherence.js";
 import { Core } from "./cache/core.js";
+import { listKeys } from "./cache/keys.js";
 import { Reader } from "./cache/read.js";
 import { ReadThrough } from "./cache/read-through/get-or-set.js";
 import { Leases } from "./cache/read-through/lease.js";
@@ -205,6 +206,11 @@ class EdgeCache implements Cache {
       tags: entry.tags ?? [],
       negative: entry.negative,
     };
+  }
+
+  keys(options?: Parameters<Cache["keys"]>[0]): Promise<{ keys: string[]; cursor: string }> {
+    this.#open();
+    return listKeys(this.#core, options);
   }
 
   // ---- writes --------------------------------------------------------------------------

@@ -386,8 +386,7 @@ function storeFromEnv(r: Reader): CacheOptions["store"] {
  * let cache: Cache | undefined;
  * export default {
  *   fetch(request: Request, env: Env) {
- *     cache ??= fromEnv(env, { logger: false });
- *     // ...
+ *     cache ??= fromEnv(env, { logger: false }); // ...
  *   },
  * };
  * // Node 20, subscribing to the hub: no global WebSocket, so pass one.

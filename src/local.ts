@@ -50,14 +50,29 @@ export type Negative = "error" | "absent";
 
 /**
  * The in-process tier. The built-in one is an `lru-cache`; supply your own (an LFU, a
- * shared Map in tests) by implementing this. One instance must serve one cache only.
+ * shared Map in tests) by implementing this and passing it as `local: { cache }`. One
+ * instance must serve one cache only (each namespace gets a built-in L1 of its own).
+ *
+ * @example
+ * ```ts
+ * const map = new Map<string, Parameters<LocalCache["set"]>[1]>();
+ * const myLocal: LocalCache = {
+ *   get: (k) => map.get(k),
+ *   set: (k, e) => void map.set(k, e),
+ *   delete: (k) => void map.delete(k),
+ *   clear: () => map.clear(),
+ *   get size() { return map.size; },
+ *   get bytes() { return 0; },
+ * };
+ * createCache({ store, local: { cache: myLocal } });
+ * ```
  */
 export interface LocalCache {
-  /** The entry under `key`, or `undefined`. Expiry is the cache's job, not this method's. */
+  /** The entry under `key`, expired or not (the cache checks `expiresAt` itself). */
   get(key: string): LocalEntry | undefined;
-  /** Keeps `entry` under `key`, replacing what was there; may evict to stay in bounds. */
+  /** Stores `entry` under `key`, evicting whatever the implementation's bounds require. */
   set(key: string, entry: LocalEntry): void;
-  /** Drops the entry under `key`, if any. */
+  /** Drops `key`. */
   delete(key: string): void;
   /** Drops every entry. */
   clear(): void;
@@ -69,7 +84,10 @@ export interface LocalCache {
   readonly evictions?: number;
 }
 
-/** Options of the built-in L1. */
+/**
+ * Options of the L1 (the `local` option): the built-in L1's bounds, how long entries may
+ * stay, copying on read, or an L1 of your own as `cache`.
+ */
 export interface LocalOptions {
   /**
    * Most entries held, at most 2^24 (16,777,216). The built-in L1 reserves its index
@@ -95,7 +113,12 @@ export interface LocalOptions {
    * @default false
    */
   copyOnRead?: boolean | ((value: unknown) => unknown);
-  /** Use this {@link LocalCache} instead of the built-in `lru-cache` one. */
+  /**
+   * An L1 of your own, instead of the built-in `lru-cache` one: it keeps its own bounds
+   * (`maxItems` and `maxBytes` then size only the built-in L1 each namespace gets), while
+   * `ttl` and `copyOnRead` apply to it too. It must serve this cache only.
+   * @default the built-in `lru-cache` L1
+   */
   cache?: LocalCache;
 }
 
@@ -169,7 +192,10 @@ export interface ResolvedLocal {
   copy: ((value: unknown) => unknown) | undefined;
 }
 
-/** Resolves the `local` option; `undefined` means no L1. */
+/**
+ * Resolves the `local` option; `undefined` means no L1. A bare {@link LocalCache} (the form
+ * before `local: { cache }`) is still accepted.
+ */
 export function resolveLocal(
   option: false | LocalOptions | LocalCache | undefined,
 ): ResolvedLocal | undefined {
@@ -179,7 +205,7 @@ export function resolveLocal(
   const o: LocalOptions = option === undefined ? {} : option;
   if (!isRecord(o)) {
     throw new InvalidOptionError(
-      "local must be false, a LocalCache or { maxItems, maxBytes, ... }",
+      "local must be false or { maxItems, maxBytes, ttl, copyOnRead, cache }",
     );
   }
   // Unset: entries live in L1 as long as their freshness does.

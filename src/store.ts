@@ -222,6 +222,24 @@ export interface Store {
       end(error?: unknown): void;
     },
   ): { close(): void };
+  /**
+   * Lists the keys of the namespace's live entries that start with `prefix`, a page at a
+   * time, for diagnostics (the admin API's key listing); never on a cache's request path.
+   * Start with `cursor: ""`; each answer carries the cursor of the next page, `""` once the
+   * listing is done. `limit` bounds the work of one call: a page holds about `limit` keys
+   * (a store that scans, as Redis does, may return a few more), and may hold fewer, even
+   * none, before the end. Every key whose entry is live from the first call to the last is
+   * listed at least once (a key may appear twice); entries written or removed meanwhile may
+   * or may not be. Deleted, expired and cleared entries, other namespaces' entries and the
+   * store's own data (the change log, leases) are never listed. The keys the cache keeps for
+   * itself (starting with U+0000: tag markers) are listed like any other; the cache drops
+   * them. Optional: without it the admin API cannot list keys.
+   * @throws InvalidOptionError for a cursor this store did not hand out.
+   */
+  keys?(
+    namespace: string,
+    page: { readonly prefix: string; readonly cursor: string; readonly limit: number },
+  ): Promise<{ readonly keys: readonly string[]; readonly cursor: string }>;
   /** Releases connections or timers. Optional. */
   close?(): Promise<void>;
 }
@@ -238,6 +256,19 @@ export const MAX_TTL = 2 ** 52;
  * whitespace; this keeps two namespaces from ever producing the same key.
  */
 export const NAMESPACE_PATTERN = /^[A-Za-z0-9_.:/-]{1,128}$/;
+
+/**
+ * Checks the page a `keys` call asks for: a string prefix and cursor, and a whole `limit` of
+ * at least 1; throws `InvalidOptionError` (`EC_INVALID_OPTION`) otherwise.
+ */
+export function checkKeysPage(page: { prefix: unknown; cursor: unknown; limit: unknown }): void {
+  if (typeof page?.prefix !== "string" || typeof page.cursor !== "string") {
+    throw new InvalidOptionError("keys: prefix and cursor must be strings");
+  }
+  if (!Number.isSafeInteger(page.limit) || (page.limit as number) < 1) {
+    throw new InvalidOptionError("keys: limit must be a whole number, at least 1");
+  }
+}
 
 /**
  * Checks a lease TTL for `acquireLease`: whole ms, at least 1; throws `InvalidOptionError`

@@ -80,7 +80,12 @@ export interface CacheStats {
   syncLag: number;
   /** The last change-log version this instance applied (-1 before the first). */
   cursor: number;
-  /** The invalidation hub's state, when `sync.hub` is set. */
+  /**
+   * The invalidation hub's state, when `sync.hub` is set. `subscribed` says what this
+   * instance uses it for: a subscriber is `healthy` while every shard socket is connected
+   * and caught up; a publisher that does not subscribe (a Worker with `binding` only) is
+   * `healthy` while its last publish went through.
+   */
   hub: ({ healthy: boolean } & HubStats) | undefined;
   /** The Redis pub/sub stream's state, when `sync.pubsub` subscribes. */
   pubsub: PubSubStats | undefined;
@@ -165,6 +170,32 @@ export interface Cache {
    * Reads L2 when L1 has nothing (one request); loads nothing.
    */
   inspect(key: string): Promise<InspectResult | undefined>;
+  /**
+   * One page of the keys this namespace holds in L2, for diagnostics (the admin API's key
+   * listing): keys starting with `prefix`, about `limit` of them (at most 1000), and the
+   * `cursor` to pass for the next page (`""` once done). Keys live from the first page to
+   * the last are listed at least once; an entry hidden by a tag invalidation may still be
+   * listed. One store request per page; L1 is not consulted.
+   * @throws InvalidOptionError on bad options, or when the store cannot list keys (it has
+   *   no `keys` method).
+   * @example
+   * ```ts
+   * let cursor = "";
+   * do {
+   *   const page = await cache.keys({ prefix: "user:", cursor, limit: 500 });
+   *   console.log(page.keys);
+   *   cursor = page.cursor;
+   * } while (cursor !== "");
+   * ```
+   */
+  keys(options?: {
+    /** Only keys starting with this. @default "" */
+    prefix?: string;
+    /** Where to go on: the `cursor` of the previous page. @default "" (the start) */
+    cursor?: string;
+    /** About how many keys the page holds, from 1 to 1000. @default 100 */
+    limit?: number;
+  }): Promise<{ keys: string[]; cursor: string }>;
   /** Counters and L1 occupancy. */
   stats(): CacheStats;
   /**

@@ -18,7 +18,13 @@ storeSuite({
     const clock = fakeClock();
     return { store: memoryStore({ now: clock.now }), advance: clock.advance };
   },
-  capabilities: { leases: true, fakeTime: true, foreignData: false, orderedVersions: true },
+  capabilities: {
+    leases: true,
+    fakeTime: true,
+    foreignData: false,
+    orderedVersions: true,
+    keys: true,
+  },
 });
 
 function setup(options: Partial<CacheOptions> = {}) {
@@ -314,10 +320,16 @@ describe("L1 bounds and sharing", () => {
         return [...map.values()].reduce((n, e) => n + e.size, 0);
       },
     };
-    const { cache } = setup({ local });
+    const { cache } = setup({ local: { cache: local } });
     await cache.set("k", "v");
     expect(map.get("k")?.value).toBe("v");
     expect(cache.stats().l1Items).toBe(1);
+    // Passed bare, as before `local: { cache }` (no longer in the type), it still works.
+    map.clear();
+    const bare = setup({ local: local as CacheOptions["local"] });
+    await bare.cache.set("k", "w");
+    expect(map.get("k")?.value).toBe("w");
+    await bare.cache.close();
   });
 });
 

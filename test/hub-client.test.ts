@@ -286,3 +286,39 @@ describe("a subscriber facing a misbehaving hub", () => {
     await cache.close();
   });
 });
+
+describe("a publisher that does not subscribe", () => {
+  it("is healthy while its publishes go through, unhealthy after one fails, and says it only publishes", async () => {
+    let fail = false;
+    const published: unknown[] = [];
+    // The shape of a Durable Object namespace binding, as a Worker has it.
+    const binding = {
+      getByName: () => ({
+        publish: async (records: unknown[]) => {
+          if (fail) throw new Error("the hub is away");
+          published.push(...records);
+        },
+      }),
+    };
+    const cache = createCache({
+      store: memoryStore(),
+      namespace: "publisher",
+      logger: false,
+      sync: { hub: { binding } },
+    });
+    expect(cache.stats().hub).toMatchObject({ subscribed: false, healthy: true, connected: 0 });
+    await cache.set("a", 1);
+    await until(() => cache.stats().hub!.published === 1);
+    expect(cache.stats().hub).toMatchObject({ subscribed: false, healthy: true });
+    fail = true;
+    await cache.set("b", 2);
+    await until(() => cache.stats().hub!.publishErrors === 1);
+    expect(cache.stats().hub!.healthy).toBe(false);
+    fail = false;
+    await cache.set("c", 3);
+    await until(() => cache.stats().hub!.published === 2);
+    expect(cache.stats().hub!.healthy).toBe(true);
+    expect(published).toHaveLength(2);
+    await cache.close();
+  });
+});

@@ -38,7 +38,13 @@ storeSuite({
       },
     };
   },
-  capabilities: { leases: true, fakeTime: false, foreignData: true, orderedVersions: false },
+  capabilities: {
+    leases: true,
+    fakeTime: false,
+    foreignData: true,
+    orderedVersions: false,
+    keys: true,
+  },
 });
 
 storeSuite({
@@ -49,7 +55,13 @@ storeSuite({
     const store = shardedStore([0, 1, 2].map(() => memoryStore({ now: clock.now })));
     return { store, advance: clock.advance };
   },
-  capabilities: { leases: true, fakeTime: true, foreignData: false, orderedVersions: false },
+  capabilities: {
+    leases: true,
+    fakeTime: true,
+    foreignData: false,
+    orderedVersions: false,
+    keys: true,
+  },
 });
 
 /** Keys `${prefix}0..` until every shard of `store` holds at least `perShard` of them. */

@@ -64,7 +64,13 @@ const memory = () => {
   const clock = fakeClock();
   return { store: memoryStore({ now: clock.now }), advance: clock.advance };
 };
-const caps = { leases: true, fakeTime: true, foreignData: false, orderedVersions: true };
+const caps = {
+  leases: true,
+  fakeTime: true,
+  foreignData: false,
+  orderedVersions: true,
+  keys: true,
+};
 
 describe("storeSuite (edgecache/store)", () => {
   it("passes the lease cases of a store that has the leases it declares", async () => {
@@ -96,6 +102,27 @@ describe("storeSuite (edgecache/store)", () => {
       capabilities: noLeases,
     });
     expect(await outcomes(without, "load leases")).toEqual(["pass"]);
+  });
+
+  it("fails every key listing case of a store that declares keys and lacks them; checks one that declares none", async () => {
+    const lacking = () => {
+      const h = memory();
+      const { keys: _keys, ...store } = h.store;
+      return { ...h, store: store as Store };
+    };
+    const declared = await outcomes(
+      cases({ name: "no-keys", make: lacking, capabilities: caps }),
+      "key listing",
+    );
+    expect(declared.length).toBeGreaterThanOrEqual(5);
+    expect(declared.every((o) => o === "fail")).toBe(true);
+    const none = { ...caps, keys: false };
+    expect(
+      await outcomes(cases({ name: "hasnt", make: lacking, capabilities: none }), "key listing"),
+    ).toEqual(["pass"]);
+    expect(
+      await outcomes(cases({ name: "has", make: memory, capabilities: none }), "key listing"),
+    ).toEqual(["fail"]);
   });
 
   it("fails a store whose orderedVersions differs from its declared capability", async () => {

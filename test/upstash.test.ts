@@ -23,7 +23,13 @@ storeSuite({
       await raw.set(`ec:{${ns}}:k:${key}`, value, { px: 60_000 });
     },
   }),
-  capabilities: { leases: true, fakeTime: false, foreignData: true, orderedVersions: true },
+  capabilities: {
+    leases: true,
+    fakeTime: false,
+    foreignData: true,
+    orderedVersions: true,
+    keys: true,
+  },
 });
 
 describe("request counts against the real bridge", () => {

@@ -26,6 +26,11 @@ export interface HubEvents {
 
 /** Hub statistics, part of the cache's stats. */
 export interface HubStats {
+  /**
+   * Whether this instance subscribes (holds a socket per shard, with `url`) or only
+   * publishes its writes (with `binding` alone, as a Worker does).
+   */
+  subscribed: boolean;
   /** Shard sockets open now (at most the hub's shard count). */
   connected: number;
   /** Reconnection attempts scheduled since the start. */
@@ -66,7 +71,10 @@ export class HubClient {
   #closed = false;
   #healthy = false;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
+  // A publisher's health: its last publish went through (true until one fails).
+  #lastPublishOk = true;
   readonly stats: HubStats = {
+    subscribed: false,
     connected: 0,
     reconnects: 0,
     framesReceived: 0,
@@ -80,6 +88,7 @@ export class HubClient {
     this.#namespace = namespace;
     this.#events = events;
     if (hub.options.url !== undefined) {
+      this.stats.subscribed = true;
       for (let index = 0; index < hub.shards; index++) {
         const shard: ShardSocket = {
           index,
@@ -101,9 +110,12 @@ export class HubClient {
     }
   }
 
-  /** Whether every shard is connected and caught up. */
+  /**
+   * A subscriber: whether every shard is connected and caught up. A publisher that does not
+   * subscribe: whether its last publish went through (no socket to be down).
+   */
   get healthy(): boolean {
-    return this.#healthy;
+    return this.stats.subscribed ? this.#healthy : this.#lastPublishOk;
   }
 
   /**
@@ -144,8 +156,10 @@ export class HubClient {
         }
       }
       this.stats.published += records.length;
+      this.#lastPublishOk = true;
     } catch (err) {
       this.stats.publishErrors++;
+      this.#lastPublishOk = false;
       this.#events.error(
         err instanceof HubError
           ? err

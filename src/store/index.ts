@@ -13,7 +13,13 @@
  *   name: "my-store",
  *   test: { describe, it, expect },
  *   make: () => ({ store: myStore() }),
- *   capabilities: { leases: true, fakeTime: false, foreignData: false, orderedVersions: true },
+ *   capabilities: {
+ *     leases: true,
+ *     fakeTime: false,
+ *     foreignData: false,
+ *     orderedVersions: true,
+ *     keys: true,
+ *   },
  * });
  * ```
  *

@@ -7,6 +7,7 @@
 import type { Store } from "../store.js";
 import { freshNamespace, type SuiteRun } from "./suite-case.js";
 import { entryCases } from "./suite-entries.js";
+import { keyCases } from "./suite-keys.js";
 import { leaseCases } from "./suite-leases.js";
 import { changeLogCases } from "./suite-log.js";
 import type { SuiteTestApi } from "./test-api.js";
@@ -47,6 +48,11 @@ export interface StoreCapabilities {
    * records of different shards in one batch have no order between them.
    */
   orderedVersions: boolean;
+  /**
+   * The store implements `keys` (listing a namespace's live keys by prefix, in pages). With
+   * `false`, the suite checks that it does not.
+   */
+  keys: boolean;
 }
 
 /** Options of {@link storeSuite}. */
@@ -61,7 +67,7 @@ export interface StoreSuiteOptions {
   capabilities: StoreCapabilities;
 }
 
-const CAPABILITIES = ["leases", "fakeTime", "foreignData", "orderedVersions"] as const;
+const CAPABILITIES = ["leases", "fakeTime", "foreignData", "orderedVersions", "keys"] as const;
 
 /**
  * Registers the store contract's cases for one store, under `describe("Store contract:
@@ -77,7 +83,13 @@ const CAPABILITIES = ["leases", "fakeTime", "foreignData", "orderedVersions"] as
  *   name: "my-store",
  *   test: { describe, it, expect },
  *   make: () => ({ store: myStore() }),
- *   capabilities: { leases: true, fakeTime: false, foreignData: false, orderedVersions: true },
+ *   capabilities: {
+ *     leases: true,
+ *     fakeTime: false,
+ *     foreignData: false,
+ *     orderedVersions: true,
+ *     keys: true,
+ *   },
  * });
  * ```
  */
@@ -117,5 +129,6 @@ export function storeSuite(options: StoreSuiteOptions): void {
     entryCases(run);
     test.describe("change log", () => changeLogCases(run));
     test.describe("load leases", () => leaseCases(run));
+    test.describe("key listing", () => keyCases(run));
   });
 }

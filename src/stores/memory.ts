@@ -3,6 +3,7 @@ import {
   type ChangeBatch,
   type ChangedKey,
   type ChangeRecord,
+  checkKeysPage,
   leaseTtl,
   type Store,
   type StoreEntry,
@@ -218,6 +219,26 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store {
         keys: [],
       });
       return written(ns, version, meta);
+    },
+    async keys(ns, page) {
+      checkKeysPage(page);
+      // The cursor is the last key listed: pages walk the live keys in sorted order, so a
+      // key live throughout is listed exactly once whatever is written meanwhile.
+      if (page.cursor !== "" && !page.cursor.startsWith(">")) {
+        throw new InvalidOptionError("keys: not a cursor of this store");
+      }
+      const after = page.cursor.slice(1);
+      const t = now();
+      const live: string[] = [];
+      for (const [key, slot] of spaces.get(ns)?.entries ?? []) {
+        if (slot.expiresAt > t && key.startsWith(page.prefix) && (after === "" || key > after)) {
+          live.push(key);
+        }
+      }
+      live.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      const keys = live.slice(0, page.limit);
+      const done = live.length <= page.limit;
+      return { keys, cursor: done ? "" : `>${keys[keys.length - 1]}` };
     },
     async acquireLease(ns, key, token, ttl) {
       leaseTtl(ttl);

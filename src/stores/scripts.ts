@@ -279,3 +279,35 @@ export const RELEASE_SCRIPT = `
 if redis.pcall('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 `;
+
+// KEYS: marker, counter; ARGV: SCAN cursor, MATCH pattern, COUNT, limit. Lists entry keys
+// (as Redis keys) whose entry is live: ours (the magic and a version), above the last
+// clear and not above the counter (as READ_SCRIPT judges them; expired keys SCAN skips).
+// At most 8 SCAN steps; a step that matched nothing doubles the next one's COUNT (up to
+// 8192), so a sparse prefix in a large database moves on quickly while a dense one keeps
+// pages near the limit. Bounded work per call; changes nothing.
+// Returns { next cursor ('0': done), keys }.
+export const KEYS_SCRIPT = `${PRELUDE}
+local marker = int_at(KEYS[1])
+local head = int_at(KEYS[2])
+if marker == false or head == false then return { '0', {} } end
+if marker == nil then marker = 0 end
+local out = {}
+local cursor = ARGV[1]
+local limit = tonumber(ARGV[4])
+local count = tonumber(ARGV[3])
+for step = 1, 8 do
+  local r = redis.call('SCAN', cursor, 'MATCH', ARGV[2], 'COUNT', count)
+  cursor = r[1]
+  if #r[2] == 0 then count = math.min(count * 2, 8192) end
+  for _, key in ipairs(r[2]) do
+    local raw = redis.pcall('GETRANGE', key, 0, 24)
+    if type(raw) == 'string' then
+      local v = tonumber(string.match(raw, '^${ENTRY_MAGIC}(%d+):'))
+      if v ~= nil and v > marker and (head == nil or v <= head) then out[#out + 1] = key end
+    end
+  end
+  if cursor == '0' or #out >= limit then break end
+end
+return { cursor, out }
+`;

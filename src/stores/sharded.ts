@@ -21,6 +21,7 @@ import type {
   SyncRequest,
   WriteMeta,
 } from "../store.js";
+import { shardedKeys } from "./sharded-keys.js";
 import {
   batchFor,
   checkBatch,
@@ -92,7 +93,8 @@ interface Job<R> {
  * the other shards; so while one shard is down, reads that need a sync miss.
  *
  * Leases (`getOrSet({ lock: true })`) are kept by each key's shard, and offered only if every
- * shard offers them. `close()` closes every shard.
+ * shard offers them; so is key listing (`keys`, one shard after the other). `close()` closes
+ * every shard.
  *
  * Every instance of a namespace must use the same shards (ids and weights) and `replicas`.
  * Changing them is a migration: a key that moves is a miss on its new shard, and the copy
@@ -320,6 +322,9 @@ export function shardedStore(
     store.acquireLease = (ns, key, token, ttl) =>
       stores[shardOf(key)]!.acquireLease!(ns, key, token, ttl);
     store.releaseLease = (ns, key, token) => stores[shardOf(key)]!.releaseLease!(ns, key, token);
+  }
+  if (stores.every((x) => x.keys !== undefined)) {
+    store.keys = (ns, page) => shardedKeys(stores, ns, page);
   }
   return store;
 }

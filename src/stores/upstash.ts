@@ -1,8 +1,7 @@
-import { InvalidOptionError, StoreError } from "../errors.js";
+import { InvalidOptionError } from "../errors.js";
 import {
   type ChangeBatch,
-  type ChangedKey,
-  type ChangeRecord,
+  checkKeysPage,
   leaseTtl,
   MAX_TTL,
   NAMESPACE_PATTERN,
@@ -17,13 +16,14 @@ import {
   ACQUIRE_SCRIPT,
   CLEAR_SCRIPT,
   DELETE_SCRIPT,
-  ENTRY_MAGIC,
+  KEYS_SCRIPT,
   READ_SCRIPT,
   RELEASE_SCRIPT,
   SYNC_SCRIPT,
   WRITE_SCRIPT,
 } from "./scripts.js";
 import { openPush, PROBE } from "./upstash-push.js";
+import { parseChanges, parseEntry, parsePushed } from "./upstash-records.js";
 import { script, shapeError, Transport, type UpstashRedisClient } from "./upstash-transport.js";
 
 /** Connection settings for {@link upstashStore} when it builds its own client. */
@@ -122,6 +122,7 @@ export function upstashStore(
     clear: script(CLEAR_SCRIPT),
     acquire: script(ACQUIRE_SCRIPT),
     release: script(RELEASE_SCRIPT),
+    keys: script(KEYS_SCRIPT),
   };
 
   const base = (ns: string): string => {
@@ -263,6 +264,28 @@ export function upstashStore(
           },
         }
       : {}),
+    async keys(ns, page) {
+      checkKeysPage(page);
+      // A Redis SCAN cursor: digits, "" to start ("0" to Redis).
+      if (!/^(|[0-9]{1,20})$/.test(page.cursor)) {
+        throw new InvalidOptionError("keys: not a cursor of this store");
+      }
+      const entries = `${base(ns)}k:`;
+      const match = `${globEscape(entries + page.prefix)}*`;
+      const raw = await transport.run(
+        scripts.keys,
+        [`${base(ns)}c`, `${base(ns)}v`],
+        [page.cursor === "" ? "0" : page.cursor, match, page.limit, page.limit],
+      );
+      if (!Array.isArray(raw) || raw.length !== 2 || !Array.isArray(raw[1])) throw shapeError();
+      const [next, found] = raw as [unknown, unknown[]];
+      if (typeof next !== "string" || !/^[0-9]{1,20}$/.test(next)) throw shapeError();
+      const keys = found.map((key) => {
+        if (typeof key !== "string" || !key.startsWith(entries)) throw shapeError();
+        return key.slice(entries.length);
+      });
+      return { keys, cursor: next === "0" ? "" : next };
+    },
   };
 
   function publishArg(meta: WriteMeta): string {
@@ -289,91 +312,10 @@ export function upstashStore(
   }
 }
 
-const OPS: Record<string, ChangeRecord["op"]> = { s: "set", d: "delete", c: "clear" };
+/** `text` matched literally in a Redis glob pattern (`*`, `?`, `[`, `]`, `\\` escaped). */
+const globEscape = (text: string): string => text.replace(/[*?[\]\\]/g, "\\$&");
 
 function isConnection(c: unknown): c is UpstashConnection {
   const o = c as Partial<UpstashConnection> | null;
   return typeof o?.url === "string" && typeof o.token === "string";
-}
-
-/** A record the write scripts published: JSON `[id, fields, now]`. */
-function parsePushed(payload: string, keyPrefix: string): ChangeRecord | undefined {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(payload);
-  } catch {
-    return undefined;
-  }
-  if (!Array.isArray(raw) || raw.length !== 3 || typeof raw[0] !== "string") return undefined;
-  const last = Number(raw[0].slice(0, raw[0].indexOf("-")));
-  const now = Number(raw[2]);
-  if (!Number.isSafeInteger(last) || last < 1 || !Number.isFinite(now)) return undefined;
-  return parseRecord(raw[1], last, keyPrefix, now);
-}
-
-/**
- * Decodes `{ head, now, records[, repaired] }` from the scripts. A record that does not parse stands in
- * as a clear (the cache then drops its whole L1), so foreign data in the log can cost hit
- * ratio but never coherence.
- */
-function parseChanges(raw: unknown, keyPrefix: string): ChangeBatch {
-  if (!Array.isArray(raw) || raw.length < 3 || raw.length > 4 || !Array.isArray(raw[2])) {
-    throw new StoreError("EC_STORE_ERROR", "unexpected answer shape from the store");
-  }
-  const head = Number(raw[0]);
-  const now = Number(raw[1]);
-  if (!Number.isSafeInteger(head) || !Number.isFinite(now)) {
-    throw new StoreError("EC_STORE_ERROR", "unexpected answer shape from the store");
-  }
-  const records: ChangeRecord[] = [];
-  for (const item of raw[2] as unknown[]) {
-    const id = Array.isArray(item) && typeof item[0] === "string" ? item[0] : "";
-    const last = Number(id.slice(0, id.indexOf("-")));
-    if (!Number.isSafeInteger(last) || last < 1) {
-      throw new StoreError("EC_STORE_ERROR", "unexpected change log id");
-    }
-    records.push(parseRecord((item as unknown[])[1], last, keyPrefix, now));
-  }
-  return { head, records };
-}
-
-function parseRecord(fields: unknown, last: number, keyPrefix: string, now: number): ChangeRecord {
-  const opaque: ChangeRecord = { op: "clear", first: last, last, origin: "", keys: [] };
-  if (!Array.isArray(fields) || fields.length < 6 || (fields.length - 6) % 6 !== 0) return opaque;
-  const [o, op, i, origin, f, firstText] = fields as unknown[];
-  const kind = typeof op === "string" ? OPS[op] : undefined;
-  const first = Number(firstText);
-  if (o !== "o" || i !== "i" || f !== "f" || kind === undefined || typeof origin !== "string") {
-    return opaque;
-  }
-  if (!Number.isSafeInteger(first) || first < 1 || first > last) return opaque;
-  const keys: ChangedKey[] = [];
-  for (let j = 6; j < fields.length; j += 6) {
-    const [k, key, v, value, x, expiry] = fields.slice(j, j + 6) as unknown[];
-    if (k !== "k" || v !== "v" || x !== "x") return opaque;
-    if (typeof key !== "string" || !key.startsWith(keyPrefix) || typeof value !== "string") {
-      return opaque;
-    }
-    // A set record's keys hold consecutive versions; a delete's all share the record's.
-    const version = kind === "set" ? first + keys.length : last;
-    const userKey = key.slice(keyPrefix.length);
-    if (value === "") keys.push({ key: userKey, version });
-    else keys.push({ key: userKey, version, value, ttl: Number(expiry) - now });
-  }
-  if (kind === "set" && first + keys.length - 1 !== last) return opaque;
-  return { op: kind, first, last, origin, keys };
-}
-
-function parseEntry(raw: unknown, pttl: unknown): StoreEntry | undefined {
-  if (typeof raw !== "string" || !raw.startsWith(ENTRY_MAGIC)) return undefined;
-  const sep = raw.indexOf(":", ENTRY_MAGIC.length);
-  if (sep === -1) return undefined;
-  const digits = raw.slice(ENTRY_MAGIC.length, sep);
-  if (!/^[1-9][0-9]{0,15}$/.test(digits)) return undefined;
-  const version = Number(digits);
-  if (!Number.isSafeInteger(version)) return undefined;
-  if (typeof pttl !== "number") return undefined;
-  // -1: no expiry (someone PERSISTed it); the cache then bounds L1 by its own limits.
-  const ttl = pttl === -1 ? Number.POSITIVE_INFINITY : pttl;
-  return { value: raw.slice(sep + 1), version, ttl };
 }

@@ -160,7 +160,7 @@ export class PubSubClient {
   close(): void {
     this.#closed = true;
     this.#generation++;
-    clearTimeout(this.#timer);
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#sub?.close();
     this.#sub = undefined;
     this.#health(false);

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Hono } from "hono";
 import { type Browser, chromium, type Page } from "playwright-core";
@@ -16,6 +16,7 @@ import { createCache } from "../../src/cache.js";
 import { cacheAdmin } from "../../src/hono/admin/index.js";
 import type { Cache, CacheStats } from "../../src/index.js";
 import { upstashStore } from "../../src/stores/upstash.js";
+import { serve } from "./serve.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const SCREENSHOT = "/tmp/edgecache-admin.png";
@@ -23,41 +24,6 @@ const url = inject("bridgeUrl");
 const bridgeToken = inject("bridgeToken");
 const TOKEN = `admin-${randomBytes(18).toString("base64url")}`;
 const namespace = `page.${crypto.randomUUID()}`;
-
-/** Serves a fetch handler with node:http: the request in as a Request, the Response out. */
-function serve(fetch: (request: Request) => Response | Promise<Response>): Promise<Server> {
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("end", async () => {
-      try {
-        const headers = new Headers();
-        for (const [name, value] of Object.entries(req.headers)) {
-          if (Array.isArray(value)) for (const v of value) headers.append(name, v);
-          else if (value !== undefined) headers.set(name, value);
-        }
-        const method = req.method ?? "GET";
-        const request = new Request(`http://${req.headers.host}${req.url}`, {
-          method,
-          headers,
-          body: method === "GET" || method === "HEAD" ? undefined : Buffer.concat(chunks),
-        });
-        const response = await fetch(request);
-        const out: Record<string, string | string[]> = {};
-        response.headers.forEach((value, name) => {
-          if (name !== "set-cookie") out[name] = value;
-        });
-        const cookies = response.headers.getSetCookie();
-        if (cookies.length > 0) out["set-cookie"] = cookies;
-        res.writeHead(response.status, out);
-        res.end(Buffer.from(await response.arrayBuffer()));
-      } catch {
-        res.writeHead(500).end();
-      }
-    });
-  });
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
-}
 
 let server: Server;
 let origin: string;
@@ -67,6 +33,12 @@ let writer: Cache;
 /** A namespace subscribed to a hub (a WebSocket server that plays one quietly). */
 let hubbed: Cache;
 let hub: WebSocketServer;
+/** Under /_fresh: a root namespace nobody uses, and its `http` namespace with traffic. */
+let quiet: Cache;
+let busy: Cache;
+/** Publishes through a binding (as a Worker does) and subscribes to nothing. */
+let publisher: Cache;
+let publishFails = false;
 
 /**
  * The browser, or a failure that says what is missing: a missing Chromium fails each test
@@ -109,6 +81,28 @@ beforeAll(async () => {
     "/_cache",
     cacheAdmin({ cache, token: TOKEN, caches: { scores: cache.namespace("scores"), hubbed } }),
   );
+  quiet = createCache({ store, namespace: `${namespace}.quiet` });
+  busy = quiet.namespace("http");
+  publisher = createCache({
+    store,
+    namespace: `${namespace}.publisher`,
+    logger: false,
+    sync: {
+      hub: {
+        binding: {
+          getByName: () => ({
+            publish: async () => {
+              if (publishFails) throw new Error("the hub is away");
+            },
+          }),
+        },
+      },
+    },
+  });
+  app.route(
+    "/_fresh",
+    cacheAdmin({ cache: quiet, token: TOKEN, caches: { http: busy, publisher } }),
+  );
   server = await serve(app.fetch);
   origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   if (existsSync(CHROMIUM)) {
@@ -122,6 +116,8 @@ afterAll(async () => {
   await cache?.close();
   await writer?.close();
   await hubbed?.close();
+  await quiet?.close();
+  await publisher?.close();
   for (const c of hub?.clients ?? []) c.terminate();
   await new Promise((r) => hub?.close(r));
 });
@@ -317,6 +313,55 @@ describe("the stats page in Chromium", () => {
       { timeout: 10_000 },
     );
     expect(await page.locator('#chart-states rect[fill="#dc2626"]').count()).toBeGreaterThan(0);
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
+
+  it("opens on the namespace with traffic, charts it at once, and shows a publish-only hub by its publishes", async () => {
+    // Traffic under `http` only, before the page is opened: hits and misses in both tiers.
+    await busy.setMany(Array.from({ length: 4 }, (_, i) => [`p${i}`, i] as const));
+    await busy.getMany(["p0", "p1", "p2", "absent"]);
+    await publisher.set("k", 1);
+    const { page, errors } = await openPage();
+    await page.goto(`${origin}/_fresh`);
+    await signIn(page, TOKEN);
+    // No ?ns=: the page moves to the namespace with traffic rather than the empty root.
+    await page.waitForFunction(
+      () =>
+        Number(document.body.dataset.samples) >= 1 &&
+        document.querySelector("#namespace")?.textContent?.endsWith("/http"),
+      undefined,
+      { timeout: 10_000 },
+    );
+    expect(page.url()).toBe(`${origin}/_fresh?ns=http`);
+    expect(await page.inputValue("#ns")).toBe("http");
+    await waitForStats(page, busy.stats(), 2);
+    // The charts start from the counters: a ratio point per tier although nothing happened
+    // since the page opened, and a rate from the second answer on.
+    expect(await page.locator('#chart-ratio circle[data-series="l1"]').count()).toBe(1);
+    expect(await page.locator('#chart-ratio circle[data-series="l2"]').count()).toBe(1);
+    expect(await page.locator("#chart-syncs circle").count()).toBeGreaterThanOrEqual(1);
+
+    // A hub this instance only publishes to: green while its publishes go through.
+    await page.selectOption("#ns", "publisher");
+    await page.waitForFunction(
+      () => document.querySelector('[data-state="hub"]')?.textContent === "publish-only",
+      undefined,
+      { timeout: 10_000 },
+    );
+    expect(await page.getAttribute('[data-dot="hub"]', "class")).toBe("dot ok");
+    expect(await page.textContent("#hubdetail")).toMatch(
+      /^publishes only .*: 1 published, 0 failed$/,
+    );
+    publishFails = true;
+    await publisher.set("k", 2);
+    await page.waitForFunction(
+      () => document.querySelector('[data-state="hub"]')?.textContent === "publish failing",
+      undefined,
+      { timeout: 10_000 },
+    );
+    expect(await page.getAttribute('[data-dot="hub"]', "class")).toBe("dot bad");
+    publishFails = false;
     expect(errors).toEqual([]);
     await page.context().close();
   });

@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest";
 import { createCache } from "../../src/cache.js";
 import { cacheAdmin } from "../../src/hono/admin/index.js";
 import { escapeLabelValue, prometheusMetrics } from "../../src/hono/admin/metrics.js";
-import type { CacheStats } from "../../src/index.js";
+import type { Cache, CacheStats } from "../../src/index.js";
 import { upstashStore } from "../../src/stores/upstash.js";
 import {
   bearer,
@@ -267,11 +267,17 @@ describe("stats", () => {
     expect(body.stats).toEqual(JSON.parse(JSON.stringify(cache.stats())));
     expect(body).toMatchObject({ ns: "", namespace });
     expect(typeof body.time).toBe("number");
+    // Each with its traffic: lookups and writes so far, for the page to open on a busy one.
+    const traffic = (c: Cache) => {
+      const s = c.stats();
+      return s.l1Hits + s.l1Misses + s.sets + s.deletes;
+    };
     expect(body.namespaces).toEqual([
-      { id: "", name: namespace },
-      { id: "scores", name: `${namespace}/scores` },
-      { id: "other", name: `${namespace}.other` },
+      { id: "", name: namespace, traffic: traffic(cache) },
+      { id: "scores", name: `${namespace}/scores`, traffic: traffic(scores) },
+      { id: "other", name: `${namespace}.other`, traffic: traffic(other) },
     ]);
+    expect(body.namespaces[0].traffic).toBeGreaterThan(0);
     const scoped = await (await call("/_cache/stats?ns=other", withBearer())).json();
     expect(scoped).toMatchObject({ ns: "other", namespace: `${namespace}.other` });
     expect(scoped.stats).toEqual(JSON.parse(JSON.stringify(other.stats())));
@@ -413,6 +419,7 @@ describe("metrics", () => {
       ...cache.stats(),
       hub: {
         healthy: true,
+        subscribed: true,
         connected: 2,
         reconnects: 1,
         framesReceived: 7,
@@ -428,6 +435,8 @@ describe("metrics", () => {
     expect(healthy.labels.namespace).toBe('we"ird\\ns\n');
     expect(healthy.value).toBe(1);
     expect(samples.find((s) => s.name === "edgecache_hub_frames_received_total")!.value).toBe(7);
+    expect(samples.find((s) => s.name === "edgecache_hub_subscribed")!.value).toBe(1);
+    expect(families.get("edgecache_hub_subscribed")!.type).toBe("gauge");
     expect(families.has("edgecache_breaker_state")).toBe(false);
     expect(text).toContain('namespace="we\\"ird\\\\ns\\n"');
   });

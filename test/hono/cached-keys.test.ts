@@ -4,9 +4,14 @@
  * test moves the clock); every rule is asserted by counting handler runs, so a rule that breaks
  * fails its case.
  */
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
-import { normalizeUrl, variantKey } from "../../src/hono/cached/key.js";
-import { bridged, cacheStatus, site } from "./cached-helpers.js";
+import { type CachedOptions, cached } from "../../src/hono/cached/index.js";
+import { normalizePath, normalizeUrl, variantKey } from "../../src/hono/cached/key.js";
+import { bridged, cacheStatus, fresh, site } from "./cached-helpers.js";
+import { serve } from "./serve.js";
 
 describe("cached: keys and poisoning attempts", () => {
   it("query parameters in any order, or spelled differently, share an entry", async () => {
@@ -152,6 +157,43 @@ describe("cached: keys and poisoning attempts", () => {
     expect(s.calls).toBe(4);
   });
 
+  it('two instances on different ports share entries with key: "path", not by default', async () => {
+    const namespace = fresh();
+    // Two instances: each its own app, cache and port, over one Redis.
+    const instances = async (options: Partial<CachedOptions>) => {
+      let calls = 0;
+      const servers: Server[] = [];
+      for (let i = 0; i < 2; i++) {
+        const app = new Hono();
+        const cache = bridged(namespace);
+        app.get("*", cached({ cache, ...options }), (c) => c.text(`run ${++calls}`));
+        servers.push(await serve(app.fetch));
+      }
+      const [a, b] = servers.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`);
+      return {
+        a: a!,
+        b: b!,
+        calls: () => calls,
+        close: () => Promise.all(servers.map((s) => new Promise((r) => s.close(r)))),
+      };
+    };
+    const byUrl = await instances({});
+    expect(await (await fetch(`${byUrl.a}/page?x=1&y=2`)).text()).toBe("run 1");
+    const other = await fetch(`${byUrl.b}/page?x=1&y=2`);
+    expect(await other.text()).toBe("run 2");
+    expect(cacheStatus(other)).toMatch(/fwd=miss/);
+    await byUrl.close();
+
+    const byPath = await instances({ key: "path" });
+    expect(await (await fetch(`${byPath.a}/shared?x=1&y=2`)).text()).toBe("run 1");
+    // The other port, and the query in another order: the same entry.
+    const shared = await fetch(`${byPath.b}/shared?y=2&x=1`);
+    expect(await shared.text()).toBe("run 1");
+    expect(cacheStatus(shared)).toMatch(/; hit;/);
+    expect(byPath.calls()).toBe(1);
+    await byPath.close();
+  });
+
   it("the key option replaces the URL in the key", async () => {
     const s = site({ cache: bridged(), key: (c) => c.req.path });
     await s.get("/k?utm_source=a");
@@ -170,6 +212,12 @@ describe("cached: key construction", () => {
     const forged = await variantKey(`GET http://shop.example/a|${suffix}`, [], new Headers());
     expect(forged).not.toBe(victim);
     expect(forged.startsWith(victim)).toBe(true);
+  });
+
+  it('key: "path" leaves scheme, host and port out, and normalizes the query the same way', () => {
+    expect(normalizePath("http://a.example:3000/P%2fx?b=2&a=%31")).toBe("/P%2fx?a=1&b=2");
+    expect(normalizePath("https://b.example/P%2fx?a=1&b=2")).toBe("/P%2fx?a=1&b=2");
+    expect(normalizePath("http://a.example/")).toBe("/");
   });
 
   it("normalizes scheme, host and default port, and sorts the query; leaves the path alone", () => {

@@ -4,7 +4,7 @@
  * where a test moves the clock); every rule is asserted by counting handler runs, so a rule
  * that breaks fails its case.
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { type CachedEnv, type CachedOptions, cached } from "../../src/hono/cached/index.js";
 import { type Cache, createCache, InvalidOptionError, memoryStore } from "../../src/index.js";
@@ -35,7 +35,9 @@ describe("cached: options", () => {
     ["no statuses", { statuses: [] }],
     ["vary *", { vary: ["*"] }],
     ["vary with a space", { vary: ["Accept Language"] }],
-    ["key not a function", { key: "path" as unknown as () => string }],
+    ["key neither a scope nor a function", { key: "host" as unknown as "path" }],
+    ["key a number", { key: 5 as unknown as "url" }],
+    ["POST with key: path", { methods: ["GET", "POST"], key: "path" }],
     ["negative maxBodyBytes", { maxBodyBytes: -1 }],
     ["fractional maxBodyBytes", { maxBodyBytes: 1.5 }],
     ["honorMaxAge a string", { honorMaxAge: "yes" as unknown as boolean }],
@@ -81,6 +83,69 @@ describe("cached: options", () => {
     app.get("/", cached({ cache, key: () => 42 as unknown as string }), (c) => c.text("x"));
     expect((await app.request("/")).status).toBe(500);
     expect(seen).toBeInstanceOf(InvalidOptionError);
+  });
+
+  it("takes cache as a function of the context, called per request (a Worker's env arrives then)", async () => {
+    type Env = { Bindings: { TENANT: string } };
+    const store = memoryStore();
+    // Memoized per "isolate": one cache per env value, as the option's docs ask.
+    const made = new Map<string, Cache>();
+    const calls: string[] = [];
+    const cacheOf = (tenant: string) => {
+      let c = made.get(tenant);
+      if (c === undefined) {
+        c = createCache({ store, namespace: tenant, logger: false }).namespace("http", {
+          ttl: 5_000,
+        });
+        made.set(tenant, c);
+      }
+      return c;
+    };
+    let runs = 0;
+    const app = new Hono<Env>();
+    app.get(
+      "/p",
+      cached({
+        cache: (c: Context<Env>) => {
+          calls.push(c.env.TENANT);
+          return cacheOf(c.env.TENANT);
+        },
+      }),
+      (c) => {
+        // Handlers get the cache the function returned.
+        expect(c.var.cache).toBe(made.get(c.env.TENANT));
+        return c.text(`${c.env.TENANT} ${++runs}`);
+      },
+    );
+    const get = async (tenant: string) => {
+      const res = await app.request("/p", {}, { TENANT: tenant });
+      return { text: await res.text(), status: res.headers.get("cache-status") ?? "" };
+    };
+    expect((await get("a")).text).toBe("a 1");
+    const hit = await get("a");
+    expect(hit.text).toBe("a 1");
+    // The namespace's ttl (5 s) is the default of this cache's responses.
+    expect(hit.status).toMatch(/; hit; ttl=[45](;|$)/);
+    expect((await get("b")).text).toBe("b 2");
+    expect(calls).toEqual(["a", "a", "b"]);
+  });
+
+  it("a cache function that returns no cache fails the request with InvalidOptionError", async () => {
+    for (const wrong of [undefined, {}, Promise.resolve(cache)]) {
+      const app = new Hono();
+      let seen: unknown;
+      app.onError((err, c) => {
+        seen = err;
+        return c.text("error", 500);
+      });
+      let runs = 0;
+      app.get("/", cached({ cache: () => wrong as unknown as Cache }), (c) => c.text(`${++runs}`));
+      expect((await app.request("/")).status).toBe(500);
+      expect(seen).toBeInstanceOf(InvalidOptionError);
+      expect((seen as InvalidOptionError).code).toBe("EC_INVALID_OPTION");
+      expect((seen as Error).message).toMatch(/cache function returned .*not an edgecache Cache/);
+      expect(runs).toBe(0);
+    }
   });
 
   it("types c.var.cache and c.var.cacheTag for handlers after it, and through CachedEnv", () => {

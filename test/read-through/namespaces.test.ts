@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { LocalCache } from "../../src/index.js";
+import type { CacheOptions, LocalCache } from "../../src/index.js";
 import type { LocalEntry } from "../../src/local.js";
 import { realTimersAfterEach, setup } from "./helpers.js";
 
@@ -60,7 +60,12 @@ describe("namespaces", () => {
         return 0;
       },
     };
-    for (const option of [local, { cache: local, maxItems: 100 }] as const) {
+    // Bare (the form before `local: { cache }`, still accepted at run time) and as `cache`.
+    const options: CacheOptions["local"][] = [
+      local as CacheOptions["local"],
+      { cache: local, maxItems: 100 },
+    ];
+    for (const option of options) {
       shared.clear();
       const { cache, chaos } = setup({ local: option, sync: false });
       const a = cache.namespace("a");

@@ -78,6 +78,8 @@ describe("fromEnv in workerd", () => {
     expect(hub).toBeDefined();
     expect(hub!.published).toBeGreaterThan(0);
     expect(hub!.publishErrors).toBe(0);
+    // A publisher that does not subscribe: healthy while its publishes go through.
+    expect(hub).toMatchObject({ subscribed: false, healthy: true, connected: 0 });
   });
 });
 
@@ -91,6 +93,8 @@ describe("cacheAdmin in workerd", () => {
       { method: "GET", path: "/_cache/stats", ok: 200 },
       { method: "GET", path: "/_cache/metrics", ok: 200 },
       { method: "GET", path: "/_cache/keys/auth-probe", ok: 404 },
+      { method: "GET", path: "/_cache/keys?prefix=auth-probe", ok: 200 },
+      { method: "GET", path: "/_cache/entries/by-url?url=https%3A%2F%2Fx.test%2Fp", ok: 404 },
       { method: "DELETE", path: "/_cache/keys/auth-probe", ok: 204 },
       { method: "DELETE", path: "/_cache/keys", init: json({ keys: ["auth-probe"] }), ok: 204 },
       { method: "DELETE", path: "/_cache/tags/auth-probe", ok: 204 },

@@ -3,7 +3,7 @@
  * (test/hono/cached-*.test.ts) against the real REST bridge over fetch, and stale-while-
  * revalidate through the runtime's own ExecutionContext (`c.executionCtx.waitUntil`).
  */
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { type Context, Hono } from "hono";
 import { describe, expect, inject, it } from "vitest";
 import { type CachedEnv, type CachedOptions, cached } from "../../src/hono/cached/index.js";
@@ -64,6 +64,47 @@ describe("cached in workerd", () => {
     expect(hit.headers.get("age")).toBe("0");
     expect(cacheStatus(hit)).toMatch(/^edgecache; hit; ttl=(59|60)$/);
     expect(s.calls).toBe(1);
+  });
+
+  it("takes cache as a function of the context: made from env on the first request, once", async () => {
+    // Registered before any env exists, as at a Worker's module scope.
+    let made: Cache | undefined;
+    let builds = 0;
+    let runs = 0;
+    const namespace = fresh();
+    const app = new Hono<{ Bindings: Cloudflare.Env }>();
+    app.get(
+      "/lazy",
+      cached({
+        cache: (c: Context<{ Bindings: Cloudflare.Env }>) => {
+          if (made === undefined) {
+            builds++;
+            made = createCache({
+              store: upstashStore({
+                url: c.env.UPSTASH_REDIS_REST_URL,
+                token: c.env.UPSTASH_REDIS_REST_TOKEN,
+              }),
+              namespace,
+              sync: { maxStaleness: 0 },
+              logger: false,
+            });
+          }
+          return made;
+        },
+      }),
+      (c) => c.text(`run ${++runs}`),
+    );
+    const get = async () => {
+      const ctx = createExecutionContext();
+      const res = await app.request("/lazy", {}, env, ctx);
+      await waitOnExecutionContext(ctx);
+      return res;
+    };
+    expect(await (await get()).text()).toBe("run 1");
+    const hit = await get();
+    expect(await hit.text()).toBe("run 1");
+    expect(cacheStatus(hit)).toMatch(/^edgecache; hit;/);
+    expect(builds).toBe(1);
   });
 
   it("runs the handler once for concurrent misses", async () => {

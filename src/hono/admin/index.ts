@@ -9,6 +9,7 @@ import { HTTPException } from "hono/http-exception";
 import { InvalidOptionError, isEdgeCacheError } from "../../errors.js";
 import type { Cache } from "../../types.js";
 import { MIN_TOKEN_LENGTH } from "../secret.js";
+import { entryByUrlRoute, listKeysRoute } from "./entries.js";
 import {
   ADMIN_SESSION_COOKIE,
   adminHeaders,
@@ -101,9 +102,11 @@ const isCache = (value: unknown): value is Cache =>
  * | `GET /`                | the live stats page (HTML); without a session, `401` and a login form (the mount itself: `/_cache`, no trailing slash) |
  * | `POST /login`          | form field `token`: sets the session cookie, `303` to the page          |
  * | `POST /logout`         | clears the session cookie, `303` to the page                            |
- * | `GET /stats`           | `{ ns, namespace, time, stats, namespaces }`: `stats()` as JSON         |
+ * | `GET /stats`           | `{ ns, namespace, time, stats, namespaces }`: `stats()` as JSON; `namespaces` lists every `?ns=` with its `traffic` (lookups and writes so far) |
  * | `GET /metrics`         | every cache's stats as Prometheus text (format 0.0.4)                   |
+ * | `GET /keys`            | one page of keys: `?prefix=` (default all), `?limit=` (1-1000, default 100), `?cursor=` (from the last page): `{ ns, keys, cursor }`, `cursor` `""` once done; `400 EC_INVALID_OPTION` when the store cannot list |
  * | `GET /keys/:key`       | `inspect(key)`: `{ key, tier, version, ttl, expiresIn, stale, tags, negative, value, valueMeta? }`, or `404 not_found` |
+ * | `GET /entries/by-url`  | the entry `cached()` keeps for a GET of `?url=`: its key made as the middleware makes it (`?key=url` or `path`, as its `key` option; `?vary=a,b`, its `vary` option; `?header=name:value`, repeatable, the request's headers), following the URL's `Vary` to the variant those headers select: `{ resource, key, ..., varyKey?, varies? }` (as `GET /keys/:key`), or `404 not_found` |
  * | `DELETE /keys/:key`    | `delete(key)`, `204`                                                    |
  * | `DELETE /keys`         | body `{ "keys": [...] }` (at most 1000): `deleteMany`, `204`            |
  * | `DELETE /tags/:tag`    | `invalidateTag(tag)`, `204`                                             |
@@ -232,7 +235,13 @@ export function cacheAdmin(options: CacheAdminOptions): Hono {
 
   app.get("/stats", target, function adminStats(c) {
     const { id, cache } = c.var.target;
-    return c.json({ ns: id, namespace: cache.name, time: now(), stats: cache.stats(), namespaces });
+    // Each namespace's traffic (lookups and writes), so the page can open on a busy one.
+    const listed = namespaces.map((n) => {
+      const s = byId.get(n.id)!.stats();
+      return { ...n, traffic: s.l1Hits + s.l1Misses + s.sets + s.deletes };
+    });
+    const stats = cache.stats();
+    return c.json({ ns: id, namespace: cache.name, time: now(), stats, namespaces: listed });
   });
 
   app.get("/metrics", function adminMetrics(c) {
@@ -245,6 +254,14 @@ export function cacheAdmin(options: CacheAdminOptions): Hono {
       entries.push({ namespace: cache.name, stats: cache.stats() });
     }
     return c.body(prometheusMetrics(entries), 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
+  });
+
+  app.get("/keys", target, function adminListKeys(c) {
+    return listKeysRoute(c, c.var.target.id, c.var.target.cache);
+  });
+
+  app.get("/entries/by-url", target, function adminEntryByUrl(c) {
+    return entryByUrlRoute(c, c.var.target.cache);
   });
 
   app.get("/keys/:key", target, pathSegment, async function adminInspect(c) {

@@ -115,8 +115,13 @@ const FAMILIES: readonly Family[] = [
   },
   gauge(
     "hub_healthy",
-    "1 when every hub shard is connected and caught up, else 0.",
+    "1 when every hub shard is connected and caught up (an instance that only publishes: when its last publish succeeded), else 0.",
     (s) => s.hub && (s.hub.healthy ? 1 : 0),
+  ),
+  gauge(
+    "hub_subscribed",
+    "1 when this instance subscribes to the hub, 0 when it only publishes.",
+    (s) => s.hub && (s.hub.subscribed ? 1 : 0),
   ),
   gauge("hub_connected", "Hub shard sockets open now.", (s) => s.hub?.connected),
   counter("hub_reconnects", "Hub socket reconnections.", (s) => s.hub?.reconnects),
@@ -146,7 +151,7 @@ function formatValue(value: number): string {
  * and one `# TYPE` line per metric family, then one sample per cache with a `namespace`
  * label. Counters end in `_total`; `l1_items`, `l1_bytes`, `sync_lag`, `cursor`,
  * `breaker_state` (one sample per state, 1 for the current one), `breaker_failures`,
- * `hub_healthy` and `hub_connected` are gauges. Breaker and hub families appear only for
+ * `hub_healthy`, `hub_subscribed` and `hub_connected` are gauges. Breaker and hub families appear only for
  * caches that have them. A breaker is reported once, labelled with the namespace that owns
  * it, however many of its namespaces are listed.
  *

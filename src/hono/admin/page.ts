@@ -87,7 +87,10 @@ const SCRIPT = `
   const MAX = 60;
   const W = 600, H = 220, L = 44, R = 8, T = 10, B = 24;
   const SW = 1200, SL = 70;
-  let ns = new URLSearchParams(location.search).get("ns") || "";
+  const asked = new URLSearchParams(location.search).get("ns");
+  let ns = asked || "";
+  // Without ?ns=, the first answer moves the page to the namespace with traffic.
+  let chosen = asked !== null;
   let samples = [];
   let prev = null;
   const $ = (s) => document.querySelector(s);
@@ -156,24 +159,40 @@ const SCRIPT = `
     });
   }
 
-  const breakerColor = (s) => ({ closed: "#16a34a", "half-open": "#d97706", open: "#dc2626" })[s.breaker] || "#98a2b3";
-  const hubColor = (s) => ({ healthy: "#16a34a", unhealthy: "#dc2626" })[s.hub] || "#98a2b3";
-  const dotClass = (v) => ({ closed: "ok", healthy: "ok", "half-open": "warn", open: "bad", unhealthy: "bad" })[v] || "";
+  const GOOD = { closed: 1, healthy: 1, "publish-only": 1 };
+  const BAD = { open: 1, unhealthy: 1, "publish failing": 1 };
+  const stateColor = (v) => (GOOD[v] ? "#16a34a" : BAD[v] ? "#dc2626" : v === "half-open" ? "#d97706" : "#98a2b3");
+  const breakerColor = (s) => stateColor(s.breaker);
+  const hubColor = (s) => stateColor(s.hub);
+  const dotClass = (v) => (GOOD[v] ? "ok" : BAD[v] ? "bad" : v === "half-open" ? "warn" : "");
+  // The hub by what this instance uses it for: a subscriber by its sockets, a publisher
+  // (a Worker with the binding only) by its publishes.
+  const hubState = (h) => (!h ? "off" : h.subscribed ? (h.healthy ? "healthy" : "unhealthy") : h.healthy ? "publish-only" : "publish failing");
+  const hubDetail = (h) =>
+    !h ? "not configured"
+      : h.subscribed ? h.connected + " connected, " + h.reconnects + " reconnects, " + h.published + " published"
+      : "publishes only (this instance does not subscribe): " + h.published + " published, " + h.publishErrors + " failed";
 
   function render(body) {
     const s = body.stats;
-    const hub = s.hub ? (s.hub.healthy ? "healthy" : "unhealthy") : "off";
+    const hub = hubState(s.hub);
     const breaker = s.breaker ? s.breaker.state : "off";
     let l1 = null, l2 = null, syncs = null;
-    if (prev !== null) {
-      const d = (k) => s[k] - prev[k];
-      if (d("l1Hits") >= 0 && d("l1Misses") >= 0 && d("l2Hits") >= 0 && d("l2Misses") >= 0 && d("syncs") >= 0) {
+    if (prev === null) {
+      // The first point, from the counters since the cache started, so the charts do not
+      // open empty; the rates follow from the next answer on.
+      l1 = ratio(s.l1Hits, s.l1Misses);
+      l2 = ratio(s.l2Hits, s.l2Misses);
+    } else {
+      const d = (k) => s[k] - prev.stats[k];
+      const seconds = (performance.now() - prev.at) / 1000;
+      if (seconds > 0 && d("l1Hits") >= 0 && d("l1Misses") >= 0 && d("l2Hits") >= 0 && d("l2Misses") >= 0 && d("syncs") >= 0) {
         l1 = ratio(d("l1Hits"), d("l1Misses"));
         l2 = ratio(d("l2Hits"), d("l2Misses"));
-        syncs = d("syncs");
+        syncs = d("syncs") / seconds;
       }
     }
-    prev = s;
+    prev = { stats: s, at: performance.now() };
     samples.push({ l1, l2, syncs, breaker, hub });
     if (samples.length > MAX) samples.shift();
     document.body.dataset.samples = String(samples.length);
@@ -193,7 +212,7 @@ const SCRIPT = `
       const dot = $('[data-dot="' + name + '"]');
       if (dot) dot.className = "dot " + dotClass(value);
     }
-    setText("#hubdetail", s.hub ? s.hub.connected + " connected, " + s.hub.reconnects + " reconnects, " + s.hub.published + " published" : "not configured");
+    setText("#hubdetail", hubDetail(s.hub));
     setText("#breakerdetail", s.breaker ? s.breaker.failures + " failures, " + s.breaker.opens + " opens, " + s.breaker.rejected + " rejected" : "not configured");
 
     const ratioSvg = $("#chart-ratio");
@@ -203,7 +222,7 @@ const SCRIPT = `
     const syncSvg = $("#chart-syncs");
     const top = Math.max(1, ...samples.map((p) => p.syncs || 0));
     const max = top <= 5 ? 5 : Math.ceil(top / 10) * 10;
-    axes(syncSvg, max, (v) => String(Math.round(v)));
+    axes(syncSvg, max, (v) => String(Math.round(v * 10) / 10));
     line(syncSvg, samples.map((p) => p.syncs), max, "#7c3aed", "syncs");
     strip($("#chart-states"), [
       { label: "breaker", color: breakerColor },
@@ -212,9 +231,27 @@ const SCRIPT = `
     status("updated " + new Date(body.time).toLocaleTimeString());
   }
 
+  // The namespace with the most traffic, when the one shown has none.
+  function busiest(list) {
+    const here = list.find((n) => n.id === ns);
+    if (here && here.traffic > 0) return ns;
+    let best = here;
+    for (const n of list) if (!best || n.traffic > best.traffic) best = n;
+    return best && best.traffic > 0 ? best.id : ns;
+  }
+
+  function select(id) {
+    ns = id;
+    samples = [];
+    prev = null;
+    const url = new URL(location.href);
+    if (ns) url.searchParams.set("ns", ns); else url.searchParams.delete("ns");
+    history.replaceState(null, "", url);
+  }
+
   function namespaces(list) {
     const select = $("#ns");
-    if (select.options.length === list.length) return;
+    if (select.options.length === list.length && select.value === ns) return;
     select.textContent = "";
     for (const n of list) {
       const o = document.createElement("option");
@@ -226,6 +263,7 @@ const SCRIPT = `
   }
 
   async function poll() {
+    let next = 1000;
     try {
       const res = await fetch(base + "/stats" + (ns ? "?ns=" + encodeURIComponent(ns) : ""), {
         credentials: "same-origin",
@@ -235,22 +273,29 @@ const SCRIPT = `
       if (res.status === 401) { location.reload(); return; }
       if (!res.ok) { status("error " + res.status); return; }
       const body = await res.json();
+      if (!chosen) {
+        chosen = true;
+        const id = busiest(body.namespaces);
+        if (id !== ns) {
+          select(id);
+          next = 0;
+          return;
+        }
+      }
       namespaces(body.namespaces);
       render(body);
+      // The second point soon after the first, so the per-second charts start at once.
+      if (samples.length === 1) next = 250;
     } catch (e) {
       status("cannot reach the server");
     } finally {
-      setTimeout(poll, 1000);
+      setTimeout(poll, next);
     }
   }
 
   $("#ns").addEventListener("change", (e) => {
-    ns = e.target.value;
-    samples = [];
-    prev = null;
-    const url = new URL(location.href);
-    if (ns) url.searchParams.set("ns", ns); else url.searchParams.delete("ns");
-    history.replaceState(null, "", url);
+    chosen = true;
+    select(e.target.value);
   });
   poll();
 })();

@@ -35,8 +35,25 @@ export interface CachedOptions {
    * The cache responses are stored in; typically a namespace of its own, e.g.
    * `cache.namespace("http")`, so `clear()` and tags there touch responses only. Handlers
    * find it as `c.var.cache`.
+   *
+   * Or a function of the request's context returning that cache, for when the cache cannot
+   * be made before the routes are registered (a Worker's `env` arrives with the first
+   * request). It is called on every request, so it must not build a cache each time:
+   * memoize per isolate, e.g. a module-level lazy singleton. A function that returns
+   * something else fails the request with `InvalidOptionError` (`EC_INVALID_OPTION`).
+   * Where `import { env } from "cloudflare:workers"` is available at module scope, a plain
+   * cache made from it works too.
+   * @example
+   * ```ts
+   * let http: Cache | undefined; // one per isolate, made on the first request
+   * app.get(
+   *   "/api/*",
+   *   cached({ cache: (c) => (http ??= fromEnv(c.env).namespace("http")) }),
+   *   handler,
+   * );
+   * ```
    */
-  cache: Cache;
+  cache: Cache | ((c: Context) => Cache);
   /**
    * How long a stored response is fresh, in ms, when the response itself does not say (see
    * `honorMaxAge`): right for caching your own handlers.
@@ -118,13 +135,28 @@ export interface CachedOptions {
    */
   vary?: readonly string[];
   /**
-   * The request's resource in the key, instead of the normalized URL (scheme, host, path as
-   * sent, query parameters decoded, re-encoded and sorted by name). Whatever the function
-   * leaves out, responses must not depend on. The method, the `vary` headers and the
-   * response's `Vary` headers are always added.
-   * @default the normalized URL
+   * What identifies the request's resource in its key:
+   * - `"url"` (the default): the normalized URL: scheme, host and port, the path as sent,
+   *   and the query parameters decoded, re-encoded and sorted by name. Two origins (say two
+   *   Node instances on different ports, or `example.com` and `www.example.com`) never
+   *   share an entry, and a forged `Host` can only fill entries of its own.
+   * - `"path"`: the path and the normalized query only, so every origin that reaches this
+   *   middleware shares entries. Use it when the instances serve the same site behind
+   *   different hosts or ports, and only when responses do not depend on the host (a
+   *   request with a forged `Host` fills the entry everyone reads).
+   * - a function of the context returning the resource: whatever it leaves out, responses
+   *   must not depend on.
+   *
+   * The method, the `vary` headers and the response's `Vary` headers are always added.
+   * `cacheAdmin`'s `GET /entries/by-url` computes the same keys (pass it the same `key`).
+   * @default "url"
+   * @example
+   * ```ts
+   * // Two instances (ports 3000 and 3001) on one Redis share each page.
+   * app.get("/pages/*", cached({ cache: http, key: "path" }), handler);
+   * ```
    */
-  key?: (c: Context) => string | Promise<string>;
+  key?: "url" | "path" | ((c: Context) => string | Promise<string>);
   /**
    * Responses with larger bodies are passed through (streamed, not buffered) and not stored.
    * Up to this size a body is read whole before the response goes out, so routes that
@@ -208,7 +240,8 @@ export interface CachedEnv {
  * `Authorization` or `Cookie` bypass the cache unless `vary` names them. Every response
  * through it carries a `Cache-Status` header (RFC 9211).
  *
- * @throws InvalidOptionError when an option is invalid.
+ * @throws InvalidOptionError when an option is invalid (and, from the request, when a
+ *   `cache` function returns no cache).
  * @example
  * ```ts
  * app.get("/posts/:id", cached({ cache: cache.namespace("http"), ttl: 30_000 }), (c) =>
@@ -217,9 +250,10 @@ export interface CachedEnv {
  * ```
  */
 export function cached(options: CachedOptions): MiddlewareHandler<CachedEnv> {
-  const settings = resolve(options);
+  const settingsFor = resolve(options);
   const recent = new RecentLoads();
   return async function cached(c, next) {
+    const settings = settingsFor(c);
     const { exchange, finish } = openExchange(settings, recent, c as CachedContext, next);
     try {
       await handle(exchange);

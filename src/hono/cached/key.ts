@@ -91,6 +91,24 @@ export function normalizeUrl(url: string): string {
   return `${u.protocol}//${u.host}${u.pathname}${query === "" ? "" : `?${query}`}`;
 }
 
+/**
+ * The base of a key under `key: "path"`: {@link normalizeUrl} without scheme and host, so
+ * every origin serving the same paths (instances on other ports or hosts) shares entries.
+ */
+export function normalizePath(url: string): string {
+  const u = new URL(url);
+  const query = normalizeQuery(u.search);
+  return `${u.pathname}${query === "" ? "" : `?${query}`}`;
+}
+
+/** What the `key` option of `cached` may be besides a function. */
+export type KeyScope = "url" | "path";
+
+/** The resource part of a key for a URL, as `cached` makes it with `key: scope`. */
+export function resourceOf(url: string, scope: KeyScope): string {
+  return scope === "path" ? normalizePath(url) : normalizeUrl(url);
+}
+
 /** Lowercased, deduplicated, sorted header names. */
 export function headerNames(names: Iterable<string>): string[] {
   return [...new Set([...names].map((n) => n.trim().toLowerCase()).filter((n) => n !== ""))].sort();

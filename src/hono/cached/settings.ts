@@ -4,13 +4,14 @@
  * @module
  */
 
+import type { Context } from "hono";
 import { checkTags, checkTtl } from "../../envelope.js";
 import { EdgeCacheError, InvalidOptionError } from "../../errors.js";
 import { consoleLogger, GuardedLogger } from "../../logger.js";
 import type { Cache, GetOrSetOptions } from "../../types.js";
 import type { StoreRules } from "./http.js";
 import type { CachedOptions } from "./index.js";
-import { headerNames } from "./key.js";
+import { headerNames, normalizePath } from "./key.js";
 
 /** {@link CachedOptions} resolved: defaults filled in, namespace defaults looked up. */
 export interface Settings {
@@ -30,7 +31,8 @@ export interface Settings {
   readonly methods: ReadonlySet<string>;
   /** Lowercased, sorted names of the `vary` option. */
   readonly vary: readonly string[];
-  readonly key: CachedOptions["key"];
+  /** The `key` function: `undefined` keys on the normalized URL (`key: "url"`). */
+  readonly key: ((c: Context) => string | Promise<string>) | undefined;
   readonly maxBodyBytes: number;
   readonly rules: StoreRules;
   readonly name: string;
@@ -88,18 +90,22 @@ function defaultOnError(): (error: unknown) => void {
   };
 }
 
-function checkCache(cache: unknown): asserts cache is Cache {
+function isCache(cache: unknown): cache is Cache {
   const c = cache as Partial<Cache> | null;
-  if (
-    typeof c !== "object" ||
-    c === null ||
-    typeof c.getOrSet !== "function" ||
-    typeof c.get !== "function" ||
-    typeof c.set !== "function" ||
-    typeof c.delete !== "function"
-  ) {
-    fail("cache must be an edgecache Cache (createCache or cache.namespace)");
-  }
+  return (
+    typeof c === "object" &&
+    c !== null &&
+    typeof c.getOrSet === "function" &&
+    typeof c.get === "function" &&
+    typeof c.set === "function" &&
+    typeof c.delete === "function"
+  );
+}
+
+/** The key option as the flow uses it: a function, or `undefined` for the URL. */
+function keyFunction(key: CachedOptions["key"]): Settings["key"] {
+  if (key === "path") return (c) => normalizePath(c.req.url);
+  return key === "url" ? undefined : key;
 }
 
 function checkMethods(options: CachedOptions): string[] {
@@ -109,10 +115,11 @@ function checkMethods(options: CachedOptions): string[] {
     if (typeof m !== "string" || !TOKEN.test(m)) fail("methods must be HTTP method names");
     return m.toUpperCase();
   });
-  if (options.key !== undefined && typeof options.key !== "function") {
-    fail("key must be a function of the context");
+  const { key } = options;
+  if (key !== undefined && key !== "url" && key !== "path" && typeof key !== "function") {
+    fail('key must be "url", "path" or a function of the context');
   }
-  if (options.key === undefined && upper.some((m) => m !== "GET" && m !== "HEAD")) {
+  if (typeof key !== "function" && upper.some((m) => m !== "GET" && m !== "HEAD")) {
     fail(
       "methods other than GET and HEAD need a key function (the body is not in the default key)",
     );
@@ -134,13 +141,21 @@ function checkHeuristic(value: CachedOptions["heuristic"]) {
 }
 
 /**
- * Checks every option of {@link CachedOptions} and resolves its default.
- * @throws InvalidOptionError naming the first option that is invalid.
+ * Checks every option of {@link CachedOptions} and resolves its default. What depends on the
+ * cache (the namespace's defaults) is resolved once per cache: at once for a cache, on first
+ * use of each cache a `cache` function returns otherwise.
+ * @returns the settings of a request.
+ * @throws InvalidOptionError naming the first option that is invalid; the function it returns
+ *   throws one when a `cache` function returns something else than a cache.
  */
-export function resolve(options: CachedOptions): Settings {
+export function resolve(options: CachedOptions): (c: Context) => Settings {
   if (typeof options !== "object" || options === null) fail("needs an options object");
   const { cache } = options;
-  checkCache(cache);
+  if (typeof cache !== "function" && !isCache(cache)) {
+    fail(
+      "cache must be an edgecache Cache (createCache or cache.namespace) or a function of the context returning one",
+    );
+  }
   // `ttl: 0`: origin-driven, nothing is fresh unless its headers (or the heuristic) say so.
   const origin = options.ttl === 0;
   const ttl = options.ttl === undefined || origin ? undefined : checkTtl(options.ttl);
@@ -197,34 +212,57 @@ export function resolve(options: CachedOptions): Settings {
   if (options.onError !== undefined && typeof options.onError !== "function") {
     fail("onError must be a function");
   }
-  const swrWindow = staleWhileRevalidate ?? namespaceDefault(cache, "staleWhileRevalidate") ?? 0;
-  const graceWindow = grace ?? namespaceDefault(cache, "grace") ?? 0;
-  const resolvedTtl = origin ? 0 : (ttl ?? namespaceDefault(cache, "ttl") ?? DEFAULT_TTL);
-  return {
-    cache,
-    ttl: resolvedTtl,
-    staleWhileRevalidate,
-    grace,
-    swrWindow,
-    staleFor: Math.max(swrWindow, graceWindow, KEEP_FOR_REVALIDATION),
-    lock,
-    tags,
-    methods: new Set(methods),
-    vary: headerNames(vary),
-    key: options.key,
-    maxBodyBytes,
-    rules: {
-      statuses: new Set(statuses),
-      honorMaxAge,
+  const onError = options.onError ?? defaultOnError();
+  const settingsOf = (cache: Cache): Settings => {
+    const swrWindow = staleWhileRevalidate ?? namespaceDefault(cache, "staleWhileRevalidate") ?? 0;
+    const graceWindow = grace ?? namespaceDefault(cache, "grace") ?? 0;
+    const resolvedTtl = origin ? 0 : (ttl ?? namespaceDefault(cache, "ttl") ?? DEFAULT_TTL);
+    return {
+      cache,
       ttl: resolvedTtl,
-      swr: swrWindow,
-      sie: graceWindow,
-      origin,
-      heuristic,
-      targets,
-    },
-    name,
-    now: options.now ?? Date.now,
-    onError: options.onError ?? defaultOnError(),
+      staleWhileRevalidate,
+      grace,
+      swrWindow,
+      staleFor: Math.max(swrWindow, graceWindow, KEEP_FOR_REVALIDATION),
+      lock,
+      tags,
+      methods: new Set(methods),
+      vary: headerNames(vary),
+      key: keyFunction(options.key),
+      maxBodyBytes,
+      rules: {
+        statuses: new Set(statuses),
+        honorMaxAge,
+        ttl: resolvedTtl,
+        swr: swrWindow,
+        sie: graceWindow,
+        origin,
+        heuristic,
+        targets,
+      },
+      name,
+      now: options.now ?? Date.now,
+      onError,
+    };
+  };
+  if (typeof cache !== "function") {
+    const fixed = settingsOf(cache);
+    return () => fixed;
+  }
+  // Per cache, not per request: the function is expected to return the same few caches.
+  const made = new WeakMap<Cache, Settings>();
+  return function settingsFor(c) {
+    const got: unknown = cache(c);
+    if (!isCache(got)) {
+      throw new InvalidOptionError(
+        `cached: the cache function returned ${got instanceof Promise ? "a promise" : "something else"}, not an edgecache Cache (createCache or cache.namespace)`,
+      );
+    }
+    let settings = made.get(got);
+    if (settings === undefined) {
+      settings = settingsOf(got);
+      made.set(got, settings);
+    }
+    return settings;
   };
 }
