@@ -391,6 +391,7 @@ class ReadThroughGroup extends GroupCache {
  * await cache.set("user:1", { name: "Ada" });
  * const user = await cache.get<{ name: string }>("user:1");
  * ```
+ * @see docs/api.md (shipped in the package)
  */
 export function createCache(options: CacheOptions): Cache {
   return new EdgeCache(options);

@@ -147,6 +147,7 @@ export interface Cache {
    * The value under `key`; on a miss, calls `loader` once (however many callers ask at once),
    * caches what it returns and returns it. See {@link GetOrSetOptions} for coalescing across
    * instances, stale-while-revalidate, grace, timeouts and negative caching.
+   * @see docs/read-through.md (shipped in the package)
    */
   getOrSet<T>(key: string, loader: Loader<T>, options?: GetOrSetOptions): Promise<T>;
   /**

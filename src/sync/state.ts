@@ -68,7 +68,7 @@ export interface SyncOptions {
    * counts the stream as healthy, and while the stream is down it polls. `true` publishes
    * and subscribes; in Cloudflare Workers, which cannot hold a stream, pass
    * `{ subscribe: false }` to publish only. Needs `upstashStore({ url, token })` (or a
-   * `shardedStore` of them: one stream per shard) to subscribe.
+   * `shardedStore` of them: one stream per shard) to subscribe. See docs/pubsub.md.
    */
   pubsub?:
     | boolean

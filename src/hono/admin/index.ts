@@ -138,6 +138,7 @@ const isCache = (value: unknown): value is Cache =>
  * app.route("/_cache", cacheAdmin({ cache, token: env.EDGECACHE_ADMIN_TOKEN }));
  * // curl -H "Authorization: Bearer $TOKEN" https://example.com/_cache/keys/user%3A1
  * ```
+ * @see docs/hono.md (shipped in the package)
  */
 export function cacheAdmin(options: CacheAdminOptions): Hono {
   if (typeof options !== "object" || options === null || !isCache(options.cache)) {

@@ -248,6 +248,7 @@ export interface CachedEnv {
  *   c.json(loadPost(c.req.param("id"))),
  * );
  * ```
+ * @see docs/hono.md and docs/http-caching.md (shipped in the package)
  */
 export function cached(options: CachedOptions): MiddlewareHandler<CachedEnv> {
   const settingsFor = resolve(options);
