@@ -30,6 +30,35 @@ describe("workerd", () => {
   });
 });
 
+describe("sync.pubsub in workerd", () => {
+  it("refuses to subscribe, pointing to the hub, and publishes with subscribe: false", async () => {
+    const { createCache } = await import("edgecache");
+    const { upstashStore } = await import("edgecache/upstash");
+    const namespace = `pubsub.workerd.${crypto.randomUUID()}`;
+    const make = (pubsub: unknown) =>
+      createCache({
+        store: upstashStore({ url, token }),
+        namespace,
+        sync: { pubsub: pubsub as true },
+      });
+    let refusal: unknown;
+    try {
+      make(true);
+    } catch (error) {
+      refusal = error;
+    }
+    expect(refusal).toMatchObject({ code: "EC_INVALID_OPTION" });
+    expect(String(refusal)).toMatch(/sync\.hub/);
+    // A Worker publishes from its write scripts (what subscribers then receive is tested in
+    // Node: test/pubsub.test.ts).
+    const publisher = make({ subscribe: false });
+    await publisher.set("k", "v");
+    expect(await publisher.get("k")).toBe("v");
+    expect(publisher.stats().pubsub).toBeUndefined();
+    await publisher.close();
+  });
+});
+
 describe("the Worker (worker/index.ts)", () => {
   const namespace = env.EDGECACHE_NAMESPACE;
   const adminToken = env.EDGECACHE_ADMIN_TOKEN;
