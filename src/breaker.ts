@@ -1,5 +1,5 @@
 import { EdgeCacheError, InvalidOptionError, StoreError } from "./errors.js";
-import type { Store } from "./store.js";
+import type { Store } from "./store/contract.js";
 import { duration, positiveInt } from "./util/check.js";
 
 /**

@@ -10,7 +10,7 @@ import type { SerializerOption } from "./codec.js";
 import type { EdgeCacheError } from "./errors.js";
 import type { LocalCache, LocalOptions } from "./local.js";
 import type { Logger } from "./logger.js";
-import type { Store } from "./store.js";
+import type { Store } from "./store/contract.js";
 import type { SyncOptions } from "./sync/state.js";
 
 /** Options of {@link createCache}. */

@@ -10,7 +10,7 @@ import { Writer } from "./cache/write.js";
 import { ClosedError, InvalidKeyError, InvalidOptionError } from "./errors.js";
 import { type LoadSettings, resolveLoad } from "./load.js";
 import { resolveOptions } from "./options.js";
-import { NAMESPACE_PATTERN, type Store } from "./store.js";
+import { NAMESPACE_PATTERN, type Store } from "./store/contract.js";
 import type {
   Cache,
   CacheOptions,

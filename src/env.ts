@@ -8,7 +8,7 @@ import { createCache } from "./cache.js";
 import { InvalidOptionError } from "./errors.js";
 import type { HubBinding, HubOptions } from "./hub/options.js";
 import type { LocalOptions } from "./local.js";
-import { NAMESPACE_PATTERN } from "./store.js";
+import { NAMESPACE_PATTERN } from "./store/contract.js";
 import { type UpstashStoreOptions, upstashStore } from "./stores/upstash.js";
 import type { SyncOptions } from "./sync/state.js";
 import type { Cache, CacheOptions } from "./types.js";

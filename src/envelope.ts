@@ -7,7 +7,7 @@ import {
   ValueTooLargeError,
 } from "./errors.js";
 import type { Negative } from "./local.js";
-import { MAX_TTL, type StoreWrite } from "./store.js";
+import { MAX_TTL, type StoreWrite } from "./store/contract.js";
 import { isWellFormed, utf8Length } from "./util/bytes.js";
 import { duration } from "./util/check.js";
 

@@ -26,7 +26,7 @@ export {
 export { mintHubToken } from "./hub/token.js";
 export type { LocalCache } from "./local.js";
 export type { Logger } from "./logger.js";
-export type { Store } from "./store.js";
+export type { Store } from "./store/contract.js";
 export { memoryStore } from "./stores/memory.js";
 export { type ShardedStoreOptions, shardedStore } from "./stores/sharded.js";
 export type {

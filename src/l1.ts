@@ -1,6 +1,6 @@
 import type { Decoded } from "./envelope.js";
 import type { LocalCache, LocalEntry } from "./local.js";
-import type { ChangedKey } from "./store.js";
+import type { ChangedKey } from "./store/contract.js";
 
 /**
  * The L1 tier with the guards that keep late answers out of it. An answer from L2 may be

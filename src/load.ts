@@ -1,7 +1,7 @@
 import type { GetOrSetOptions, Loader, NamespaceOptions } from "./cache-options.js";
 import { checkJitter, checkTags, checkTtl } from "./envelope.js";
 import { InvalidOptionError } from "./errors.js";
-import { MAX_TTL } from "./store.js";
+import { MAX_TTL } from "./store/contract.js";
 import { duration, isRecord, MAX_TIMER } from "./util/check.js";
 
 /** {@link GetOrSetOptions} resolved against a namespace's defaults. */

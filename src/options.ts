@@ -4,7 +4,7 @@ import { checkJitter, checkTtl } from "./envelope.js";
 import { type EdgeCacheError, InvalidOptionError } from "./errors.js";
 import { type ResolvedLocal, resolveLocal } from "./local.js";
 import { consoleLogger, GuardedLogger, isLogger, type Logger, silentLogger } from "./logger.js";
-import { NAMESPACE_PATTERN, type Store } from "./store.js";
+import { NAMESPACE_PATTERN, type Store } from "./store/contract.js";
 import { resolveSync, type SyncSettings } from "./sync/state.js";
 import { duration, isRecord, MAX_TIMER, nonNegative, positiveInt } from "./util/check.js";
 

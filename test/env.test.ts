@@ -10,7 +10,7 @@ import { fromEnv, optionsFromEnv } from "../src/env.js";
 import { InvalidOptionError } from "../src/errors.js";
 import type { HubBinding, HubOptions, WebSocketConstructor } from "../src/hub/options.js";
 import { memoryStore } from "../src/index.js";
-import type { ChangeRecord } from "../src/store.js";
+import type { ChangeRecord } from "../src/store/contract.js";
 
 const url = inject("bridgeUrl");
 const token = inject("bridgeToken");

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { ChangeRecord } from "../src/store.js";
+import type { ChangeRecord } from "../src/store/contract.js";
 import { resolveSync, SyncState } from "../src/sync/state.js";
 
 const settings = (o = {}) => resolveSync({ maxStaleness: 1000, batch: 10, ...o })!;

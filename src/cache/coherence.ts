@@ -2,7 +2,7 @@ import { type Decoded, MISS } from "../envelope.js";
 import { StoreError } from "../errors.js";
 import { HubClient } from "../hub/client.js";
 import type { ResolvedOptions } from "../options.js";
-import type { ChangeBatch, ChangeRecord, WriteMeta } from "../store.js";
+import type { ChangeBatch, ChangeRecord, WriteMeta } from "../store/contract.js";
 import { PubSubClient } from "../sync/pubsub.js";
 import type { SyncState, SyncVerdict } from "../sync/state.js";
 import { utf8Length } from "../util/bytes.js";

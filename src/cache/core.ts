@@ -4,7 +4,7 @@ import { CorruptEntryError, EdgeCacheError, StoreError } from "../errors.js";
 import { GuardedL1 } from "../l1.js";
 import type { Logger } from "../logger.js";
 import type { ResolvedOptions } from "../options.js";
-import type { Store } from "../store.js";
+import type { Store } from "../store/contract.js";
 import { SyncState } from "../sync/state.js";
 import type { CacheStats } from "../types.js";
 import { handOff, type WaitUntil } from "../util/runtime.js";

@@ -1,7 +1,7 @@
 import { MISS } from "../envelope.js";
 import { StoreError } from "../errors.js";
 import type { LocalEntry } from "../local.js";
-import type { ChangeBatch, StoreEntry } from "../store.js";
+import type { ChangeBatch, StoreEntry } from "../store/contract.js";
 import { utf8Length } from "../util/bytes.js";
 import type { Coherence } from "./coherence.js";
 import type { Core } from "./core.js";

@@ -1,6 +1,6 @@
 import { checkTags, type Prepared, tagKey } from "../envelope.js";
 import { StoreError } from "../errors.js";
-import type { ChangeBatch, ChangeRecord, WriteMeta } from "../store.js";
+import type { ChangeBatch, ChangeRecord, WriteMeta } from "../store/contract.js";
 import type { Coherence } from "./coherence.js";
 import type { Core } from "./core.js";
 

@@ -12,7 +12,7 @@ import {
   parseRecord,
 } from "../hub/protocol.js";
 import type { HubRole } from "../hub/token.js";
-import type { ChangeRecord } from "../store.js";
+import type { ChangeRecord } from "../store/contract.js";
 import { HUB_NAMESPACE_HEADER, HUB_ROLE_HEADER, HUB_SHARD_HEADER } from "./router.js";
 
 /** What {@link InvalidationHub.stats} reports. */

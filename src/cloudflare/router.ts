@@ -7,7 +7,7 @@ import { InvalidOptionError } from "../errors.js";
 import { hubObjectName, MAX_FRAME_BYTES, parseFrame, parseRecord } from "../hub/protocol.js";
 import { recordsByShard } from "../hub/shard.js";
 import { verifyHubToken } from "../hub/token.js";
-import { type ChangeRecord, NAMESPACE_PATTERN } from "../store.js";
+import { type ChangeRecord, NAMESPACE_PATTERN } from "../store/contract.js";
 import type { InvalidationHub } from "./hub.js";
 
 /**

@@ -4,7 +4,7 @@
  * @module
  */
 import { type EdgeCacheError, HubError } from "../errors.js";
-import type { ChangeRecord } from "../store.js";
+import type { ChangeRecord } from "../store/contract.js";
 import { unref } from "../util/runtime.js";
 import { publishFrames } from "./frames.js";
 import type { ResolvedHub, WebSocketConstructor, WebSocketLike } from "./options.js";

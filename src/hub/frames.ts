@@ -2,7 +2,7 @@
  * Packing of the publish frames a subscribed client sends over its sockets or by HTTP.
  * @module
  */
-import type { ChangeRecord } from "../store.js";
+import type { ChangeRecord } from "../store/contract.js";
 
 /** Keys per published record, and the JSON size a publish frame stays under. */
 const RECORD_KEYS = 100;

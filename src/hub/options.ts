@@ -3,7 +3,7 @@
  * @module
  */
 import { InvalidOptionError } from "../errors.js";
-import type { ChangeRecord } from "../store.js";
+import type { ChangeRecord } from "../store/contract.js";
 import { duration } from "../util/check.js";
 
 /** The part of a Durable Object namespace binding the publisher uses. */

@@ -22,7 +22,7 @@
  * @module
  */
 import { utf8Length } from "../codec.js";
-import type { ChangeRecord } from "../store.js";
+import type { ChangeRecord } from "../store/contract.js";
 
 /** Records sent by a publisher: exactly the change-log records its write appended. */
 export interface PublishFrame {

@@ -1,5 +1,5 @@
 import { InvalidOptionError } from "../errors.js";
-import { NAMESPACE_PATTERN } from "../store.js";
+import { NAMESPACE_PATTERN } from "../store/contract.js";
 import { base64url, fromBase64url } from "../util/bytes.js";
 import { duration } from "../util/check.js";
 

@@ -37,7 +37,7 @@ export {
   type StoreWriteResult,
   type SyncRequest,
   type WriteMeta,
-} from "../store.js";
+} from "./contract.js";
 export {
   type StoreCapabilities,
   type StoreSuiteOptions,

@@ -3,7 +3,7 @@
  * with, and the namespaces and write metadata they use.
  * @module
  */
-import type { StoreWrite, WriteMeta } from "../store.js";
+import type { StoreWrite, WriteMeta } from "./contract.js";
 import type { StoreCapabilities, StoreHarness } from "./suite.js";
 import type { SuiteMatchers, SuiteTestApi } from "./test-api.js";
 

@@ -3,7 +3,7 @@
  * that declares none is checked to have none.
  * @module
  */
-import type { Store } from "../store.js";
+import type { Store } from "./contract.js";
 import { META, type SuiteRun } from "./suite-case.js";
 
 /** Every key of a listing, page after page (at most 1000 pages), and the pages' sizes. */

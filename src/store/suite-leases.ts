@@ -3,7 +3,7 @@
  * declares them; a store that declares none is checked to have none.
  * @module
  */
-import type { Store } from "../store.js";
+import type { Store } from "./contract.js";
 import type { SuiteRun } from "./suite-case.js";
 
 /** Registers the lease cases (see {@link SuiteRun}). */

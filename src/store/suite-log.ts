@@ -3,7 +3,7 @@
  * cursor, trimming, and syncs carried by reads and writes.
  * @module
  */
-import type { ChangeBatch } from "../store.js";
+import type { ChangeBatch } from "./contract.js";
 import { META, type SuiteRun } from "./suite-case.js";
 
 const w = (key: string, value: string, propagate = false, ttl = 60_000) => ({

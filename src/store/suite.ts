@@ -1,10 +1,10 @@
 /**
- * The store contract suite: every invariant of {@link Store} (see `src/store.ts`) as test
+ * The store contract suite: every invariant of {@link Store} (see `src/store/contract.ts`) as test
  * cases, registered with the caller's test framework, so that a third-party store can be
  * checked exactly as edgecache's own stores are.
  * @module
  */
-import type { Store } from "../store.js";
+import type { Store } from "./contract.js";
 import { freshNamespace, type SuiteRun } from "./suite-case.js";
 import { entryCases } from "./suite-entries.js";
 import { keyCases } from "./suite-keys.js";

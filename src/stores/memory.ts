@@ -11,7 +11,7 @@ import {
   type StoreWriteResult,
   type SyncRequest,
   type WriteMeta,
-} from "../store.js";
+} from "../store/contract.js";
 
 /** Options of {@link memoryStore}. */
 export interface MemoryStoreOptions {

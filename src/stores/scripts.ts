@@ -17,7 +17,7 @@
  * @module
  */
 
-import { MAX_TTL } from "../store.js";
+import { MAX_TTL } from "../store/contract.js";
 
 /** Prefix of every stored entry; anything else under our keys is foreign data. */
 export const ENTRY_MAGIC = "ec1:";

@@ -5,7 +5,7 @@
  */
 
 import { InvalidOptionError } from "../errors.js";
-import { checkKeysPage, type Store } from "../store.js";
+import { checkKeysPage, type Store } from "../store/contract.js";
 
 type Page = Parameters<NonNullable<Store["keys"]>>[1];
 type Listing = Awaited<ReturnType<NonNullable<Store["keys"]>>>;

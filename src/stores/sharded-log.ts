@@ -11,7 +11,7 @@
  */
 
 import { InvalidOptionError, StoreError } from "../errors.js";
-import type { ChangeBatch, ChangedKey, ChangeRecord, SyncRequest } from "../store.js";
+import type { ChangeBatch, ChangedKey, ChangeRecord, SyncRequest } from "../store/contract.js";
 
 // Merged records kept per namespace for caches that read the log after an older cursor; a
 // cursor older than the oldest kept one is a gap (the cache drops its L1).

@@ -1,4 +1,4 @@
-import type { Store } from "../store.js";
+import type { Store } from "../store/contract.js";
 
 type Handlers = Parameters<NonNullable<Store["subscribe"]>>[1];
 

@@ -6,7 +6,7 @@
  */
 
 import { InvalidOptionError } from "../errors.js";
-import type { Store } from "../store.js";
+import type { Store } from "../store/contract.js";
 import type { Shard, ShardedStoreOptions } from "./sharded.js";
 
 const DEFAULT_REPLICAS = 2000;

@@ -20,7 +20,7 @@ import type {
   StoreWriteResult,
   SyncRequest,
   WriteMeta,
-} from "../store.js";
+} from "../store/contract.js";
 import { shardedKeys } from "./sharded-keys.js";
 import {
   batchFor,

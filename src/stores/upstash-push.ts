@@ -5,7 +5,7 @@
  * @module
  */
 import { StoreError } from "../errors.js";
-import type { ChangeRecord, Store } from "../store.js";
+import type { ChangeRecord, Store } from "../store/contract.js";
 import { unref } from "../util/runtime.js";
 
 type Handlers = Parameters<NonNullable<Store["subscribe"]>>[1];

@@ -4,7 +4,7 @@
  * @module
  */
 import { StoreError } from "../errors.js";
-import type { ChangeBatch, ChangedKey, ChangeRecord, StoreEntry } from "../store.js";
+import type { ChangeBatch, ChangedKey, ChangeRecord, StoreEntry } from "../store/contract.js";
 import { ENTRY_MAGIC } from "./scripts.js";
 
 const OPS: Record<string, ChangeRecord["op"]> = { s: "set", d: "delete", c: "clear" };

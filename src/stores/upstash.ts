@@ -10,7 +10,7 @@ import {
   type StoreWrite,
   type SyncRequest,
   type WriteMeta,
-} from "../store.js";
+} from "../store/contract.js";
 import { duration, MAX_TIMER } from "../util/check.js";
 import {
   ACQUIRE_SCRIPT,

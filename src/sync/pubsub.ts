@@ -5,7 +5,7 @@
  * @module
  */
 import { EdgeCacheError, InvalidOptionError, StoreError } from "../errors.js";
-import type { ChangeRecord, Store } from "../store.js";
+import type { ChangeRecord, Store } from "../store/contract.js";
 import { duration, isRecord, MAX_TIMER } from "../util/check.js";
 import { unref } from "../util/runtime.js";
 

@@ -1,6 +1,6 @@
 import { InvalidOptionError } from "../errors.js";
 import { type HubOptions, type ResolvedHub, resolveHub } from "../hub/options.js";
-import type { ChangeBatch, ChangeRecord, SyncRequest } from "../store.js";
+import type { ChangeBatch, ChangeRecord, SyncRequest } from "../store/contract.js";
 import { isRecord, nonNegative } from "../util/check.js";
 import { type ResolvedPubSub, resolvePubSub } from "./pubsub.js";
 

@@ -25,7 +25,7 @@
  * @module
  */
 
-import { InvalidOptionError } from "./errors.js";
+import { InvalidOptionError } from "../errors.js";
 
 /** One entry as read from a store. */
 export interface StoreEntry {
