@@ -88,36 +88,38 @@ class EdgeCache implements Cache {
 
   // ---- reads ---------------------------------------------------------------------------
 
+  // The L1-hit path checks the key after the lookup: L1 only ever holds keys that passed
+  // `checkKey`, so a bad key misses there and is refused below, having changed nothing.
   async get<T = unknown>(key: string): Promise<T | undefined> {
-    this.#open();
     const core: Core = this.#core;
-    core.codec.checkKey(key);
+    if (core.closed) throw new ClosedError();
     const t = core.hitClock();
-    if (core.inWindow(t)) {
+    if (typeof key === "string" && core.inWindow(t)) {
       const entry = core.l1.lookup(key, t);
       if (entry !== undefined && (entry.tags === undefined || core.tags.hold(key, entry))) {
         core.stats.l1Hits++;
-        this.#coherence.refreshAhead(t);
-        return core.out(entry.value) as T;
+        if (core.refreshesAhead) this.#coherence.refreshAhead(t);
+        return (core.copy === undefined ? entry.value : core.copy(entry.value)) as T;
       }
     }
+    core.codec.checkKey(key);
     const { entries } = await this.#reader.slow([key], t, false);
     const entry = entries[0];
     return (entry === undefined ? undefined : core.out(entry.value)) as T | undefined;
   }
 
   peek<T = unknown>(key: string): T | undefined {
-    this.#open();
     const core: Core = this.#core;
-    core.codec.checkKey(key);
+    if (core.closed) throw new ClosedError();
     const t = core.hitClock();
-    const entry = core.inWindow(t) ? core.l1.lookup(key, t) : undefined;
+    const entry = typeof key === "string" && core.inWindow(t) ? core.l1.lookup(key, t) : undefined;
     if (entry === undefined || (entry.tags !== undefined && !core.tags.hold(key, entry))) {
+      core.codec.checkKey(key);
       core.stats.l1Misses++;
       return undefined;
     }
     core.stats.l1Hits++;
-    return core.out(entry.value) as T;
+    return (core.copy === undefined ? entry.value : core.copy(entry.value)) as T;
   }
 
   async has(key: string): Promise<boolean> {

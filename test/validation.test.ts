@@ -121,6 +121,42 @@ describe("keys that are not well-formed UTF-16", () => {
   });
 });
 
+describe("bad keys on the L1-hit path", () => {
+  it("are refused by get, peek and has even while L1 holds look-alike keys, counting nothing", async () => {
+    const cache = createCache({ store: memoryStore(), logger: false });
+    await cache.setMany([
+      ["5", "five"],
+      ["k", "v"],
+      ["\uFFFD", "replacement"],
+    ]);
+    expect(await cache.get("5")).toBe("five");
+    const before = cache.stats();
+    const bad: unknown[] = [
+      5,
+      "",
+      null,
+      undefined,
+      { toString: () => "k" },
+      ["k"],
+      "\uD800",
+      "\u0000t:x",
+    ];
+    for (const key of bad) {
+      expect((await rejection(cache.get(key as string))).code).toBe("EC_INVALID_KEY");
+      expect(thrown(() => cache.peek(key as string)).code).toBe("EC_INVALID_KEY");
+      expect((await rejection(cache.has(key as string))).code).toBe("EC_INVALID_KEY");
+    }
+    const after = cache.stats();
+    expect([after.l1Hits, after.l1Misses, after.l2Hits, after.l2Misses]).toEqual([
+      before.l1Hits,
+      before.l1Misses,
+      before.l2Hits,
+      before.l2Misses,
+    ]);
+    await cache.close();
+  });
+});
+
 describe("options of the wrong shape", () => {
   const store = memoryStore();
   const fn = () => {};

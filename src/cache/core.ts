@@ -46,6 +46,8 @@ export class Core {
   /** The clock of the L1 hit path, and how far its reading may lag the real one. */
   readonly hitClock: () => number;
   readonly hitSlack: number;
+  /** `sync.refreshAhead` is on: hits may start a background sync. */
+  readonly refreshesAhead: boolean;
   readonly copy: ((value: unknown) => unknown) | undefined;
   /** Whether the store's versions compare across keys (`Store.orderedVersions`). */
   readonly orderedVersions: boolean;
@@ -80,6 +82,7 @@ export class Core {
     this.now = o.now;
     this.hitClock = o.clockResolution > 0 ? coarseClock(o.now, o.clockResolution) : o.now;
     this.hitSlack = o.clockResolution;
+    this.refreshesAhead = (o.sync?.refreshAhead ?? 0) > 0;
     this.copy = o.local?.copy;
     this.#logger = o.logger;
     this.#onError = o.onError;
