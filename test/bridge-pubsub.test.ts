@@ -208,6 +208,27 @@ describe("subscribe on the wire", () => {
     await s.close();
   });
 
+  it("ends the stream of a client that stops reading, rather than buffering without bound", async () => {
+    const ch = channel("slow");
+    const controller = new AbortController();
+    // The body is never read: once the socket's buffers fill, the bridge holds what it sends.
+    const res = await fetch(`${url}/subscribe/${ch}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}` },
+      body: "[]",
+      signal: controller.signal,
+    });
+    expect(res.status).toBe(200);
+    await until(async () => (await subscribers(ch)) === 1);
+    const payload = "x".repeat(64 << 10);
+    for (let i = 0; i < 400 && (await subscribers(ch)) === 1; i++) {
+      await direct.command(["PUBLISH", ch, payload]);
+    }
+    // 25 MiB published, 8 MiB allowed in flight: the bridge let the subscription go.
+    await until(async () => (await subscribers(ch)) === 0);
+    controller.abort();
+  });
+
   it("refuses a wrong token and an empty channel name", async () => {
     const wrong = await fetch(`${url}/subscribe/x`, {
       method: "POST",

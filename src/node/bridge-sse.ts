@@ -3,6 +3,13 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { RespValue } from "./resp.js";
 import { type PushFrame, RespSubscriber } from "./subscriber.js";
 
+/**
+ * Most bytes a stream may hold unsent for a client that does not read: past it the stream
+ * ends (the client reconnects and catches up), as Redis drops a pub/sub client whose output
+ * buffer overflows, rather than growing without bound.
+ */
+const MAX_UNSENT = 8 << 20;
+
 /** What one bridge shares among its subscriptions. */
 export interface SubscriptionHost {
   readonly redisUrl: string;
@@ -60,7 +67,10 @@ export async function serveSubscription(
   let early: string[] | undefined = [];
   const write = (chunk: string) => {
     if (early !== undefined) early.push(chunk);
-    else if (!res.destroyed) res.write(chunk);
+    else if (res.writableLength > MAX_UNSENT) {
+      stop();
+      res.destroy();
+    } else if (!res.destroyed) res.write(chunk);
   };
   try {
     await sub.open(

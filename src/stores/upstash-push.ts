@@ -10,6 +10,9 @@ import { unref } from "../util/runtime.js";
 
 type Handlers = Parameters<NonNullable<Store["subscribe"]>>[1];
 
+/** Longest line accepted from the stream (a record carries at most `propagateMaxBytes` of value). */
+const MAX_LINE = 16 << 20;
+
 /** The payload of the liveness probe a silent stream publishes to itself. */
 export const PROBE = "probe";
 
@@ -104,6 +107,9 @@ export function openPush(target: PushTarget, handlers: Handlers): { close(): voi
           data.push(line.slice(line.startsWith("data: ") ? 6 : 5));
         }
         nl = buffer.indexOf("\n");
+      }
+      if (buffer.length > MAX_LINE) {
+        throw new StoreError("EC_STORE_UNAVAILABLE", "the pub/sub stream sent a line too long");
       }
     }
     throw new StoreError("EC_STORE_UNAVAILABLE", "the pub/sub stream ended");
