@@ -125,7 +125,7 @@ export class Breaker {
     try {
       const result = await call();
       this.#failures = 0;
-      this.#state = "closed";
+      this.#to("closed");
       return result;
     } catch (err) {
       // Bad input says nothing about the backend: it neither counts nor decides a trial
@@ -142,15 +142,24 @@ export class Breaker {
   // Whether the half-open trial call is in flight.
   #trialOut = false;
 
+  /** Called with the new state on every change (the cache's `breaker` event). */
+  changed: ((state: BreakerStats["state"]) => void) | undefined;
+
+  #to(state: BreakerStats["state"]): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.changed?.(state);
+  }
+
   #open(): void {
-    this.#state = "open";
+    this.#to("open");
     this.#openedAt = this.#now();
     this.#opens++;
   }
 
   #tick(): void {
     if (this.#state === "open" && this.#now() - this.#openedAt >= this.#settings.cooldown) {
-      this.#state = "half-open";
+      this.#to("half-open");
     }
   }
 }

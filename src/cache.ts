@@ -1,6 +1,7 @@
 import { Breaker, guardStore, resolveBreaker } from "./breaker.js";
 import { Coherence } from "./cache/coherence.js";
 import { Core } from "./cache/core.js";
+import { type CacheEvent, type CacheEventMap, isCacheEvent } from "./cache/events.js";
 import { listKeys } from "./cache/keys.js";
 import { Reader } from "./cache/read.js";
 import { ReadThrough } from "./cache/read-through/get-or-set.js";
@@ -84,6 +85,9 @@ class EdgeCache implements Cache {
     this.#leases = new Leases(core, this.#reader, loads);
     this.#readThrough = new ReadThrough(core, this.#reader, loads, this.#leases);
     this.#coherence.changed = (key) => this.#leases.wake(key);
+    if (this.#breaker && !inherited) {
+      this.#breaker.changed = (state) => core.emit("breaker", { state });
+    }
   }
 
   // ---- reads ---------------------------------------------------------------------------
@@ -98,6 +102,7 @@ class EdgeCache implements Cache {
       const entry = core.l1.lookup(key, t);
       if (entry !== undefined && (entry.tags === undefined || core.tags.hold(key, entry))) {
         core.stats.l1Hits++;
+        if (core.events !== undefined) core.events.emit("hit", { key, tier: "l1" });
         if (core.refreshesAhead) this.#coherence.refreshAhead(t);
         return (core.copy === undefined ? entry.value : core.copy(entry.value)) as T;
       }
@@ -116,9 +121,11 @@ class EdgeCache implements Cache {
     if (entry === undefined || (entry.tags !== undefined && !core.tags.hold(key, entry))) {
       core.codec.checkKey(key);
       core.stats.l1Misses++;
+      if (core.events !== undefined) core.events.emit("miss", { key });
       return undefined;
     }
     core.stats.l1Hits++;
+    if (core.events !== undefined) core.events.emit("hit", { key, tier: "l1" });
     return (core.copy === undefined ? entry.value : core.copy(entry.value)) as T;
   }
 
@@ -142,6 +149,7 @@ class EdgeCache implements Cache {
       const entry = fresh ? this.#reader.lookup(key, t) : undefined;
       if (entry !== undefined) {
         core.stats.l1Hits++;
+        if (core.events !== undefined) core.events.emit("hit", { key, tier: "l1" });
         out[i] = core.out(entry.value);
         continue;
       }
@@ -178,6 +186,7 @@ class EdgeCache implements Cache {
       const entry = this.#reader.lookup(key, t);
       if (entry !== undefined) {
         core.stats.l1Hits++;
+        if (core.events !== undefined) core.events.emit("hit", { key, tier: "l1" });
         this.#coherence.refreshAhead(t);
         return this.#readThrough.cached(entry, key) as T;
       }
@@ -187,27 +196,22 @@ class EdgeCache implements Cache {
 
   async inspect(key: string): Promise<InspectResult | undefined> {
     this.#open();
-    const core: Core = this.#core;
-    core.codec.checkKey(key);
-    const t = core.now();
-    let tier: "l1" | "l2" = "l1";
-    let entry = this.#reader.lookupStale(key, t);
-    if (entry === undefined) {
-      tier = "l2";
-      entry = (await this.#reader.fromL2([key], true)).entries[0];
-    }
-    if (entry === undefined) return undefined;
-    return {
-      key,
-      tier,
-      value: entry.value === undefined ? undefined : core.out(entry.value),
-      version: entry.version,
-      ttl: entry.expiresAt - t,
-      expiresIn: Math.max(entry.expiresAt, entry.staleUntil ?? 0) - t,
-      stale: !(entry.expiresAt > t),
-      tags: entry.tags ?? [],
-      negative: entry.negative,
-    };
+    this.#core.codec.checkKey(key);
+    return this.#reader.inspect(key);
+  }
+
+  on<E extends CacheEvent>(event: E, listener: (payload: CacheEventMap[E]) => unknown): void {
+    this.#open();
+    if (!isCacheEvent(event)) throw new InvalidOptionError(`no event named ${String(event)}`);
+    if (typeof listener !== "function")
+      throw new InvalidOptionError("a listener must be a function");
+    this.#core.listen().on(event, listener as never);
+  }
+
+  off<E extends CacheEvent>(event: E, listener: (payload: CacheEventMap[E]) => unknown): void {
+    const events = this.#core.events;
+    // The last listener gone, the hot paths are as without any.
+    if (events?.off(event, listener as never)) this.#core.events = undefined;
   }
 
   keys(options?: Parameters<Cache["keys"]>[0]): Promise<{ keys: string[]; cursor: string }> {
@@ -318,23 +322,7 @@ class EdgeCache implements Cache {
   // ---- lifecycle -----------------------------------------------------------------------
 
   stats(): CacheStats {
-    const core: Core = this.#core;
-    const sync = core.sync?.stats;
-    const hub = this.#coherence.hub;
-    return {
-      ...core.stats,
-      l1Items: core.l1.size,
-      l1Bytes: core.l1.bytes,
-      l1Evictions: core.l1.evictions,
-      syncs: sync?.syncs ?? 0,
-      changesApplied: this.#coherence.changesApplied,
-      flushes: (sync?.flushes ?? 0) + this.#coherence.remoteFlushes,
-      syncLag: sync?.syncLag ?? 0,
-      cursor: core.sync?.cursor ?? -1,
-      hub: hub && { healthy: hub.healthy, ...hub.stats },
-      pubsub: this.#coherence.pubsub && { ...this.#coherence.pubsub.stats },
-      breaker: this.#breaker?.stats,
-    };
+    return this.#coherence.report(this.#breaker?.stats);
   }
 
   async close(): Promise<void> {

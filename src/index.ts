@@ -6,6 +6,8 @@
  * what a store of your own implements, and the suite that tests it, in `edgecache/store`.
  * @module
  */
+
+export type { CacheEventMap } from "./cache/events.js";
 export { createCache } from "./cache.js";
 export type { Serializer } from "./codec.js";
 export { fromEnv } from "./env.js";
@@ -26,7 +28,6 @@ export {
 export { mintHubToken } from "./hub/token.js";
 export type { LocalCache } from "./local.js";
 export type { Logger } from "./logger.js";
-export type { Store } from "./store/contract.js";
 export { memoryStore } from "./stores/memory.js";
 export { type ShardedStoreOptions, shardedStore } from "./stores/sharded.js";
 export type {

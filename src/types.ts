@@ -6,6 +6,7 @@
  */
 
 import type { BreakerStats } from "./breaker.js";
+import type { CacheEventMap } from "./cache/events.js";
 import type {
   GetOrSetOptions,
   Loader,
@@ -197,6 +198,29 @@ export interface Cache {
     /** About how many keys the page holds, from 1 to 1000. @default 100 */
     limit?: number;
   }): Promise<{ keys: string[]; cursor: string }>;
+  /**
+   * Calls `listener` on every `event` of this cache (for a namespace, of that namespace):
+   * `hit` (with its tier), `miss`, `set`, `delete`, `clear`, `sync` (records applied, or a
+   * flush), `load` (key, duration, outcome), `stale` (served by stale-while-revalidate or
+   * grace), `breaker` (state changes) and `error` (what `onError` gets). Listeners run
+   * where the event happens; what they throw or reject is logged and ignored, never the
+   * caller's. With no listener, events cost nothing. Payloads carry keys, never values.
+   * @throws InvalidOptionError for an unknown event or a listener that is not a function.
+   * @example
+   * ```ts
+   * cache.on("load", ({ key, ms, outcome }) => console.log(`loaded ${key} in ${ms} ms: ${outcome}`));
+   * ```
+   * @see docs/events.md (shipped in the package)
+   */
+  on<E extends keyof CacheEventMap>(
+    event: E,
+    listener: (payload: CacheEventMap[E]) => unknown,
+  ): void;
+  /** Stops calling `listener` on `event`; nothing happens when it was not listening. */
+  off<E extends keyof CacheEventMap>(
+    event: E,
+    listener: (payload: CacheEventMap[E]) => unknown,
+  ): void;
   /** Counters and L1 occupancy. */
   stats(): CacheStats;
   /**
@@ -207,7 +231,7 @@ export interface Cache {
 }
 
 /**
- * A namespace of a cache (the Go seed's group). With a loader, `get` is read-through: a
+ * A namespace of a cache. With a loader, `get` is read-through: a
  * miss loads, caches and returns the value, as `getOrSet(key, loader)` with the namespace's
  * options would. `getMany`, `peek` and `has` do not load.
  */

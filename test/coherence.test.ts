@@ -1,12 +1,7 @@
 import { Redis } from "@upstash/redis";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import {
-  type CacheOptions,
-  createCache,
-  memoryStore,
-  type Store,
-  StoreError,
-} from "../src/index.js";
+import { type CacheOptions, createCache, memoryStore, StoreError } from "../src/index.js";
+import type { Store } from "../src/store/contract.js";
 import { freshNamespace } from "../src/store/suite-case.js";
 import { upstashStore } from "../src/stores/upstash.js";
 import { countRequests, fakeClock, cluster as sharedCluster } from "./helpers.js";

@@ -13,8 +13,8 @@ import {
   type EdgeCacheError,
   isEdgeCacheError,
   memoryStore,
-  type Store,
 } from "../src/index.js";
+import type { Store } from "../src/store/contract.js";
 
 /** A clock tests move by hand. */
 export function fakeClock(start = 1_700_000_000_000) {

@@ -1,12 +1,7 @@
 import { Redis } from "@upstash/redis";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import {
-  type Cache,
-  createCache,
-  type LoaderContext,
-  memoryStore,
-  type Store,
-} from "../src/index.js";
+import { type Cache, createCache, type LoaderContext, memoryStore } from "../src/index.js";
+import type { Store } from "../src/store/contract.js";
 import { storeSuite } from "../src/store/index.js";
 import { freshNamespace, META } from "../src/store/suite-case.js";
 import { type ShardedStore, shardedStore } from "../src/stores/sharded.js";

@@ -3,7 +3,8 @@
  * enforced, so a store cannot pass a case it does not meet by leaving something out.
  */
 import { describe, expect, it } from "vitest";
-import { memoryStore, type Store } from "../src/index.js";
+import { memoryStore } from "../src/index.js";
+import type { Store } from "../src/store/contract.js";
 import { type StoreSuiteOptions, type SuiteTestApi, storeSuite } from "../src/store/index.js";
 import { shardedStore } from "../src/stores/sharded.js";
 import { fakeClock } from "./helpers.js";

@@ -1,3 +1,4 @@
+import type { BreakerStats } from "../breaker.js";
 import { type Decoded, MISS } from "../envelope.js";
 import { StoreError } from "../errors.js";
 import { HubClient } from "../hub/client.js";
@@ -5,6 +6,7 @@ import type { ResolvedOptions } from "../options.js";
 import type { ChangeBatch, ChangeRecord, WriteMeta } from "../store/contract.js";
 import { PubSubClient } from "../sync/pubsub.js";
 import type { SyncState, SyncVerdict } from "../sync/state.js";
+import type { CacheStats } from "../types.js";
 import { utf8Length } from "../util/bytes.js";
 import { handOff } from "../util/runtime.js";
 import type { Core } from "./core.js";
@@ -166,6 +168,13 @@ export class Coherence {
     else if (verdict.kind === "apply") {
       for (const record of verdict.records) this.#applyRecord(record, sentAt);
     }
+    if (this.#core.events !== undefined && verdict.kind !== "unverified") {
+      const records = verdict.kind === "apply" ? verdict.records : [];
+      this.#core.events.emit("sync", {
+        applied: records.length,
+        flushed: verdict.kind === "flush" || records.some((r) => r.op === "clear"),
+      });
+    }
     return verdict;
   }
 
@@ -213,6 +222,10 @@ export class Coherence {
     } finally {
       this.#core.l1.settle();
     }
+    this.#core.emit("sync", {
+      applied: records.length,
+      flushed: records.some((r) => r.op === "clear"),
+    });
   }
 
   /** Tells the hub about a write that succeeded; awaited unless `waitUntil` takes it. */
@@ -272,5 +285,26 @@ export class Coherence {
     }
     const synced = this.#apply(changes, asked, sentAt).kind !== "unverified";
     return { synced, installable: undisturbed && changes.head >= this.#sync!.cursor };
+  }
+
+  /** The cache's `stats()`: the shared counters, L1's occupancy, and the sync's and pushes' state. */
+  report(breaker: BreakerStats | undefined): CacheStats {
+    const core = this.#core;
+    const sync = core.sync?.stats;
+    const hub = this.hub;
+    return {
+      ...core.stats,
+      l1Items: core.l1.size,
+      l1Bytes: core.l1.bytes,
+      l1Evictions: core.l1.evictions,
+      syncs: sync?.syncs ?? 0,
+      changesApplied: this.changesApplied,
+      flushes: (sync?.flushes ?? 0) + this.remoteFlushes,
+      syncLag: sync?.syncLag ?? 0,
+      cursor: core.sync?.cursor ?? -1,
+      hub: hub && { healthy: hub.healthy, ...hub.stats },
+      pubsub: this.pubsub && { ...this.pubsub.stats },
+      breaker,
+    };
   }
 }

@@ -8,6 +8,7 @@ import type { Store } from "../store/contract.js";
 import { SyncState } from "../sync/state.js";
 import type { CacheStats } from "../types.js";
 import { handOff, type WaitUntil } from "../util/runtime.js";
+import { type CacheEventMap, Emitter } from "./events.js";
 import { Tags } from "./tags.js";
 
 /** The counters behind `stats()`, bumped by every part. */
@@ -75,6 +76,8 @@ export class Core {
   };
   readonly #logger: Logger;
   readonly #onError: ((error: EdgeCacheError) => void) | undefined;
+  /** The listeners of `cache.on`; `undefined` while there are none (hot paths check it). */
+  events: Emitter | undefined;
 
   constructor(o: ResolvedOptions, store: Store) {
     this.name = o.namespace;
@@ -163,8 +166,20 @@ export class Core {
     });
   }
 
+  /** Emits an event off the hot paths (the payload is built even with no listener). */
+  emit<E extends keyof CacheEventMap>(event: E, payload: CacheEventMap[E]): void {
+    this.events?.emit(event, payload);
+  }
+
+  /** The emitter, made on the first `on`. */
+  listen(): Emitter {
+    this.events ??= new Emitter(this.#logger);
+    return this.events;
+  }
+
   /** Reports an error that the caller is not told about (a fail-open read, a background job). */
   absorb(error: EdgeCacheError): void {
+    this.events?.emit("error", { error });
     if (this.#onError) {
       try {
         this.#onError(error);

@@ -2,6 +2,7 @@ import { MISS } from "../envelope.js";
 import { StoreError } from "../errors.js";
 import type { LocalEntry } from "../local.js";
 import type { ChangeBatch, StoreEntry } from "../store/contract.js";
+import type { InspectResult } from "../types.js";
 import { utf8Length } from "../util/bytes.js";
 import type { Coherence } from "./coherence.js";
 import type { Core } from "./core.js";
@@ -83,6 +84,7 @@ export class Reader {
       const entry = synced ? this.lookup(keys[i]!, now) : undefined;
       if (entry !== undefined) {
         core.stats.l1Hits++;
+        core.emit("hit", { key: keys[i]!, tier: "l1" });
         out[i] = entry;
       } else if (synced) {
         again.push(i);
@@ -90,6 +92,7 @@ export class Reader {
         // No sync could vouch for the L1 copy within the bound: a miss, not a stale value.
         core.stats.l1Misses++;
         core.stats.l2Misses++;
+        core.emit("miss", { key: keys[i]! });
       }
     }
     if (again.length > 0) {
@@ -133,6 +136,7 @@ export class Reader {
         if (result.corrupt > 0) core.corrupt(result.corrupt, undefined);
       } catch (err) {
         stats.l2Misses += keys.length;
+        for (const key of keys) core.emit("miss", { key });
         core.absorb(core.failed(err, "get", keys));
         return { entries: keys.map(() => undefined), synced: false, failed: true };
       }
@@ -168,6 +172,7 @@ export class Reader {
           (d.tags !== undefined && !core.tags.valid(d.tags, found.version))
         ) {
           stats.l2Misses++;
+          core.emit("miss", { key });
           return undefined;
         }
         const size = utf8Length(found.value) + key.length;
@@ -175,14 +180,40 @@ export class Reader {
         if (installable) l1.install(key, entry);
         if (entry.expiresAt > sentAt) {
           stats.l2Hits++;
+          core.emit("hit", { key, tier: "l2" });
           return entry;
         }
         stats.l2Misses++;
+        core.emit("miss", { key });
         return stale ? entry : undefined;
       });
       return { entries, synced, failed: false };
     } finally {
       l1.settle();
     }
+  }
+
+  /** What the cache holds for `key` (L1 first, stale included; else one L2 read), for diagnostics. */
+  async inspect(key: string): Promise<InspectResult | undefined> {
+    const core = this.#core;
+    const t = core.now();
+    let tier: "l1" | "l2" = "l1";
+    let entry = this.lookupStale(key, t);
+    if (entry === undefined) {
+      tier = "l2";
+      entry = (await this.fromL2([key], true)).entries[0];
+    }
+    if (entry === undefined) return undefined;
+    return {
+      key,
+      tier,
+      value: entry.value === undefined ? undefined : core.out(entry.value),
+      version: entry.version,
+      ttl: entry.expiresAt - t,
+      expiresIn: Math.max(entry.expiresAt, entry.staleUntil ?? 0) - t,
+      stale: !(entry.expiresAt > t),
+      tags: entry.tags ?? [],
+      negative: entry.negative,
+    };
   }
 }

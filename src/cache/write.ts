@@ -110,6 +110,7 @@ export class Writer {
       () => core.l1.forget(keys, fromLoad),
       ({ result, started, installable }) => {
         core.stats.sets += prepared.length;
+        core.emit("set", { keys });
         // A clear or flush while the write was in flight, or an answer overtaken by a newer
         // sync, leaves the keys out of L1: a later read fetches whatever L2 holds by then.
         prepared.forEach((p, i) => {
@@ -162,6 +163,7 @@ export class Writer {
       () => core.l1.forget(keys),
       ({ result }) => {
         core.stats.deletes += keys.length;
+        core.emit("delete", { keys });
         for (const key of keys) {
           core.l1.raiseFloor(key, result.version);
           core.l1.delete(key);
@@ -188,6 +190,7 @@ export class Writer {
       () => core.dropAll(),
       () => {
         core.stats.clears++;
+        core.emit("clear", {});
         core.dropAll();
       },
     );

@@ -4,8 +4,9 @@
  * @module
  */
 import fc from "fast-check";
-import { memoryStore, type Store } from "../../src/index.js";
+import { memoryStore } from "../../src/index.js";
 import { lruLocal } from "../../src/local.js";
+import type { Store } from "../../src/store/contract.js";
 import { fn, jitterCase, loadFields, notAFunction } from "./inputs.js";
 import { type Case, cases, consts, record, type Verdict, worst } from "./verdict.js";
 

@@ -7,13 +7,8 @@
 import { inspect } from "node:util";
 import fc from "fast-check";
 import { inject } from "vitest";
-import {
-  type Cache,
-  type CacheStats,
-  createCache,
-  EdgeCacheError,
-  type Store,
-} from "../../src/index.js";
+import { type Cache, type CacheStats, createCache, EdgeCacheError } from "../../src/index.js";
+import type { Store } from "../../src/store/contract.js";
 import { freshNamespace } from "../../src/store/suite-case.js";
 import { upstashStore } from "../../src/stores/upstash.js";
 import { named } from "./config.js";

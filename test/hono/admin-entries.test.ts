@@ -9,7 +9,8 @@ import { describe, expect, inject, it } from "vitest";
 import { createCache } from "../../src/cache.js";
 import { cacheAdmin } from "../../src/hono/admin/index.js";
 import { cached } from "../../src/hono/cached/index.js";
-import { memoryStore, type Store } from "../../src/index.js";
+import { memoryStore } from "../../src/index.js";
+import type { Store } from "../../src/store/contract.js";
 import { upstashStore } from "../../src/stores/upstash.js";
 
 const TOKEN = `admin-${randomBytes(18).toString("base64url")}`;

@@ -5,13 +5,8 @@
 import { type Context, Hono } from "hono";
 import { inject } from "vitest";
 import { type CachedEnv, type CachedOptions, cached } from "../../src/hono/cached/index.js";
-import {
-  type Cache,
-  type CacheOptions,
-  createCache,
-  memoryStore,
-  type Store,
-} from "../../src/index.js";
+import { type Cache, type CacheOptions, createCache, memoryStore } from "../../src/index.js";
+import type { Store } from "../../src/store/contract.js";
 import { upstashStore } from "../../src/stores/upstash.js";
 import { fakeClock } from "../helpers.js";
 

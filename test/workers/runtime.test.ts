@@ -8,7 +8,8 @@
  * that its watch on `process`/`Buffer` also covers what the package does at import time.
  */
 import { env, exports } from "cloudflare:workers";
-import type { Cache, Store } from "edgecache";
+import type { Cache } from "edgecache";
+import type { Store } from "edgecache/store";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { expectedSummary, runScenario } from "../runtimes/scenario.mjs";
 

@@ -84,9 +84,11 @@ export class ReadThrough {
         return this.cached(r.entry, key);
       case "stale":
         core.stats.staleHits++;
+        core.emit("stale", { key, reason: "swr" });
         return core.out(r.entry.value);
       case "graced":
         core.stats.graceHits++;
+        core.emit("stale", { key, reason: "grace" });
         return core.out(r.entry.value);
       case "done":
         return this.#settle(
@@ -177,6 +179,7 @@ export class ReadThrough {
     this.#core.keepAlive(flight, o.waitUntil);
     if (outcome === "soft" && stale !== undefined) {
       this.#core.stats.staleHits++;
+      this.#core.emit("stale", { key, reason: "swr" });
       return this.#core.out(stale.value);
     }
     const error = loaderTimeout(key, hard as number);
@@ -228,6 +231,7 @@ export class ReadThrough {
    */
   #graced(job: Job, stale: LocalEntry, error: LoaderError): unknown {
     this.#core.stats.graceHits++;
+    this.#core.emit("stale", { key: job.key, reason: "grace" });
     this.#core.absorb(error);
     // A load that failed has held the value off already; one still running (past a
     // timeout) has not.

@@ -147,10 +147,13 @@ export class Loads {
       },
     };
     let value: unknown;
+    const began = core.now();
     try {
       value = await job.loader(key, context);
     } catch (error) {
       core.stats.loadErrors++;
+      const outcome = controller.signal.aborted ? "timeout" : "error";
+      core.emit("load", { key, ms: core.now() - began, outcome });
       // A value within grace is better than a remembered failure: keep it.
       if (stale !== undefined) this.holdOff(key, stale, o, local.mark);
       else if (o.negativeTtl !== undefined && !tagRefused) {
@@ -160,6 +163,7 @@ export class Loads {
     } finally {
       if (timer !== undefined) clearTimeout(timer);
     }
+    core.emit("load", { key, ms: core.now() - began, outcome: "ok" });
     if (noStore) return { kind: "private", value };
     if (value === undefined) {
       if (o.negativeTtl !== undefined) {
