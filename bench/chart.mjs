@@ -34,7 +34,8 @@ export function barChart(bars, { title, width = 760 }) {
       ].join("");
     })
     .join("\n  ");
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="13">
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="13" role="img" aria-label="${xml(title)}">
+  <title>${xml(title)}</title>
   <rect width="100%" height="100%" fill="white"/>
   <text x="10" y="24" font-size="15" font-weight="bold">${xml(title)}</text>
   ${rows}
