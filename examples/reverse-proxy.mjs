@@ -48,7 +48,9 @@ export function createProxy({ cache, origin, now }) {
         redirect: "manual",
       });
       // A fetched response's headers are immutable in Workers: cached() adds Cache-Status.
-      return new Response(res.body, {
+      // The body is piped into a stream of our own: Node's fetch cancels a fetched body once
+      // its response object is garbage-collected, and this body outlives `res`.
+      return new Response(res.body?.pipeThrough(new TransformStream()) ?? null, {
         status: res.status,
         statusText: res.statusText,
         headers: res.headers,

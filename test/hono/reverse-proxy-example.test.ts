@@ -4,6 +4,8 @@
  * origin did not make fresh, and invalidation by an unsafe method.
  */
 import { createServer, type IncomingMessage, type Server } from "node:http";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // @ts-expect-error: a plain ESM module, the example as users copy it
 import { createProxy } from "../../examples/reverse-proxy.mjs";
@@ -76,5 +78,22 @@ describe("examples/reverse-proxy.mjs", () => {
     // A POST to the URL invalidates what is stored for it.
     await get("/doc", { method: "POST", body: "change" });
     expect(await (await get("/doc")).text()).toBe("doc v2");
+  });
+
+  it("hands on a body that survives the fetched response being garbage-collected (Node)", async () => {
+    // Node's fetch cancels the body of a fetched response once that response object is
+    // collected, and a proxied body outlives it: the example must keep the body its own.
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const cache = createCache({ store: memoryStore(), sync: { maxStaleness: 0 }, logger: false });
+    const app = createProxy({ cache, origin });
+    for (const path of ["/plain", "/doc"]) {
+      const res = await app.request(`http://proxy.example${path}`, { headers: { x: path } });
+      for (let i = 0; i < 3; i++) {
+        gc();
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(await res.text()).toMatch(/^(plain \d+|doc v\d)$/);
+    }
   });
 });

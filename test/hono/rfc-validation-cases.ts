@@ -103,6 +103,26 @@ export function validationCases(send: Send) {
       expect(s.calls).toBe(2);
     });
 
+    it("§3.2 a 304's Content-Length and Content-Encoding are not taken on", async () => {
+      const s = rfcSite(send, {}, (c, n) =>
+        c.req.header("if-none-match") === '"e"'
+          ? c.body(null, 304, { etag: '"e"', "content-length": "10", "content-encoding": "x" })
+          : c.text("body", 200, { ...etagged(n), "content-length": "4" }),
+      );
+      await s.get("/cl");
+      s.advance(2_000);
+      const validated = await s.get("/cl");
+      expect(status(validated)).toMatch(/fwd=stale; fwd-status=304/);
+      s.advance(500);
+      const hit = await s.get("/cl");
+      expect(status(hit)).toMatch(/; hit;/);
+      for (const res of [validated, hit]) {
+        expect(res.headers.get("content-length")).toBe("4");
+        expect(res.headers.get("content-encoding")).toBeNull();
+        expect(await res.text()).toBe("body");
+      }
+    });
+
     it("§4.3.2 a client's matching conditional request is answered 304 after revalidation", async () => {
       const s = rfcSite(send, {}, (c, n) =>
         c.req.header("if-none-match") === '"e"'

@@ -10,6 +10,7 @@ import { discard } from "./fill.js";
 import { cacheStatus, NOT_MODIFIED_HEADERS, notModified, type StatusParams } from "./http.js";
 import { headerNames } from "./key.js";
 import { replay, type StoredResponse } from "./snapshot.js";
+import { keepUpdatable } from "./validate.js";
 
 /** Makes `res` the response (when it is not already) and adds this cache's Cache-Status. */
 export function respond(x: Exchange, res: Response, params: StatusParams): void {
@@ -108,6 +109,9 @@ export function ran(
       fwdStatus: validated ? 304 : fwdStatus,
       ...outcome,
     };
+    // The 304 is in the stored response now: its Content-Length and such must not reach
+    // the answer (RFC 9111 3.2).
+    if (validated) keepUpdatable(x.c);
     // The client's own conditions are answered from what was stored (RFC 9111 4.3.2).
     const notModifiedRes = notModifiedFrom(x, run.entry);
     if (notModifiedRes !== undefined) void discard(run.response);

@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { Context } from "hono";
 import type { Exchange } from "./exchange.js";
 import { fromBase64, nullBody, type StoredResponse } from "./snapshot.js";
 
@@ -48,6 +49,19 @@ export async function withValidators<T>(
 
 /** Fields of a 304 or HEAD response never copied onto the stored response (RFC 9111 3.2). */
 const NOT_UPDATED = new Set(["content-length", "content-encoding", "transfer-encoding"]);
+
+/**
+ * Makes the chain's 304 (folded into the stored response by `freshened`) carry only what it
+ * may update: Hono merges the headers of the response `c.res` held into the one set next.
+ */
+export function keepUpdatable(c: Context): void {
+  const chain = c.res;
+  if (chain === undefined) return;
+  const headers = new Headers(chain.headers);
+  for (const name of NOT_UPDATED) headers.delete(name);
+  c.res = undefined;
+  c.res = new Response(null, { status: chain.status, headers });
+}
 
 /**
  * The stored response with the fields of `update` (a 304, or a 200 to a HEAD) replacing its
