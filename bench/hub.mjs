@@ -52,6 +52,7 @@ if (!existsSync(dist)) {
 const { createCache, mintHubToken } = await import("edgecache");
 // The hub's batching limits are internal (no public subpath): read them from the build.
 const { BATCH_MS, BATCH_RECORDS, MAX_PUBLISH_RECORDS } = await import("../dist/hub/protocol.js");
+const { SENDS_PER_SECOND, frameInterval } = await import("../dist/cloudflare/pacing.js");
 const { startRedisServer, startRestBridge } = await import("edgecache/node");
 const { upstashStore } = await import("edgecache/upstash");
 
@@ -67,8 +68,10 @@ function intEnv(name, fallback, min = 1) {
 
 const SUBSCRIBERS = intEnv("BENCH_SUBSCRIBERS", 100);
 const SETS = intEnv("BENCH_SETS", 200);
-// Pauses before each set, one latency phase each: wider than the hub's window shows a write
-// on a quiet hub (sent at once), 0 shows back-to-back writes (at most one frame per window).
+// Pauses before each set, one latency phase each: wider than the hub's longest wait shows a
+// write on a quiet hub (sent at once), 0 shows back-to-back writes (each round starts when
+// every subscriber has the last value, a few ms after the last frame: within the hub's pacing
+// interval, so a write may wait for the rest of it).
 const GAPS = (process.env.BENCH_GAP_MS ?? "60,0").split(",").map(Number);
 const WARMUP_SETS = intEnv("BENCH_WARMUP_SETS", 10, 0);
 const SET_TIMEOUT = intEnv("BENCH_SET_TIMEOUT", 2_000);
@@ -200,6 +203,7 @@ function cpuMeter() {
     const elapsed = performance.now() - wall;
     const used = process.cpuUsage(own);
     return {
+      seconds: elapsed / 1000,
       nodeCpuPct: Math.round(((used.user + used.system) / 1000 / elapsed) * 100),
       workerdCpuPct: Math.round(((descendantsCpuMs("workerd") - workerd) / elapsed) * 100),
     };
@@ -359,8 +363,8 @@ async function latency({ bridge, hub }, deflate, gap) {
     });
     round = r;
     publishedAt = Number.NaN;
-    // Writes spaced wider than the hub's window go out at once; back-to-back writes wait
-    // for the rest of the window (the hub sends at most one frame per 50 ms).
+    // Writes spaced wider than the hub's pacing go out at once; back-to-back writes may wait
+    // for the rest of its interval (5 ms after a frame to 100 sockets).
     if (gap > 0) await sleep(gap);
     const t0 = performance.now();
     await writer.set(key, value);
@@ -400,9 +404,11 @@ async function latency({ bridge, hub }, deflate, gap) {
     if (timedOut) await sleep(100); // let a straggling frame pass before the next round
   }
 
-  const cpu = meter();
+  const { seconds, ...cpu } = meter();
   // Where the time goes, from the hub's and the clients' own counters.
   const hubStats = await hub.stats(namespace, 0);
+  // Frames per second each socket got (the hub's broadcasts), over the measured sets.
+  const framesPerSec = hubStats.framesSent / Math.max(1, hubStats.sockets) / seconds;
   const framesReceived = subscribers.reduce((n, c) => n + c.stats().hub.framesReceived, 0);
   const framesDropped = subscribers.reduce((n, c) => n + c.stats().hub.framesDropped, 0);
   // Done with these caches: close them now so that their sockets do not compete with the
@@ -426,6 +432,7 @@ async function latency({ bridge, hub }, deflate, gap) {
     setRoundTrip: summarize(setMs),
     publishToResolved: summarize(resolveLag),
     publishToFirstArrival: summarize(fromPublish),
+    framesPerSec: ms(framesPerSec),
     ...cpu,
     hub: hubStats,
     clientFramesReceived: framesReceived,
@@ -647,7 +654,9 @@ function report(env, lats, runs, totalMs) {
   console.log("");
   console.log(
     `edgecache hub benchmark (Node ${process.version}, workerd via Miniflare, loopback; ` +
-      `hub batches ${BATCH_MS} ms / ${BATCH_RECORDS} records)`,
+      `hub paces frames at ${SENDS_PER_SECOND} sends/s: one per ` +
+      `${fmt(frameInterval(SUBSCRIBERS + 1), 2)} ms to ${SUBSCRIBERS + 1} sockets, at most ` +
+      `${BATCH_MS} ms; ${BATCH_RECORDS} records a frame)`,
   );
   console.log(`setup: redis + bridge + workerd in ${fmt(env.startupMs, 0)} ms`);
   // Two processes of ours (this one and workerd) share the cores; anything else running
@@ -681,13 +690,15 @@ function report(env, lats, runs, totalMs) {
     console.log(row("writer set() round trip", lat.setRoundTrip));
     console.log(row("publish sent -> set() resolved", lat.publishToResolved));
     console.log(
-      `   hub object: ${lat.hub.published} records in, ${lat.hub.framesSent} frames out; ` +
+      `   hub object: ${lat.hub.published} records in, ${lat.hub.framesSent} frames out ` +
+        `(${fmt(lat.framesPerSec, 1)} frames/s per socket); ` +
         `clients: ${lat.clientFramesReceived} frames in, ${lat.clientFramesDropped} dropped; ` +
         `cpu: node ${lat.nodeCpuPct}%, workerd ${lat.workerdCpuPct}%`,
     );
   }
   console.log(
-    `   (back to back, a write waits for the rest of the hub's ${BATCH_MS} ms window; spaced wider, it goes out at once)`,
+    `   (back to back, a write may wait for the rest of the hub's ` +
+      `${fmt(frameInterval(SUBSCRIBERS + 1), 2)} ms interval; spaced wider, it goes out at once)`,
   );
   console.log("");
   console.log(`2. publish throughput of one hub object (median of ${REPEAT} runs each)`);
@@ -734,6 +745,7 @@ function report(env, lats, runs, totalMs) {
       bench: "hub",
       node: process.version,
       batchMs: BATCH_MS,
+      sendsPerSecond: SENDS_PER_SECOND,
       batchRecords: BATCH_RECORDS,
       startupMs: ms(env.startupMs),
       cores: availableParallelism(),

@@ -4,15 +4,10 @@
  * @module
  */
 import { DurableObject } from "cloudflare:workers";
-import {
-  BATCH_MS,
-  BATCH_RECORDS,
-  MAX_FRAME_BYTES,
-  parseFrame,
-  parseRecord,
-} from "../hub/protocol.js";
+import { BATCH_RECORDS, MAX_FRAME_BYTES, parseFrame, parseRecord } from "../hub/protocol.js";
 import type { HubRole } from "../hub/token.js";
 import type { ChangeRecord } from "../store/contract.js";
+import { FramePacer } from "./pacing.js";
 import { HUB_NAMESPACE_HEADER, HUB_ROLE_HEADER, HUB_SHARD_HEADER } from "./router.js";
 
 /** What {@link InvalidationHub.stats} reports. */
@@ -89,10 +84,13 @@ function parseObjectName(
  * `hubObjectName(namespace, shard)`. Subscribers hold WebSockets to it through
  * {@link handleHubRequest}; publishers call {@link InvalidationHub.publish} over RPC (Workers),
  * `POST /hub/:namespace/publish`, or send a `PublishFrame` over a socket opened with a
- * `"both"` token. A publish goes out at once when no frame went out in the last `BATCH_MS`
- * (50 ms); otherwise it waits for the end of that window, batched with whatever arrives
- * meanwhile, or until `BATCH_RECORDS` (100) are waiting. Frames never exceed
- * `MAX_FRAME_BYTES`.
+ * `"both"` token. Frames are paced by their fan-out cost: after a frame to `n` sockets the
+ * next waits `n / 20,000` s, at least 5 ms and at most `BATCH_MS` (50 ms), so 5 ms up to 100
+ * sockets. A publish goes out at once when that wait is over; otherwise it is batched with
+ * whatever arrives until then, or until `BATCH_RECORDS` (100) are waiting. So writes spaced
+ * wider than the wait add no delay, no record waits longer than it, and a flood coalesces
+ * into at most one frame per wait (20,000 sends/s from 100 sockets up) plus one per 100
+ * records (see `pacing.ts`). Frames never exceed `MAX_FRAME_BYTES`.
  *
  * It uses the WebSocket Hibernation API, so idle subscribers cost nothing: `"ping"` is
  * answered `"pong"` by the runtime without waking the object, and each socket's role and
@@ -127,7 +125,7 @@ export class InvalidationHub<Env = unknown> extends DurableObject<Env> {
   /** Their UTF-8 size, commas included. */
   #queueBytes = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
-  #lastFrameAt = 0;
+  readonly #pacer = new FramePacer();
   /** Learnt from the object's name, the router's headers or a socket's attachment. */
   #namespace: string | undefined;
   #shard: number | undefined;
@@ -318,14 +316,14 @@ export class InvalidationHub<Env = unknown> extends DurableObject<Env> {
   }
 
   /**
-   * Sends what a publish queued: at once when no frame went out in the last BATCH_MS
-   * (so a quiet hub adds no delay), otherwise at the end of that window, batched with
-   * whatever else arrives meanwhile (so a busy hub sends at most one frame per window, plus
-   * one per BATCH_RECORDS records).
+   * Sends what a publish queued: at once when the pacer allows a frame (so a hub below its
+   * budget adds no delay), otherwise when it does, batched with whatever else arrives
+   * meanwhile (so a busy hub sends at most its budget of frames, plus one per BATCH_RECORDS
+   * records).
    */
   #schedule(): void {
     if (this.#queue.length === 0 || this.#timer !== undefined) return;
-    const wait = this.#lastFrameAt + BATCH_MS - Date.now();
+    const wait = this.#pacer.wait(Date.now());
     if (wait <= 0) this.#flush();
     else this.#timer = setTimeout(() => this.#flush(), wait);
   }
@@ -348,7 +346,7 @@ export class InvalidationHub<Env = unknown> extends DurableObject<Env> {
       if (first) this.#learn(first);
     }
     const frame = `{"t":"changes","shard":${this.#shard ?? 0},"records":[${queue.join(",")}]}`;
-    this.#lastFrameAt = Date.now();
+    this.#pacer.sent(Date.now(), sockets.length);
     for (const ws of sockets) {
       try {
         ws.send(frame);

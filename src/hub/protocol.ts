@@ -10,9 +10,10 @@
  *
  * WebSocket frames are JSON text, except `"ping"`, which the hub answers `"pong"` without
  * waking up:
- * - hub → subscriber: {@link ChangesFrame}: at once when none went out in the last
- *   {@link BATCH_MS} ms, otherwise batched until that window ends or
- *   {@link BATCH_RECORDS} records wait;
+ * - hub → subscriber: {@link ChangesFrame}: at once when the hub's pacing allows a frame
+ *   (after a frame to `n` sockets, the next waits `n / 20,000` s, between 5 ms and
+ *   {@link BATCH_MS} ms), otherwise batched until it does or {@link BATCH_RECORDS} records
+ *   wait;
  * - subscriber → hub: {@link PublishFrame}, accepted only on sockets whose token carries the
  *   publish role.
  *
@@ -37,7 +38,12 @@ export interface ChangesFrame {
   records: ChangeRecord[];
 }
 
-/** The hub sends at most one frame per this many ms (plus one per BATCH_RECORDS records). */
+/**
+ * The longest the hub holds a record back to batch it, in ms: its pacing (by fan-out cost, see
+ * `src/cloudflare/pacing.ts`) never waits longer between frames, which is the pace of a hub
+ * with 1,000 sockets or more (at most one frame per this many ms, plus one per
+ * BATCH_RECORDS records).
+ */
 export const BATCH_MS = 50;
 /** Most records in one frame. */
 export const BATCH_RECORDS = 100;

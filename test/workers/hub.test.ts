@@ -14,6 +14,7 @@ import type { ChangeRecord } from "edgecache/store";
 import { afterEach, describe, expect, it } from "vitest";
 import type { HubSocketAttachment } from "../../src/cloudflare/hub.js";
 import { InvalidationHub, publishToHub } from "../../src/cloudflare/index.js";
+import { frameInterval } from "../../src/cloudflare/pacing.js";
 import {
   BATCH_RECORDS,
   type ChangesFrame,
@@ -305,20 +306,54 @@ describe("fan-out and batching", () => {
     const batches = Array.from({ length: 25 }, () =>
       Array.from({ length: 10 }, () => record("delete", [keyOn(0)])),
     );
-    // 25 publishes back to back inside the object: no I/O between them, so the 50 ms timer
+    // 25 publishes back to back inside the object: no I/O between them, so the pacing timer
     // cannot fire and the split is exactly what the size rule makes.
     await runInDurableObject(stub(namespace, 0), async (hub: InvalidationHub) => {
       for (const batch of batches) expect(await hub.publish(batch, 0)).toEqual({ accepted: 10 });
     });
     const frames = await client.records(250);
-    // The first publish goes out at once (nothing was sent in the last window); the rest
-    // wait for the window, in frames of at most 100.
+    // The first publish goes out at once (no frame went out before); the rest wait for the
+    // pacing interval, in frames of at most 100.
     expect(frames.map((frame) => frame.records.length)).toEqual([10, 100, 100, 40]);
     expect(frames.flatMap((frame) => frame.records)).toEqual(batches.flat());
     expect(BATCH_RECORDS).toBe(100);
   });
 
-  it("sends a lone record at once when nothing went out in the last window", async () => {
+  it("paces a burst of publishes to its frame budget, delivering every record in order", async () => {
+    const namespace = freshNamespace("burst");
+    // 100 sockets: after each frame the hub waits 100 / 20,000 s, 5 ms.
+    const clients = await Promise.all(Array.from({ length: 100 }, () => subscribe(namespace, 0)));
+    expect(frameInterval(clients.length)).toBe(5);
+    const hub = stub(namespace, 0);
+    const records = Array.from({ length: 200 }, () => record("set", [keyOn(0)], '"v"'));
+    const startedAt = Date.now();
+    // One record per publish, about one per ms inside the object (so in order, and with the
+    // clock and the hub's timer moving between them): five times the frame budget.
+    await runInDurableObject(hub, async (instance: InvalidationHub) => {
+      for (const r of records) {
+        expect(await instance.publish([r], 0)).toEqual({ accepted: 1 });
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+    });
+    const received = await Promise.all(clients.map((client) => client.records(records.length)));
+    const elapsed = Date.now() - startedAt;
+    const sizes = received[0]!.map((frame) => frame.records.length);
+    for (const frames of received) {
+      expect(frames.flatMap((frame) => frame.records)).toEqual(records);
+      expect(frames.map((frame) => frame.records.length)).toEqual(sizes);
+    }
+    // Coalesced, and no faster than one frame per interval (the first goes at once).
+    expect(sizes.length).toBeLessThan(records.length);
+    expect(sizes.length).toBeLessThanOrEqual(1 + Math.floor(elapsed / frameInterval(100)));
+    expect(await hub.stats()).toEqual({
+      sockets: 100,
+      published: records.length,
+      framesSent: sizes.length * 100,
+      dropped: 0,
+    });
+  });
+
+  it("sends a lone record at once when no frame went out within the interval", async () => {
     const namespace = freshNamespace("lone");
     const client = await subscribe(namespace, 3);
     const lone = record("clear");
