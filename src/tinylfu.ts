@@ -24,6 +24,11 @@ const PROTECTED_SHARE = 0.8;
 const STEP = 0.0625;
 /** Each step is this fraction of the one before while the hit ratio changes little. */
 const STEP_DECAY = 0.98;
+/**
+ * The climber steps after every `maxItems` accesses (at least this many): often enough to
+ * follow a working set that moves, where a longer sample would lag behind it.
+ */
+const CLIMB_SAMPLE = 1_000;
 /** A change in hit ratio this large restarts the climb with a full step. */
 const RESTART = 0.05;
 
@@ -80,9 +85,13 @@ class TinyLfuLocal implements LocalCache {
   #windowBytes = 0;
   #protectedItems = 0;
   #protectedBytes = 0;
-  // The climber's sample.
+  // Hits and misses so far, and where the sketch last aged and the climber last stepped.
   #hits = 0;
   #misses = 0;
+  #agedAt = 0;
+  #climbedAt = 0;
+  #climbHits = 0;
+  readonly #climbSample: number;
   #lastRate = 0;
   #step = STEP;
 
@@ -90,6 +99,7 @@ class TinyLfuLocal implements LocalCache {
     this.#maxItems = bounds.max;
     this.#maxBytes = bounds.maxSize;
     this.#sketch = new FrequencySketch(bounds.max);
+    this.#climbSample = Math.max(CLIMB_SAMPLE, bounds.max);
     const head = () => new Node("", undefined as unknown as LocalEntry, 0, 0, -1);
     this.#heads = [head(), head(), head()];
     this.#resize();
@@ -128,7 +138,9 @@ class TinyLfuLocal implements LocalCache {
     } else {
       const hash = hashKey(key);
       this.#sketch.increment(hash);
-      if (++this.#misses + this.#hits >= this.#sketch.sampleSize) this.#sample();
+      const accesses = this.#hits + ++this.#misses;
+      if (accesses - this.#agedAt >= this.#sketch.sampleSize) this.#age(accesses);
+      if (accesses - this.#climbedAt >= this.#climbSample) this.#climb(accesses);
       node = new Node(key, entry, hash, size, WINDOW);
       this.#map.set(key, node);
       append(this.#heads[WINDOW], node);
@@ -284,25 +296,25 @@ class TinyLfuLocal implements LocalCache {
     this.#protectedBytes = Math.floor(this.#maxBytes * (1 - share) * PROTECTED_SHARE);
   }
 
-  /** After each sample of accesses: the sketch ages, and the climber takes a step. */
-  #sample(): void {
+  /** After each sample of accesses the sketch ages, with the hits tallied so far. */
+  #age(accesses: number): void {
     for (const node of this.#map.values()) this.#tally(node);
     this.#sketch.age();
-    this.#climb();
+    this.#agedAt = accesses;
   }
 
   /**
    * After each sample: if the hit ratio rose, move the window's share further the same way,
    * else turn back; steps shrink while the ratio settles and restart when it jumps.
    */
-  #climb(): void {
-    const rate = this.#hits / (this.#hits + this.#misses);
+  #climb(accesses: number): void {
+    const rate = (this.#hits - this.#climbHits) / (accesses - this.#climbedAt);
+    this.#climbedAt = accesses;
+    this.#climbHits = this.#hits;
     const change = rate - this.#lastRate;
     const amount = change >= 0 ? this.#step : -this.#step;
     this.#step = Math.abs(change) >= RESTART ? Math.sign(amount) * STEP : STEP_DECAY * amount;
     this.#lastRate = rate;
-    this.#hits = 0;
-    this.#misses = 0;
     const share = Math.min(1, Math.max(0, this.#share + amount));
     if (share === this.#share) return;
     this.#share = share;
