@@ -1,5 +1,6 @@
 import { LRUCache } from "lru-cache";
 import { InvalidOptionError } from "./errors.js";
+import { tinyLfuLocal } from "./tinylfu.js";
 import { duration, isRecord, positiveInt } from "./util/check.js";
 
 /** One L1 entry. The cache checks `expiresAt` itself, so a {@link LocalCache} needs no timers. */
@@ -102,6 +103,25 @@ export interface LocalOptions {
    */
   maxBytes?: number;
   /**
+   * How the built-in L1 chooses what to keep within `maxItems` and `maxBytes`:
+   *
+   * - `"lru"`: drop the least recently used entry.
+   * - `"tinylfu"`: W-TinyLFU. A new entry passes through a small LRU window and then
+   *   stays only if it was used more often than the entry it would push out (counted in a
+   *   small, aging frequency sketch). It keeps clearly more hits when some keys are used
+   *   much more than others and when one-off reads (scans) would flush an LRU, and adapts
+   *   its window toward LRU where recency rules. It costs about 12 bytes of sketch per
+   *   `maxItems` slot. Numbers: docs/performance.md.
+   *
+   * Deletes, clears and expiry work the same under both.
+   * @default "lru"
+   * @example
+   * ```ts
+   * createCache({ store, local: { maxItems: 50_000, policy: "tinylfu" } });
+   * ```
+   */
+  policy?: "lru" | "tinylfu";
+  /**
    * Longest time an entry may live in L1, in ms, whatever its L2 TTL. Leave unset to keep
    * entries as long as their L2 TTL.
    */
@@ -115,7 +135,8 @@ export interface LocalOptions {
   copyOnRead?: boolean | ((value: unknown) => unknown);
   /**
    * An L1 of your own, instead of the built-in `lru-cache` one: it keeps its own bounds
-   * (`maxItems` and `maxBytes` then size only the built-in L1 each namespace gets), while
+   * (`maxItems`, `maxBytes` and `policy` then apply only to the built-in L1 each namespace
+   * gets), while
    * `ttl` and `copyOnRead` apply to it too. It must serve this cache only.
    * @default the built-in `lru-cache` L1
    */
@@ -128,12 +149,19 @@ export interface LocalOptions {
  */
 const MAX_LOCAL_ITEMS = 2 ** 24;
 
-function localBounds(o: Pick<LocalOptions, "maxItems" | "maxBytes">) {
+type Bounds = Pick<LocalOptions, "maxItems" | "maxBytes">;
+
+function localBounds(o: Bounds) {
   const max = positiveInt("local.maxItems", o.maxItems, 10_000);
   if (max > MAX_LOCAL_ITEMS) {
     throw new InvalidOptionError(`local.maxItems must be at most ${MAX_LOCAL_ITEMS}`);
   }
   return { max, maxSize: positiveInt("local.maxBytes", o.maxBytes, 32 << 20) };
+}
+
+function localPolicy(policy: unknown): "lru" | "tinylfu" {
+  if (policy === undefined || policy === "lru" || policy === "tinylfu") return policy ?? "lru";
+  throw new InvalidOptionError('local.policy must be "lru" or "tinylfu"');
 }
 
 /**
@@ -145,7 +173,7 @@ function localBounds(o: Pick<LocalOptions, "maxItems" | "maxBytes">) {
 class LruLocal extends LRUCache<string, LocalEntry> implements LocalCache {
   #evictions = 0;
 
-  constructor(options: Pick<LocalOptions, "maxItems" | "maxBytes">) {
+  constructor(options: Bounds) {
     super({
       ...localBounds(options),
       sizeCalculation: (entry) => Math.max(1, entry.size),
@@ -171,7 +199,7 @@ class LruLocal extends LRUCache<string, LocalEntry> implements LocalCache {
 }
 
 /** Creates the built-in L1 (see {@link LocalOptions}). */
-export function lruLocal(options: Pick<LocalOptions, "maxItems" | "maxBytes"> = {}): LocalCache {
+export function lruLocal(options: Bounds = {}): LocalCache {
   return new LruLocal(options);
 }
 
@@ -205,7 +233,7 @@ export function resolveLocal(
   const o: LocalOptions = option === undefined ? {} : option;
   if (!isRecord(o)) {
     throw new InvalidOptionError(
-      "local must be false or { maxItems, maxBytes, ttl, copyOnRead, cache }",
+      "local must be false or { maxItems, maxBytes, policy, ttl, copyOnRead, cache }",
     );
   }
   // Unset: entries live in L1 as long as their freshness does.
@@ -224,7 +252,9 @@ export function resolveLocal(
     // A cache of your own keeps its own bounds; these still bound the built-in L1 that
     // each namespace gets (an L1 is never shared), so they are checked here all the same.
     localBounds(o);
+    localPolicy(o.policy);
     return { cache: o.cache, ttl, copy };
   }
-  return { cache: lruLocal(o), ttl, copy };
+  const cache = localPolicy(o.policy) === "tinylfu" ? tinyLfuLocal(localBounds(o)) : lruLocal(o);
+  return { cache, ttl, copy };
 }

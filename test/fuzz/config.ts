@@ -91,6 +91,10 @@ export const localCase: fc.Arbitrary<Case> = fc.oneof(
       consts("bad", "local.maxItems not a number", ...NOT_NUMBERS),
     ),
     maxBytes: positiveInt("local.maxBytes"),
+    policy: fc.oneof(
+      consts("ok", "local.policy", "lru", "tinylfu"),
+      consts("bad", "local.policy", "lfu", "", "TinyLFU", 1, null, {}),
+    ),
     ttl: fc.oneof(
       cases("ok", "local.ttl", fc.double({ min: Number.MIN_VALUE, max: 1e12, noNaN: true })),
       consts("bad", "local.ttl", 0, -1, Number.NaN, Number.POSITIVE_INFINITY, "5", null),
