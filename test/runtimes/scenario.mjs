@@ -316,6 +316,25 @@ export async function runScenario({ url, token, namespace }) {
       }),
     };
 
+    // Events: a miss, its load and its write, a hit; a listener that throws breaks nothing.
+    const watched = open({ namespace: `${namespace}.ev`, logger: false });
+    const seen = [];
+    for (const event of ["hit", "miss", "set", "load"]) {
+      watched.on(event, (p) =>
+        seen.push(
+          event === "load"
+            ? `load:${p.key}:${p.outcome}`
+            : `${event}:${p.key ?? p.keys.join(",")}${p.tier ? `:${p.tier}` : ""}`,
+        ),
+      );
+    }
+    watched.on("set", () => {
+      throw new Error("a listener bug");
+    });
+    await watched.getOrSet("e", async () => "loaded", { ttl: 30_000 });
+    await watched.get("e");
+    const events = { seen, value: await watched.get("e") };
+
     watch.stop();
     if (watch.touches.length > 0) {
       throw new Error(
@@ -335,6 +354,7 @@ export async function runScenario({ url, token, namespace }) {
       afterClear,
       coherence,
       readThrough,
+      events,
       stats: {
         writer: counters(writer),
         reader: counters(reader),
@@ -388,6 +408,10 @@ export function expectedSummary(runtime) {
       shards: ["0", "1"],
       sharded: [0, 1, 2, 3, 4, 5, 6, 7],
       staleWhileRevalidate: "loaded",
+    },
+    events: {
+      seen: ["miss:e", "load:e:ok", "set:e", "hit:e:l1", "hit:e:l1"],
+      value: "loaded",
     },
     stats: {
       // set/setMany fill the writer's L1, so only reads after a delete or clear miss it.
