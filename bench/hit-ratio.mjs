@@ -4,23 +4,12 @@
 //
 // Run: npm run bench   (builds first)
 import { resolveLocal } from "../dist/local.js";
+import { rng } from "../test/rng.mjs";
 
 const CAPACITY = 10_000;
 const KEYS = 1_000_000;
 const ACCESSES = Number(process.env.BENCH_ACCESSES ?? 2_000_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
-
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Draws ranks 0..n-1 with P(rank r) proportional to 1 / (r + 1)^s. */
 function zipf(n, s, random) {
@@ -42,7 +31,7 @@ function zipf(n, s, random) {
 }
 
 function zipfTrace(s, seed) {
-  const next = zipf(KEYS, s, prng(seed));
+  const next = zipf(KEYS, s, rng(seed));
   const trace = new Int32Array(ACCESSES);
   for (let i = 0; i < ACCESSES; i++) trace[i] = next();
   return trace;
@@ -69,7 +58,7 @@ function scanTrace(seed) {
  * working set and misses only each key's first read: about as well as any policy can.
  */
 function slidingTrace(size, every, seed) {
-  const random = prng(seed);
+  const random = rng(seed);
   const trace = new Int32Array(ACCESSES);
   for (let i = 0; i < ACCESSES; i++) {
     trace[i] = Math.floor(i / every) + Math.floor(random() * size);
@@ -133,7 +122,7 @@ for (const [label, make] of Object.entries(traces)) {
 // Hit speed: both L1s hold the same 10,000 keys; every read is a hit, keys skewed (zipf 1.0).
 const OPS = 1_000_000;
 const hot = Array.from({ length: CAPACITY }, (_, i) => `user:${i}`);
-const pick = zipf(CAPACITY, 1.0, prng(6));
+const pick = zipf(CAPACITY, 1.0, rng(6));
 const order = Array.from({ length: OPS }, () => hot[pick()]);
 const contenders = { lru: l1("lru"), tinylfu: l1("tinylfu") };
 for (const cache of Object.values(contenders)) {

@@ -30,6 +30,7 @@ import { createCache, memoryStore } from "../dist/index.js";
 import { startRedisServer, startRestBridge } from "../dist/node/index.js";
 import { RespConnection } from "../dist/node/resp.js";
 import { upstashStore } from "../dist/stores/upstash.js";
+import { rng } from "../test/rng.mjs";
 import { barChart } from "./chart.mjs";
 
 const ROUNDS = Number(process.env.BENCH_PEER_ROUNDS ?? 9);
@@ -37,17 +38,6 @@ const OPS = Number(process.env.BENCH_PEER_OPS ?? 500_000);
 const MIXED = Number(process.env.BENCH_MIXED_OPS ?? 2_000);
 const KEYS = 10_000;
 
-/** A small seeded PRNG (mulberry32), so every run reads the same sequence. */
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const random = rng(42);
 const keys = Array.from({ length: KEYS }, (_, i) => `user:${i}`);
 // Skewed: the low indices are read far more often (about 10% of the keys take half the reads).

@@ -4,6 +4,7 @@ import { type LocalCache, type LocalEntry, lruLocal, resolveLocal } from "../src
 import { FrequencySketch, hashKey } from "../src/sketch.js";
 import { tinyLfuLocal } from "../src/tinylfu.js";
 import { cluster, fakeClock } from "./helpers.js";
+import { rng } from "./rng.mjs";
 
 const entry = (size = 10, version = 1): LocalEntry => ({
   value: version,
@@ -11,18 +12,6 @@ const entry = (size = 10, version = 1): LocalEntry => ({
   expiresAt: Number.POSITIVE_INFINITY,
   size,
 });
-
-/** A small seeded PRNG, so that a failure replays. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("the frequency sketch", () => {
   it("lets the doorkeeper take a first occurrence, then counts up to 16", () => {
@@ -104,7 +93,7 @@ describe("the tinylfu L1", () => {
 
   it("grows its window where recency rules, to about the LRU's hit ratio", () => {
     // A working set of 250 keys sliding by one new key every 10 reads: the LRU keeps it all.
-    const random = prng(3);
+    const random = rng(3);
     const hitRatio = (l1: LocalCache) => {
       let hits = 0;
       for (let i = 0; i < 300_000; i++) {
@@ -121,7 +110,7 @@ describe("the tinylfu L1", () => {
   });
 
   it("holds maxItems and maxBytes under a random workload, with exact size and bytes", () => {
-    const random = prng(7);
+    const random = rng(7);
     const max = 200;
     const maxSize = 5_000;
     const l1 = tinyLfuLocal({ max, maxSize });

@@ -2,7 +2,8 @@
 // (JSON) from argv[2], runs its share of random operations with some concurrency, writes
 // the history to `config.out` (JSON lines) and prints its final stats as one JSON line.
 import { writeFile } from "node:fs/promises";
-import { checkedCache, pickOp, rng, toRecords } from "./ops.mjs";
+import { rng } from "../rng.mjs";
+import { checkedCache, pickOp, toRecords } from "./ops.mjs";
 
 const config = JSON.parse(process.argv[2]);
 // CLOCK_MONOTONIC is one clock for every process on the machine: times recorded by

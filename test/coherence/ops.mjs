@@ -3,18 +3,6 @@
 import { createCache, shardedStore } from "edgecache";
 import { upstashStore } from "edgecache/upstash";
 
-/** A small, seedable PRNG (mulberry32), so that a run can be replayed from its seed. */
-export function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Picks the next operation over a small, hot key space. */
 export function pickOp(random, keyCount) {
   const key = `k${Math.floor(random() * keyCount)}`;

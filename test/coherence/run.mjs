@@ -25,8 +25,9 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { startRedisServer, startRestBridge } from "edgecache/node";
+import { rng } from "../rng.mjs";
 import { checkHistory } from "./history.mjs";
-import { pickOp, rng, toRecords } from "./ops.mjs";
+import { pickOp, toRecords } from "./ops.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, "../..");

@@ -1,0 +1,14 @@
+// A small, seedable PRNG (mulberry32), uniform in [0, 1): a run replays from its seed. Shared
+// by the coherence checker, the benchmarks and the tests that generate workloads.
+
+/** @param {number} seed */
+export function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
