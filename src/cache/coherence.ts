@@ -1,7 +1,7 @@
 import type { BreakerStats } from "../breaker.js";
 import { type Decoded, MISS } from "../envelope.js";
 import { StoreError } from "../errors.js";
-import { HubClient } from "../hub/client.js";
+import { HubClient, type PushEvents } from "../hub/client.js";
 import type { ResolvedOptions } from "../options.js";
 import type { ChangeBatch, ChangeRecord, WriteMeta } from "../store/contract.js";
 import { PubSubClient } from "../sync/pubsub.js";
@@ -53,32 +53,42 @@ export class Coherence {
     this.#sync = core.sync;
     const sync = o.sync;
     if (sync?.hub) {
-      const state = core.sync!;
-      const relaxed = Math.max(sync.maxStaleness, sync.hub.options.relaxedStaleness ?? 0);
-      this.hub = new HubClient(sync.hub, o.namespace, {
-        records: (records, receivedAt) => this.#fromPush(records, receivedAt),
-        // Only a sync sent after the socket opened covers what it may have missed.
-        opened: () => this.#vouched(this.#start(false)),
-        health: (healthy) => {
-          state.window = healthy ? relaxed : sync.maxStaleness;
-        },
-        error: (error) => core.absorb(error),
-        now: core.now,
-      });
+      this.hub = new HubClient(
+        sync.hub,
+        o.namespace,
+        this.#pushed(sync.hub.options.relaxedStaleness),
+      );
     }
     if (sync?.pubsub?.subscribe) {
-      const state = core.sync!;
-      const relaxed = Math.max(sync.maxStaleness, sync.pubsub.relaxedStaleness ?? 0);
-      this.pubsub = new PubSubClient(core.store, core.name, sync.pubsub, {
-        records: (records, receivedAt) => this.#fromPush(records, receivedAt),
-        opened: () => this.#vouched(this.#start(false)),
-        health: (healthy) => {
-          state.window = healthy ? relaxed : sync.maxStaleness;
-        },
-        error: (error) => core.absorb(error),
-        now: core.now,
-      });
+      this.pubsub = new PubSubClient(
+        core.store,
+        core.name,
+        sync.pubsub,
+        this.#pushed(sync.pubsub.relaxedStaleness),
+      );
     }
+  }
+
+  /**
+   * What a push transport (the hub, pub/sub) reports to: its records are applied as hints,
+   * every (re)connect is vouched for by a sync sent after it, and the window relaxes to
+   * `relaxedStaleness` only while the transport is healthy.
+   */
+  #pushed(relaxedStaleness: number | undefined): PushEvents {
+    const core = this.#core;
+    const state = core.sync!;
+    const bound = state.settings.maxStaleness;
+    const relaxed = Math.max(bound, relaxedStaleness ?? 0);
+    return {
+      records: (records, receivedAt) => this.#fromPush(records, receivedAt),
+      // Only a sync sent after the stream opened covers what it may have missed.
+      opened: () => this.#vouched(this.#start(false)),
+      health: (healthy) => {
+        state.window = healthy ? relaxed : bound;
+      },
+      error: (error) => core.absorb(error),
+      now: core.now,
+    };
   }
 
   /** The sync in flight, for `close()` to wait for. */

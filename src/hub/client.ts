@@ -11,11 +11,11 @@ import type { ResolvedHub, WebSocketConstructor, WebSocketLike } from "./options
 import { hubObjectName, parseFrame } from "./protocol.js";
 import { recordsByShard } from "./shard.js";
 
-/** What the hub client reports to its cache. */
-export interface HubEvents {
-  /** Records pushed by the hub, already validated. */
+/** What a push transport (this hub client, or pub/sub's) reports to its cache. */
+export interface PushEvents {
+  /** Records pushed, already validated. */
   records(records: ChangeRecord[], receivedAt: number): void;
-  /** A shard's socket (re)opened: resolve true once the change log has been caught up. */
+  /** A shard's socket or stream (re)opened: resolve true once the change log has been caught up. */
   opened(): Promise<boolean>;
   /** Whether every shard is connected and caught up changed. */
   health(healthy: boolean): void;
@@ -66,7 +66,7 @@ interface ShardSocket {
 export class HubClient {
   readonly #hub: ResolvedHub;
   readonly #namespace: string;
-  readonly #events: HubEvents;
+  readonly #events: PushEvents;
   readonly #shards: ShardSocket[] = [];
   #closed = false;
   #healthy = false;
@@ -83,7 +83,7 @@ export class HubClient {
     publishErrors: 0,
   };
 
-  constructor(hub: ResolvedHub, namespace: string, events: HubEvents) {
+  constructor(hub: ResolvedHub, namespace: string, events: PushEvents) {
     this.#hub = hub;
     this.#namespace = namespace;
     this.#events = events;

@@ -5,7 +5,8 @@
  * @module
  */
 import { EdgeCacheError, InvalidOptionError, StoreError } from "../errors.js";
-import type { ChangeRecord, Store } from "../store/contract.js";
+import type { PushEvents } from "../hub/client.js";
+import type { Store } from "../store/contract.js";
 import { duration, isRecord, MAX_TIMER } from "../util/check.js";
 import { unref } from "../util/runtime.js";
 
@@ -50,16 +51,6 @@ export function resolvePubSub(option: unknown): ResolvedPubSub | undefined {
       ? undefined
       : duration("sync.pubsub.relaxedStaleness", o.relaxedStaleness);
   return { subscribe, relaxedStaleness, minBackoff: Math.min(minBackoff, maxBackoff), maxBackoff };
-}
-
-/** What the stream reports to its cache (as the hub client does). */
-export interface PushEvents {
-  records(records: ChangeRecord[], receivedAt: number): void;
-  /** The stream (re)opened: resolve true once the change log has been caught up. */
-  opened(): Promise<boolean>;
-  health(healthy: boolean): void;
-  error(error: EdgeCacheError): void;
-  now(): number;
 }
 
 /** Pub/sub statistics, part of the cache's stats. */
