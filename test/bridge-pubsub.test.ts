@@ -175,6 +175,7 @@ describe("subscribe on the wire", () => {
     expect(s.response.status).toBe(200);
     expect(s.response.headers.get("content-type")).toBe("text/event-stream");
     expect(s.response.headers.get("cache-control")).toBe("no-cache");
+    expect(s.response.headers.get("upstash-sync-token")).toMatch(/^[0-9a-f]+-\d+$/);
     await until(() => s.lines.includes(`data: subscribe,${ch},1`));
     await direct.command(["PUBLISH", ch, "plain text, with commas"]);
     await until(() => s.lines.some((l) => l.startsWith("data: message")));

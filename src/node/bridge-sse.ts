@@ -17,8 +17,6 @@ export interface SubscriptionHost {
   readonly heartbeatMs: number;
   /** Live subscriptions, so that closing the bridge ends them. */
   readonly open: Set<RespSubscriber>;
-  /** Headers every response of the bridge carries. */
-  headers(): Record<string, string>;
 }
 
 function text(value: RespValue): string {
@@ -88,8 +86,8 @@ export async function serveSubscription(
     throw error;
   }
   if (res.destroyed) return stop();
+  // Headers the bridge set already (its read-your-writes token) go out with these.
   res.writeHead(200, {
-    ...host.headers(),
     "content-type": "text/event-stream",
     "cache-control": "no-cache",
     connection: "keep-alive",

@@ -243,7 +243,6 @@ export async function startRestBridge(options: RestBridgeOptions): Promise<RestB
     redisUrl,
     heartbeatMs,
     open: new Set(),
-    headers: () => ({ "upstash-sync-token": `${epoch}-${++answered}` }),
   };
   const expected = sha256(token);
 
@@ -338,7 +337,6 @@ export async function startRestBridge(options: RestBridgeOptions): Promise<RestB
       if (names.some((name) => name.length === 0)) {
         throw new HttpError(400, "ERR empty channel or pattern name");
       }
-      res.removeHeader("upstash-sync-token");
       const command = stream[1]?.toLowerCase() === "psubscribe" ? "PSUBSCRIBE" : "SUBSCRIBE";
       return serveSubscription(sse, req, res, command, names);
     }
