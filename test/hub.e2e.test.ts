@@ -15,6 +15,7 @@ import { upstashStore } from "../src/stores/upstash.js";
 import { until } from "./helpers.js";
 // @ts-expect-error: plain JS harness shared with the checker and the benchmark
 import { startHubWorker } from "./hub/harness.mjs";
+import { churn, expectAgreement } from "./runtimes/agreement.js";
 import { spawnRuntimes } from "./runtimes/spawn.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -206,49 +207,22 @@ describe("hub end to end (workerd hub, real Redis)", () => {
     const runtimes = spawnSubscribers(namespace, t);
     try {
       await Promise.all(runtimes.map((r) => r.next()));
-      let round = 0;
-      let writing = true;
-      const writes = (async () => {
-        while (writing) {
-          round++;
-          const k = keys[round % keys.length]!;
-          // Some writes fail while the Worker restarts; the hub only accelerates, so they
-          // must still succeed against Redis.
-          if (round % 5 === 0) await writer.setWithInvalidate(k, round);
-          else if (round % 7 === 0) await writer.delete(k);
-          else await writer.set(k, round);
-        }
-      })();
-      await until(() => round > 30);
+      // Some publishes fail while the Worker restarts; the writes must still succeed.
+      const writes = churn(writer, keys);
+      await until(() => writes.round > 30);
       // Cut one subscriber's sockets mid-stream, from the client side.
       for (const s of sockets.slice(-SHARDS * 2)) s.terminate();
-      await until(() => round > 60);
+      await until(() => writes.round > 60);
       // A deploy: every socket drops. The writes made while the hub is down reach no
       // subscriber through it: only catching up from the change log can bring them.
       await hub.stop();
-      const down = round;
-      await until(() => round > down + 20);
-      writing = false;
-      await writes;
+      const down = writes.round;
+      await until(() => writes.round > down + 20);
+      await writes.stop();
       await hub.start();
       // Everyone reconnects, catches up from the change log, and then agrees with L2.
       await until(() => caches.every((c) => c.stats().hub?.healthy === true), 20_000);
-      const truth = await createCache({
-        store: upstashStore({ url, token }),
-        namespace,
-        local: false,
-        sync: false,
-      }).getMany(keys);
-      for (const r of [writer, ...readers]) {
-        expect(
-          keys.map((k) => r.peek(k) ?? null).every((v, i) => v === null || v === truth[i]),
-        ).toBe(true);
-        expect(await r.getMany(keys)).toEqual(truth);
-      }
-      for (const r of runtimes) r.send({ read: keys });
-      const answers = await Promise.all(runtimes.map((r) => r.next()));
-      for (const a of answers)
-        expect((a as { values: unknown[] }).values).toEqual(truth.map((v) => v ?? null));
+      await expectAgreement({ url, token, namespace }, keys, [writer, ...readers], runtimes);
       expect(readers[0]!.stats().hub!.reconnects).toBeGreaterThan(0);
     } finally {
       for (const r of runtimes) r.stop();
