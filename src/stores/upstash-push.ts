@@ -59,9 +59,9 @@ export function openPush(target: PushTarget, handlers: Handlers): { close(): voi
   );
   unref(timer);
 
+  const confirm = `subscribe,${target.channel},`;
+  const message = `message,${target.channel},`;
   const event = (data: string) => {
-    const confirm = `subscribe,${target.channel},`;
-    const message = `message,${target.channel},`;
     if (data.startsWith(confirm)) handlers.open();
     else if (data.startsWith(message)) {
       const payload = data.slice(message.length);
