@@ -8,7 +8,7 @@ import { writeFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createCache } from "edgecache";
 import { upstashStore } from "edgecache/upstash";
-import { rng } from "../coherence/ops.mjs";
+import { rng } from "../rng.mjs";
 import { watchStalls } from "./stalls.mjs";
 import { valueFor } from "./values.mjs";
 

@@ -26,7 +26,7 @@ import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { rng } from "../coherence/ops.mjs";
+import { rng } from "../rng.mjs";
 import { checkFaults } from "./check.mjs";
 import { loadScriptKinds, PROXY_MODES, startFaultProxy } from "./proxy.mjs";
 import { BridgeProcess, freePort, RedisProcess, redisCommand } from "./servers.mjs";
