@@ -172,6 +172,55 @@ export interface LoaderContext<V = unknown> {
  */
 export type Loader<V = unknown> = (key: string, context: LoaderContext<V>) => V | Promise<V>;
 
+/**
+ * What a batch loader gets besides the keys: the {@link LoaderContext} of each key, by key.
+ * Tags, TTLs and `noStore` name the key they are for; a key not among `keys` is refused
+ * with `InvalidOptionError`.
+ */
+export interface BatchLoaderContext<V = unknown> {
+  /** The keys to load, each once, in the order the caller first asked for them. */
+  readonly keys: readonly string[];
+  /** The stale values being replaced (refreshes, loads within grace), by key. */
+  readonly stale: ReadonlyMap<string, V>;
+  /** `true` when this load started as a background refresh (see {@link LoaderContext.background}). */
+  readonly background: boolean;
+  /** Aborted when the load runs past `hardTimeout`. */
+  readonly signal: AbortSignal;
+  /** Adds tags to the value of `key` (besides the `tags` option). */
+  tag(key: string, ...tags: string[]): void;
+  /** Caches the value of `key` for `ms` instead of the `ttl` option. */
+  setTtl(key: string, ms: number): void;
+  /** Neither cache the value of `key` nor hand it to other callers (see {@link LoaderContext.noStore}). */
+  noStore(key: string): void;
+}
+
+/**
+ * Loads the values of several keys in one call (one database query for every miss):
+ * returns a `Map` or a plain object by key, or an array in the order of `keys`. A key it
+ * does not return (or returns `undefined` for) has no value: not cached unless
+ * `negativeTtl` is set. Throwing fails every key of the call.
+ *
+ * @example
+ * ```ts
+ * const load: BatchLoader<Product> = async (keys) => {
+ *   const rows = await db.products(keys.map((k) => k.slice("product:".length)));
+ *   return new Map(rows.map((row) => [`product:${row.id}`, row]));
+ * };
+ * ```
+ */
+export type BatchLoader<V = unknown> = (
+  keys: readonly string[],
+  context: BatchLoaderContext<V>,
+) =>
+  | ReadonlyMap<string, V | undefined>
+  | Readonly<Record<string, V | undefined>>
+  | ReadonlyArray<V | undefined>
+  | Promise<
+      | ReadonlyMap<string, V | undefined>
+      | Readonly<Record<string, V | undefined>>
+      | ReadonlyArray<V | undefined>
+    >;
+
 /** Options of {@link Cache.getOrSet}; a namespace's options give their defaults. */
 export interface GetOrSetOptions {
   /**
@@ -252,6 +301,18 @@ export interface GetOrSetOptions {
 export interface NamespaceOptions<V = unknown> extends GetOrSetOptions {
   /** The loader of this namespace: `get` loads through it on a miss (read-through). */
   loader?: Loader<V>;
+  /**
+   * The batch loader of this namespace: `getMany` loads all its misses through it in one
+   * call (and `get` through it with one key, when there is no `loader`). Without it,
+   * `getMany` of a namespace with a `loader` calls that for each miss, at most
+   * `loadConcurrency` at a time.
+   */
+  loadMany?: BatchLoader<V>;
+  /**
+   * How many calls of `loader` one `getMany` runs at once, when there is no `loadMany`.
+   * @default 8
+   */
+  loadConcurrency?: number;
   /**
    * This namespace's own L1 budget.
    * @default the parent's `local` options (a separate L1 of the same size)

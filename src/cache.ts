@@ -3,7 +3,10 @@ import { Coherence } from "./cache/coherence.js";
 import { Core } from "./cache/core.js";
 import { type CacheEvent, type CacheEventMap, isCacheEvent } from "./cache/events.js";
 import { listKeys } from "./cache/keys.js";
-import { Reader } from "./cache/read.js";
+import { type Inherited, namespaceName, namespaceOptions } from "./cache/namespace.js";
+import { Reader, spread } from "./cache/read.js";
+import { limited, oneAtATime } from "./cache/read-through/batch.js";
+import { Fills } from "./cache/read-through/fill.js";
 import { ReadThrough } from "./cache/read-through/get-or-set.js";
 import { Leases } from "./cache/read-through/lease.js";
 import { Loads } from "./cache/read-through/load.js";
@@ -11,8 +14,9 @@ import { Writer } from "./cache/write.js";
 import { ClosedError, InvalidKeyError, InvalidOptionError } from "./errors.js";
 import { type LoadSettings, resolveLoad } from "./load.js";
 import { resolveOptions } from "./options.js";
-import { NAMESPACE_PATTERN, type Store } from "./store/contract.js";
+import type { Store } from "./store/contract.js";
 import type {
+  BatchLoader,
   Cache,
   CacheOptions,
   CacheStats,
@@ -24,26 +28,7 @@ import type {
   SetManyEntry,
   SetOptions,
 } from "./types.js";
-
-/**
- * The L1 settings a namespace takes from its parent: the same bounds, but never the same
- * `LocalCache` instance (one serves one cache only: keys are not prefixed in L1, so two
- * namespaces sharing one would read each other's values).
- */
-function inheritedLocal(local: CacheOptions["local"]): CacheOptions["local"] {
-  if (typeof local !== "object" || local === null) return local;
-  if ("get" in local) return undefined; // an instance: the child gets the built-in L1
-  if (local.cache === undefined) return local;
-  const { cache: _own, ...bounds } = local;
-  return bounds;
-}
-
-/** What a namespace inherits from the cache that made it. */
-interface Inherited {
-  store: Store;
-  breaker: Breaker | undefined;
-  options: NamespaceOptions;
-}
+import { isRecord } from "./util/check.js";
 
 /**
  * The cache: validates each call, answers L1 hits itself (the hot path, one call deep),
@@ -81,7 +66,7 @@ class EdgeCache implements Cache {
     this.#coherence = new Coherence(core, o);
     this.#reader = new Reader(core, this.#coherence);
     this.#writer = new Writer(core, this.#coherence);
-    const loads = new Loads(core, this.#writer);
+    const loads = new Loads(core, new Fills(core, this.#writer));
     this.#leases = new Leases(core, this.#reader, loads);
     this.#readThrough = new ReadThrough(core, this.#reader, loads, this.#leases);
     this.#coherence.changed = (key) => this.#leases.wake(key);
@@ -140,34 +125,18 @@ class EdgeCache implements Cache {
     if (!Array.isArray(keys)) throw new InvalidKeyError("getMany expects an array of keys");
     for (const key of keys) core.codec.checkKey(key);
     const t = core.hitClock();
-    const fresh = core.inWindow(t);
-    const out: unknown[] = new Array(keys.length);
-    // Each distinct key L1 could not answer alone, and the slots waiting for it.
-    const slow = new Map<string, number[]>();
-    for (let i = 0; i < keys.length; i++) {
-      const key = keys[i]!;
-      const entry = fresh ? this.#reader.lookup(key, t) : undefined;
-      if (entry !== undefined) {
-        core.stats.l1Hits++;
-        if (core.events !== undefined) core.events.emit("hit", { key, tier: "l1" });
-        out[i] = core.out(entry.value);
-        continue;
-      }
-      const slots = slow.get(key);
-      if (slots) slots.push(i);
-      else slow.set(key, [i]);
-    }
+    const { out, slow } = this.#reader.hits(keys, t, (entry) => core.out(entry.value));
     if (slow.size === 0) {
       this.#coherence.refreshAhead(t);
       return out as Array<T | undefined>;
     }
     const { entries } = await this.#reader.slow([...slow.keys()], t, false);
-    let j = 0;
-    for (const slots of slow.values()) {
-      const v = entries[j++]?.value;
-      // Each slot gets its own copy when copies are on; duplicates must not share one.
-      for (const i of slots) out[i] = v === undefined ? undefined : core.out(v);
-    }
+    spread(
+      out,
+      slow,
+      entries.map((e) => e?.value),
+      core,
+    );
     return out as Array<T | undefined>;
   }
 
@@ -192,6 +161,45 @@ class EdgeCache implements Cache {
       }
     }
     return (await this.#readThrough.miss(key, loader as Loader, o, t)) as T;
+  }
+
+  async getOrSetMany<T>(
+    keys: readonly string[],
+    loader: BatchLoader<T>,
+    options?: GetOrSetOptions,
+  ): Promise<Array<T | undefined>> {
+    if (typeof loader !== "function") throw new InvalidOptionError("getOrSetMany needs a loader");
+    return this.readMany(keys, options, oneAtATime(loader as BatchLoader), loader as BatchLoader);
+  }
+
+  /**
+   * `getMany` that loads its misses: with `batch`, in one call for all of them; without,
+   * one `loader` call per key (which the caller bounds).
+   */
+  protected async readMany(
+    keys: readonly string[],
+    options: GetOrSetOptions | undefined,
+    loader: Loader,
+    batch: BatchLoader | undefined,
+  ): Promise<Array<never>> {
+    this.#open();
+    const core: Core = this.#core;
+    if (!Array.isArray(keys)) throw new InvalidKeyError("getOrSetMany expects an array of keys");
+    for (const key of keys) core.codec.checkKey(key);
+    const o = options && resolveLoad(options, this.#load.ttl, this.#load, keys[0]);
+    core.codec.allowTags(o?.tags, keys[0] ?? "");
+    const t = core.hitClock();
+    const rt = this.#readThrough;
+    const { out, slow } = this.#reader.hits(keys, t, (entry, key) => rt.cached(entry, key));
+    if (slow.size === 0) this.#coherence.refreshAhead(t);
+    else
+      spread(
+        out,
+        slow,
+        await rt.missMany([...slow.keys()], loader, batch, o ?? this.#load, t),
+        core,
+      );
+    return out as never[];
   }
 
   async inspect(key: string): Promise<InspectResult | undefined> {
@@ -230,10 +238,7 @@ class EdgeCache implements Cache {
     value: unknown,
     options?: Omit<SetOptions, "propagate">,
   ): Promise<void> {
-    if (
-      options !== undefined &&
-      (typeof options !== "object" || options === null || Array.isArray(options))
-    ) {
+    if (options !== undefined && !isRecord(options)) {
       this.#core.codec.checkKey(key);
       throw new InvalidOptionError("set options must be an object", { key });
     }
@@ -286,12 +291,7 @@ class EdgeCache implements Cache {
 
   namespace<V = unknown>(name: string, options?: NamespaceOptions<V>): Group<V> {
     this.#open();
-    const full = `${this.name}/${name}`;
-    if (typeof name !== "string" || name.length === 0 || !NAMESPACE_PATTERN.test(full)) {
-      throw new InvalidOptionError(
-        "a namespace name is letters, digits and _ . : / -, and the full name (parent/name) at most 128 characters",
-      );
-    }
+    const full = namespaceName(this.name, name);
     const existing = this.#children.get(full);
     if (existing !== undefined) {
       if (options !== undefined && options !== existing.options) {
@@ -301,20 +301,16 @@ class EdgeCache implements Cache {
       }
       return existing.group as unknown as Group<V>;
     }
-    const o = (options === undefined ? {} : options) as NamespaceOptions;
-    if (typeof o !== "object" || o === null || Array.isArray(o)) {
-      throw new InvalidOptionError("namespace options must be an object");
-    }
-    const parent = this.#options;
-    const local = o.local !== undefined ? o.local : inheritedLocal(parent.local);
-    const childOptions: CacheOptions = { ...parent, namespace: full };
-    if (o.ttl !== undefined) childOptions.ttl = o.ttl;
-    if (local === undefined) delete childOptions.local;
-    else childOptions.local = local;
+    const { o, childOptions } = namespaceOptions(
+      this.#options,
+      full,
+      options as NamespaceOptions | undefined,
+    );
     const inherited: Inherited = { store: this.#core.store, breaker: this.#breaker, options: o };
-    const group = o.loader
-      ? new ReadThroughGroup(childOptions, inherited)
-      : new GroupCache(childOptions, inherited);
+    const group =
+      o.loader || o.loadMany
+        ? new ReadThroughGroup(childOptions, inherited)
+        : new GroupCache(childOptions, inherited);
     this.#children.set(full, { group, options: o });
     return group as unknown as Group<V>;
   }
@@ -356,10 +352,26 @@ class GroupCache extends EdgeCache {
   }
 }
 
-/** A namespace with a loader: `get` reads through it. */
+/** A namespace with a loader: `get` and `getMany` read through it. */
 class ReadThroughGroup extends GroupCache {
+  readonly #loader: Loader;
+  readonly #batch: BatchLoader | undefined;
+  constructor(options: CacheOptions, inherited: Inherited) {
+    super(options, inherited);
+    this.#batch = inherited.options.loadMany as BatchLoader | undefined;
+    this.#loader = (inherited.options.loader as Loader) ?? oneAtATime(this.#batch!);
+  }
+
   override get<T = unknown>(key: string): Promise<T | undefined> {
-    return this.getOrSet(key, this.options.loader as Loader<T>);
+    return this.getOrSet(key, this.#loader as Loader<T>);
+  }
+
+  override getMany<T = unknown>(keys: readonly string[]): Promise<Array<T | undefined>> {
+    // Without a batch loader, each getMany loads its misses a few at a time.
+    const each = this.#batch
+      ? this.#loader
+      : limited(this.options.loadConcurrency ?? 8, this.#loader);
+    return this.readMany(keys, undefined, each, this.#batch);
   }
 }
 

@@ -31,6 +31,8 @@ export type { Logger } from "./logger.js";
 export { memoryStore } from "./stores/memory.js";
 export { type ShardedStoreOptions, shardedStore } from "./stores/sharded.js";
 export type {
+  BatchLoader,
+  BatchLoaderContext,
   Cache,
   CacheOptions,
   CacheStats,

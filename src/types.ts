@@ -8,6 +8,7 @@
 import type { BreakerStats } from "./breaker.js";
 import type { CacheEventMap } from "./cache/events.js";
 import type {
+  BatchLoader,
   GetOrSetOptions,
   Loader,
   NamespaceOptions,
@@ -18,6 +19,8 @@ import type { HubStats } from "./hub/client.js";
 import type { PubSubStats } from "./sync/pubsub.js";
 
 export type {
+  BatchLoader,
+  BatchLoaderContext,
   CacheOptions,
   GetOrSetOptions,
   Loader,
@@ -152,6 +155,30 @@ export interface Cache {
    */
   getOrSet<T>(key: string, loader: Loader<T>, options?: GetOrSetOptions): Promise<T>;
   /**
+   * `getOrSet` for several keys, with one loader call for every miss: the values of `keys`
+   * in order (`undefined` where the loader returned none). L1 answers what it can; the rest
+   * costs one L2 read, one call of `loader` with exactly the keys that need loading, and one
+   * L2 write of what it returned. Keys already loading on this instance (a concurrent
+   * `getOrSet` or `getOrSetMany`) are joined, not loaded again; with `lock`, keys another
+   * instance is loading are waited for. Stale-while-revalidate, grace, timeouts, tags and
+   * negative caching work per key as in `getOrSet`. Rejects with the first key's failure
+   * that nothing (no stale value within grace) can stand in for.
+   * @example
+   * ```ts
+   * const products = await cache.getOrSetMany(
+   *   ids.map((id) => `product:${id}`),
+   *   async (missing) => new Map((await db.products(missing)).map((p) => [`product:${p.id}`, p])),
+   *   { ttl: 60_000, staleWhileRevalidate: 300_000, lock: true },
+   * );
+   * ```
+   * @see docs/batch-read-through.md (shipped in the package)
+   */
+  getOrSetMany<T>(
+    keys: readonly string[],
+    loader: BatchLoader<T>,
+    options?: GetOrSetOptions,
+  ): Promise<Array<T | undefined>>;
+  /**
    * A cache scoped to the namespace `<this namespace>/<name>`: its own keys, change log,
    * TTL, L1 budget and, optionally, a loader that `get` reads through. Shares this cache's
    * store, breaker, serializer and settings. Asking again for a name returns the same one.
@@ -231,9 +258,10 @@ export interface Cache {
 }
 
 /**
- * A namespace of a cache. With a loader, `get` is read-through: a
- * miss loads, caches and returns the value, as `getOrSet(key, loader)` with the namespace's
- * options would. `getMany`, `peek` and `has` do not load.
+ * A namespace of a cache. With a `loader` or `loadMany`, `get` and `getMany` are
+ * read-through: a miss loads, caches and returns the value, as `getOrSet(key, loader)` and
+ * `getOrSetMany(keys, loadMany)` with the namespace's options would. `peek` and `has` do
+ * not load.
  */
 export interface Group<V = unknown> extends Cache {
   get<T = V>(key: string): Promise<T | undefined>;

@@ -5,7 +5,10 @@
 import { describe, expect, it } from "vitest";
 import { memoryStore } from "../src/index.js";
 import type { Store } from "../src/store/contract.js";
-import { type StoreSuiteOptions, type SuiteTestApi, storeSuite } from "../src/store/index.js";
+import { type StoreSuiteOptions, storeSuite } from "../src/store/index.js";
+
+type SuiteTestApi = StoreSuiteOptions["test"];
+
 import { shardedStore } from "../src/stores/sharded.js";
 import { fakeClock } from "./helpers.js";
 

@@ -93,6 +93,28 @@ describe("request counts against the real bridge", () => {
     expect(loads).toBe(2);
   });
 
+  it("getOrSetMany of 100 keys with 60 misses = 1 read + 1 write and 1 loader call", async () => {
+    const { writer, reader } = pair();
+    const keys = Array.from({ length: 100 }, (_, i) => `product:${i}`);
+    await writer.setMany(keys.filter((_, i) => i % 5 < 2).map((k) => [k, `stored ${k}`]));
+    const calls: string[][] = [];
+    const load = async (missing: readonly string[]) => {
+      calls.push([...missing]);
+      return new Map(missing.map((k) => [k, `loaded ${k}`]));
+    };
+    requests.reset();
+    const values = await reader.getOrSetMany(keys, load, { ttl: 60_000 });
+    expect(requests.count).toBe(2);
+    expect(calls).toEqual([keys.filter((_, i) => i % 5 >= 2)]);
+    expect(values).toEqual(keys.map((k, i) => (i % 5 < 2 ? `stored ${k}` : `loaded ${k}`)));
+    // All 100 from L1 now; and the writer finds the loaded ones in L2.
+    requests.reset();
+    expect(await reader.getOrSetMany(keys, load)).toEqual(values);
+    expect(requests.count).toBe(0);
+    expect(await writer.getMany(keys)).toEqual(values);
+    expect(calls).toHaveLength(1);
+  });
+
   it("setMany(100) = 1, getMany(100) = 1, deleteMany(100) = 1", async () => {
     const { writer, reader } = pair();
     const keys = Array.from({ length: 100 }, (_, i) => `key:${i}`);

@@ -43,6 +43,35 @@ export class Reader {
   }
 
   /**
+   * One pass over `keys` for what L1 holds fresh at `t`, each hit answered with `answer`;
+   * and the distinct keys L1 could not answer, each with the slots waiting for it.
+   */
+  hits(
+    keys: readonly string[],
+    t: number,
+    answer: (entry: LocalEntry, key: string) => unknown,
+  ): { out: unknown[]; slow: Map<string, number[]> } {
+    const core = this.#core;
+    const fresh = core.inWindow(t);
+    const out: unknown[] = new Array(keys.length);
+    const slow = new Map<string, number[]>();
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      const entry = fresh ? this.lookup(key, t) : undefined;
+      if (entry !== undefined) {
+        core.stats.l1Hits++;
+        if (core.events !== undefined) core.events.emit("hit", { key, tier: "l1" });
+        out[i] = answer(entry, key);
+        continue;
+      }
+      const slots = slow.get(key);
+      if (slots) slots.push(i);
+      else slow.set(key, [i]);
+    }
+    return { out, slow };
+  }
+
+  /**
    * Reads distinct keys that L1 could not answer on its own at `t`: misses, and entries
    * whose sync window ran out. At most two requests: the misses with a sync riding along
    * (or a sync alone), then a read of the entries that sync invalidated. Answers the fresh
@@ -215,5 +244,24 @@ export class Reader {
       tags: entry.tags ?? [],
       negative: entry.negative,
     };
+  }
+}
+
+/**
+ * Puts the value of each distinct key into every slot waiting for it; each slot after the
+ * first gets its own copy when copies are on (duplicates must not share one).
+ */
+export function spread(
+  out: unknown[],
+  slots: Map<string, number[]>,
+  values: unknown[],
+  core: Core,
+): void {
+  let j = 0;
+  for (const waiting of slots.values()) {
+    const v = values[j++];
+    waiting.forEach((i, n) => {
+      out[i] = n === 0 || v === undefined ? v : core.out(v);
+    });
   }
 }

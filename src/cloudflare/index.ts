@@ -23,11 +23,10 @@
  *
  * @module
  */
-export { type HubRole, verifyHubToken } from "../hub/token.js";
+export { verifyHubToken } from "../hub/token.js";
 export { InvalidationHub } from "./hub.js";
 export {
   type HubEnv,
   handleHubRequest,
-  hubShards,
   publishToHub,
 } from "./router.js";

@@ -43,6 +43,8 @@ export interface StoreReadResult {
   readonly entries: ReadonlyArray<StoreEntry | undefined>;
   /** How many of the misses were undecodable data under the store's prefix. */
   readonly corrupt: number;
+  /** The change log after `sync.cursor`: present exactly when the read carried a sync. */
+  readonly changes?: ChangeBatch;
 }
 
 /** One entry to write. */
@@ -132,12 +134,6 @@ export interface ChangeBatch {
   readonly records: readonly ChangeRecord[];
 }
 
-/** {@link StoreReadResult} plus the change log, when a sync rode along with the read. */
-export interface StoreReadWithChanges extends StoreReadResult {
-  /** The change log after `sync.cursor`: present exactly when the read carried a sync. */
-  readonly changes?: ChangeBatch;
-}
-
 /**
  * A shared L2 backend. Implement this to put edgecache in front of something other than
  * Redis; run `storeSuite` from `edgecache/store` against it to check the invariants above.
@@ -164,11 +160,7 @@ export interface Store {
    * Reads entries; one slot per key, in order. Keys may repeat. With `sync`, also returns
    * the change log after `sync.cursor`, from the same atomic snapshot as the entries.
    */
-  get(
-    namespace: string,
-    keys: readonly string[],
-    sync?: SyncRequest,
-  ): Promise<StoreReadWithChanges>;
+  get(namespace: string, keys: readonly string[], sync?: SyncRequest): Promise<StoreReadResult>;
   /** The change log after `sync.cursor`, alone. */
   sync(namespace: string, sync: SyncRequest): Promise<ChangeBatch>;
   /**

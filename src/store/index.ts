@@ -32,7 +32,6 @@ export {
   type Store,
   type StoreEntry,
   type StoreReadResult,
-  type StoreReadWithChanges,
   type StoreWrite,
   type StoreWriteResult,
   type SyncRequest,
@@ -43,4 +42,3 @@ export {
   type StoreSuiteOptions,
   storeSuite,
 } from "./suite.js";
-export type { SuiteTestApi } from "./test-api.js";

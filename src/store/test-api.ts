@@ -38,7 +38,7 @@ export interface SuiteMatchers {
  * @example
  * ```ts
  * import { describe, expect, it } from "vitest";
- * const test: SuiteTestApi = { describe, it, expect };
+ * const test: StoreSuiteOptions["test"] = { describe, it, expect };
  * ```
  */
 export interface SuiteTestApi {

@@ -15,7 +15,7 @@ import type {
   ChangeBatch,
   Store,
   StoreEntry,
-  StoreReadWithChanges,
+  StoreReadResult,
   StoreWrite,
   StoreWriteResult,
   SyncRequest,
@@ -209,9 +209,9 @@ export function shardedStore(
     shardFor: (key) => ids[shardOf(key)]!,
     ...(pushAll === undefined ? {} : { subscribe: pushAll }),
 
-    async get(ns, keys, sync): Promise<StoreReadWithChanges> {
+    async get(ns, keys, sync): Promise<StoreReadResult> {
       if (keys.length === 0 && !sync) return { entries: [], corrupt: 0 };
-      const jobs = new Map<number, Job<StoreReadWithChanges>>();
+      const jobs = new Map<number, Job<StoreReadResult>>();
       const groups = group(keys.length, (i) => keys[i]!);
       for (const [i, slots] of groups) {
         const sub = slots.map((j) => keys[j]!);

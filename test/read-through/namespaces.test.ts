@@ -18,15 +18,18 @@ describe("namespaces", () => {
       local: { maxItems: 2 },
     });
     expect(scores.name).toBe("app/scores");
-    // has, getMany and peek do not load.
+    // has and peek do not load.
     expect(await scores.has("Tom")).toBe(false);
-    expect(await scores.getMany(["Tom"])).toEqual([undefined]);
     expect(scores.peek("Tom")).toBeUndefined();
     expect(calls).toEqual([]);
     expect(await scores.get("Tom")).toBe(30);
     expect(await scores.has("Tom")).toBe(true);
     expect(await scores.get("Tom")).toBe(30);
     expect(calls).toEqual(["Tom"]);
+    // getMany reads through it too, loading only what it misses.
+    expect(await scores.getMany(["Tom", "Al"])).toEqual([30, 20]);
+    expect(calls).toEqual(["Tom", "Al"]);
+    await scores.delete("Al");
     // Disjoint from the parent and from siblings.
     expect(await cache.get("Tom")).toBeUndefined();
     const other = cache.namespace("other");

@@ -1,22 +1,12 @@
 import { ClosedError, LoaderError } from "../../errors.js";
 import type { LoadSettings } from "../../load.js";
 import type { LocalEntry } from "../../local.js";
-import type { Loader } from "../../types.js";
+import type { BatchLoader, Loader } from "../../types.js";
 import type { Core } from "../core.js";
 import type { Reader } from "../read.js";
+import { type Deciding, decide, type Resolution } from "./decide.js";
 import type { Leases } from "./lease.js";
 import { type Job, type Loads, loaderFailed, loaderTimeout, type Outcome } from "./load.js";
-
-/** What the callers of a miss get, decided once per miss. */
-type Resolution =
-  | { kind: "fresh"; entry: LocalEntry }
-  /** Stale within staleWhileRevalidate: served while a refresh runs. */
-  | { kind: "stale"; entry: LocalEntry }
-  /** L2 could not be read: the last value, within grace, served while a refresh runs. */
-  | { kind: "graced"; entry: LocalEntry }
-  /** A load that ended after the read was sent answers it. */
-  | { kind: "done"; outcome: Outcome; stale: LocalEntry | undefined }
-  | { kind: "load"; stale: LocalEntry | undefined };
 
 /**
  * `getOrSet` past an L1 hit: concurrent misses of a key share one L2 read and one decision
@@ -36,11 +26,14 @@ export class ReadThrough {
   readonly #finished = new Map<string, { seq: number; outcome: Outcome }>();
   #seq = 0;
 
+  readonly #deciding: Deciding;
+
   constructor(core: Core, reader: Reader, loads: Loads, leases: Leases) {
     this.#core = core;
     this.#reader = reader;
     this.#loads = loads;
     this.#leases = leases;
+    this.#deciding = { core, reader, fills: loads.fills, finished: this.#finished };
   }
 
   /** Loads still running, for `close()` to wait for. */
@@ -60,25 +53,120 @@ export class ReadThrough {
 
   /** A miss of `key` that L1 could not answer at `t`. */
   async miss(key: string, loader: Loader, o: LoadSettings, t: number): Promise<unknown> {
-    const core = this.#core;
     const running = this.#jobs.get(key);
     const joined = running !== undefined;
     let job: Promise<Resolution>;
     if (running !== undefined) {
-      core.stats.coalesced++;
+      this.#core.stats.coalesced++;
       job = running;
     } else {
-      const started = this.#resolve(key, loader, o, t);
-      job = started;
-      this.#jobs.set(key, started);
-      const done = () => {
-        if (this.#jobs.get(key) !== started) return;
-        this.#jobs.delete(key);
-        this.#finished.delete(key);
-      };
-      void started.then(done, done);
+      job = this.#register(key, this.#resolve(key, loader, o, t));
     }
-    const r = await job;
+    return this.#answer(
+      await job,
+      { key, loader, o, stale: undefined, background: false },
+      !joined,
+    );
+  }
+
+  /**
+   * Misses of distinct `keys` that L1 could not answer at `t`: one L2 read for those no
+   * miss here is resolving yet, then one load through `batch` for every key that needs one
+   * and is not loading here already (keys leased by another instance are waited for).
+   * Without `batch`, each key loads alone through `loader` (the caller bounds how many at
+   * once). Keys resolve as `miss` would resolve them; the first failure rejects.
+   */
+  async missMany(
+    keys: readonly string[],
+    loader: Loader,
+    batch: BatchLoader | undefined,
+    o: LoadSettings,
+    t: number,
+  ): Promise<unknown[]> {
+    const core = this.#core;
+    const jobs: Array<Promise<Resolution>> = new Array(keys.length);
+    const joined: boolean[] = keys.map(() => false);
+    const fresh: number[] = [];
+    keys.forEach((key, i) => {
+      const running = this.#jobs.get(key);
+      if (running === undefined) fresh.push(i);
+      else {
+        core.stats.coalesced++;
+        jobs[i] = running;
+        joined[i] = true;
+      }
+    });
+    if (fresh.length > 0) {
+      const asked = ++this.#seq;
+      const readStarted = core.now();
+      const freshKeys = fresh.map((i) => keys[i]!);
+      const decided = this.#reader.slow(freshKeys, t, true).then(({ entries, failed }) => {
+        const refresh: Job[] = [];
+        const out = freshKeys.map((key, j) =>
+          decide(
+            this.#deciding,
+            { key, loader, o, t, asked, readStarted },
+            entries[j],
+            failed,
+            refresh,
+          ),
+        );
+        if (refresh.length > 0) {
+          if (batch !== undefined) this.revalidateMany(refresh, batch);
+          else for (const job of refresh) this.revalidate(job);
+        }
+        return out;
+      });
+      fresh.forEach((i, j) => {
+        jobs[i] = this.#register(
+          keys[i]!,
+          decided.then((out) => out[j]!),
+        );
+      });
+    }
+    const resolved = await Promise.all(jobs);
+    const job = (i: number): Job => {
+      const r = resolved[i]!;
+      const stale = r.kind === "load" || r.kind === "done" ? r.stale : undefined;
+      return { key: keys[i]!, loader, o, stale, background: false };
+    };
+    // The keys to load that no load here covers yet: one load for all of them.
+    const started = new Map<number, Promise<Outcome>>();
+    if (batch !== undefined) {
+      const idle = keys
+        .map((_key, i) => i)
+        .filter((i) => resolved[i]!.kind === "load" && !this.#running.has(keys[i]!));
+      if (idle.length > 0) {
+        const flights = this.#flights(idle.map(job), batch);
+        idle.forEach((i, j) => {
+          started.set(i, flights[j]!);
+        });
+      }
+    }
+    return Promise.all(resolved.map((r, i) => this.#answer(r, job(i), !joined[i], started.get(i))));
+  }
+
+  /** Registers the resolution of a miss of `key` for concurrent misses to join. */
+  #register(key: string, started: Promise<Resolution>): Promise<Resolution> {
+    this.#jobs.set(key, started);
+    const done = () => {
+      if (this.#jobs.get(key) !== started) return;
+      this.#jobs.delete(key);
+      this.#finished.delete(key);
+    };
+    void started.then(done, done);
+    return started;
+  }
+
+  /** What a caller gets from the resolution of its miss. */
+  #answer(
+    r: Resolution,
+    job: Job,
+    count: boolean,
+    started?: Promise<Outcome>,
+  ): Promise<unknown> | unknown {
+    const core = this.#core;
+    const { key } = job;
     switch (r.kind) {
       case "fresh":
         return this.cached(r.entry, key);
@@ -91,76 +179,34 @@ export class ReadThrough {
         core.emit("stale", { key, reason: "grace" });
         return core.out(r.entry.value);
       case "done":
-        return this.#settle(
-          { key, loader, o, stale: r.stale, background: false },
-          r.outcome,
-          false,
-        );
+        return this.#settle({ ...job, stale: r.stale }, r.outcome, false);
       default:
-        return this.#waitFor({ key, loader, o, stale: r.stale, background: false }, !joined);
+        return this.#waitFor({ ...job, stale: r.stale }, count, started);
     }
   }
 
   /** Reads L2 for a key L1 could not answer, and decides what the callers get. */
   async #resolve(key: string, loader: Loader, o: LoadSettings, t: number): Promise<Resolution> {
-    const core = this.#core;
     const asked = ++this.#seq;
-    const readStarted = core.now();
+    const readStarted = this.#core.now();
     const { entries, failed } = await this.#reader.slow([key], t, true);
-    const now = core.now();
-    const found = entries[0];
-    if (found !== undefined && found.expiresAt > now) return { kind: "fresh", entry: found };
-    // Past its TTL, or (when L2 failed) what L1 still holds, not vouched for by a sync:
-    // usable only as stale. Looked up after the read, so that a change, delete or drop that
-    // arrived meanwhile (a sync may have got through where the read did not) counts.
-    const down = failed && found === undefined;
-    const kept = this.#reader.lookupStale(key, t);
-    // Held off after a failed load (graceBackoff): served without calling the loader, while
-    // L2 still has that very version or cannot be read.
-    if (
-      kept?.holdUntil !== undefined &&
-      kept.holdUntil > now &&
-      (down || (found !== undefined && found.version === kept.version))
-    ) {
-      return { kind: "graced", entry: kept };
-    }
-    const last = found ?? (down ? kept : undefined);
-    // Loaded (or remembered as failed) here while L2 could not take it: good for its TTL.
-    if (down && last?.unvouched === true && (last.unvouchedUntil ?? last.expiresAt) > now) {
-      return { kind: "fresh", entry: last };
-    }
-    let stale: LocalEntry | undefined;
-    if (last !== undefined && last.negative === undefined) {
-      const age = now - last.expiresAt;
-      if (age < o.staleWhileRevalidate) {
-        this.revalidate({ key, loader, o, stale: last, background: true });
-        return { kind: "stale", entry: last };
-      }
-      if (age < o.grace) {
-        if (!down) stale = last;
-        else {
-          // Fail-safe: with L2 unreachable, leases cannot coordinate the instances, so a
-          // foreground load on each would hit the origin at once. The caller gets the last
-          // value now (the L2 error is reported) and one refresh runs in the background.
-          this.revalidate({ key, loader, o, stale: last, background: true });
-          return { kind: "graced", entry: last };
-        }
-      }
-    }
-    // A load of this key that ended after the read was sent answers it: the read missed
-    // only because it overtook that load's write.
-    const done = this.#finished.get(key);
-    if (done !== undefined && done.seq > asked)
-      return { kind: "done", outcome: done.outcome, stale };
-    this.#loads.missed(key, now - readStarted);
-    return { kind: "load", stale };
+    const refresh: Job[] = [];
+    const r = decide(
+      this.#deciding,
+      { key, loader, o, t, asked, readStarted },
+      entries[0],
+      failed,
+      refresh,
+    );
+    for (const job of refresh) this.revalidate(job);
+    return r;
   }
 
   /** Waits for the key's load (joining one in flight), within this caller's timeouts. */
-  async #waitFor(job: Job, count: boolean): Promise<unknown> {
+  async #waitFor(job: Job, count: boolean, started?: Promise<Outcome>): Promise<unknown> {
     const { key, o, stale } = job;
-    const own = !this.#running.has(key);
-    const flight = this.#flight(job, count);
+    const own = started !== undefined || !this.#running.has(key);
+    const flight = started ?? this.#flight(job, count);
     const soft = stale !== undefined ? o.timeout : undefined;
     const hard = o.hardTimeout;
     if (soft === undefined && hard === undefined) return this.#settle(job, await flight, own);
@@ -248,16 +294,60 @@ export class ReadThrough {
       if (count) this.#core.stats.coalesced++;
       return running;
     }
-    const flight = this.#leases.run(job).then((outcome) => {
-      if (this.#running.get(key) === flight) this.#running.delete(key);
-      // A read of the key in flight meanwhile may have overtaken this load's write.
-      if (outcome.kind !== "skipped" && outcome.kind !== "private" && this.#jobs.has(key)) {
-        this.#finished.set(key, { seq: ++this.#seq, outcome });
-      }
-      return outcome;
-    });
+    return this.#track(key, this.#leases.run(job));
+  }
+
+  /** Registers `load` as the key's load on this instance until it ends. Never rejects. */
+  #track(key: string, load: Promise<Outcome>): Promise<Outcome> {
+    const flight: Promise<Outcome> = load
+      .catch((error: unknown): Outcome => ({ kind: "error", error }))
+      .then((outcome) => {
+        if (this.#running.get(key) === flight) this.#running.delete(key);
+        // A read of the key in flight meanwhile may have overtaken this load's write.
+        if (outcome.kind !== "skipped" && outcome.kind !== "private" && this.#jobs.has(key)) {
+          this.#finished.set(key, { seq: ++this.#seq, outcome });
+        }
+        return outcome;
+      });
     this.#running.set(key, flight);
     return flight;
+  }
+
+  /**
+   * Starts one load of `jobs`' keys (none running here yet) through `batch`, each key's
+   * outcome registered as its load on this instance.
+   */
+  #flights(jobs: readonly Job[], batch: BatchLoader): Array<Promise<Outcome>> {
+    const all = this.#leases.runMany(jobs, (free) => this.#loads.runMany(free, batch));
+    return jobs.map((job, i) =>
+      this.#track(
+        job.key,
+        all.then((outcomes) => outcomes[i]!),
+      ),
+    );
+  }
+
+  /**
+   * Background refreshes of several keys (stale-while-revalidate), in one load through
+   * `batch` for the keys not loading here already; errors are reported.
+   */
+  revalidateMany(jobs: readonly Job[], batch: BatchLoader): void {
+    const idle = jobs.filter((job) => !this.#running.has(job.key));
+    if (idle.length === 0) return;
+    // One failed call fails every key it loaded: reported once.
+    const reported = new Set<unknown>();
+    const work = Promise.all(
+      this.#flights(idle, batch).map((flight, i) =>
+        flight.then((outcome) => {
+          if (outcome.kind !== "error" || reported.has(outcome.error)) return;
+          reported.add(outcome.error);
+          this.#core.absorb(
+            loaderFailed(outcome.error, idle[i]!.key, "a background refresh failed"),
+          );
+        }),
+      ),
+    );
+    this.#core.keepAlive(work, idle[0]!.o.waitUntil);
   }
 
   /** Stale-while-revalidate: one background refresh per key; errors are reported. */

@@ -4,6 +4,12 @@ import type { Core } from "../core.js";
 import type { Reader } from "../read.js";
 import type { Job, Loads, Outcome } from "./load.js";
 
+/** What asking for a key's lease decided: load here (holding it or not), or wait. */
+type Asked = { kind: "load" } | { kind: "taken" } | { kind: "held" };
+
+/** Loads `jobs` together (one loader call), resolving to their outcomes in order. */
+export type RunMany = (jobs: readonly Job[]) => Promise<Outcome[]>;
+
 /**
  * Loads with a lease in L2 when `lock` asks for one: whoever takes the lease loads; the
  * others wait for its value (woken early when a change of the key arrives) and load
@@ -24,59 +30,121 @@ export class Leases {
 
   /** Loads `job`'s key, under a lease when its settings ask for one. */
   async run(job: Job): Promise<Outcome> {
+    const store = this.#core.store;
+    if (job.o.lock === undefined || store.acquireLease === undefined) return this.#loads.run(job);
+    const token = crypto.randomUUID();
+    const deadline = this.#core.now() + job.o.lock.wait;
+    const asked = await this.#ask(job, token, true);
+    if (asked.kind === "load") return this.#loads.run(job);
+    if (asked.kind === "taken") {
+      return this.#holding([job], token, async () => {
+        const seen = await this.#lookAgain(job.key);
+        return [seen ?? (await this.#loads.run(job))];
+      }).then((out) => out[0]!);
+    }
+    return this.#wait(job, token, deadline);
+  }
+
+  /**
+   * Loads several keys with one call of `many` (the keys this instance may load), under
+   * leases when their settings ask for them: keys whose lease another instance holds are
+   * waited for one by one, and loaded alone (with `job.loader`) if their value never comes.
+   * All jobs share one set of settings.
+   */
+  async runMany(jobs: readonly Job[], many: RunMany): Promise<Outcome[]> {
+    const store = this.#core.store;
+    const lock = jobs[0]?.o.lock;
+    if (lock === undefined || store.acquireLease === undefined) return many(jobs);
+    const token = crypto.randomUUID();
+    const deadline = this.#core.now() + lock.wait;
+    const asked = await Promise.all(jobs.map((job) => this.#ask(job, token, true)));
+    const out: Array<Promise<Outcome>> = new Array(jobs.length);
+    const free: number[] = [];
+    const taken: number[] = [];
+    asked.forEach((a, i) => {
+      if (a.kind === "held") out[i] = this.#wait(jobs[i]!, token, deadline);
+      else (a.kind === "taken" ? taken : free).push(i);
+    });
+    const mine = this.#holding(
+      taken.map((i) => jobs[i]!),
+      token,
+      async () => {
+        // The holders before us may have stored their values and let go since we looked.
+        const seen = await this.#lookAgainMany(taken.map((i) => jobs[i]!.key));
+        const load = [...free, ...taken.filter((_, j) => seen[j] === undefined)].sort(
+          (a, b) => a - b,
+        );
+        const loaded = load.length > 0 ? await many(load.map((i) => jobs[i]!)) : [];
+        const byIndex = new Map<number, Outcome>();
+        load.forEach((i, j) => {
+          byIndex.set(i, loaded[j]!);
+        });
+        taken.forEach((i, j) => {
+          if (seen[j] !== undefined) byIndex.set(i, seen[j]!);
+        });
+        return [...free, ...taken].map((i) => byIndex.get(i)!);
+      },
+    );
+    [...free, ...taken].forEach((i, j) => {
+      out[i] = mine.then((outcomes) => outcomes[j]!);
+    });
+    return Promise.all(out);
+  }
+
+  /** Asks for `job`'s lease once. */
+  async #ask(job: Job, token: string, first: boolean): Promise<Asked> {
     const core = this.#core;
     const store = core.store;
     const { key, o } = job;
-    const lock = o.lock;
-    if (lock === undefined || store.acquireLease === undefined) return this.#loads.run(job);
-    const token = crypto.randomUUID();
-    const deadline = core.now() + lock.wait;
+    const asking = core.now();
+    try {
+      const asked = store.acquireLease!(core.name, key, token, o.lock!.ttl);
+      // The miss's first lease request gets what is left of one store timeout after its
+      // read: past that, L2 is too slow to arbitrate and this instance loads itself.
+      const answer = first ? await this.#loads.fills.withinTimeout(key, asked) : await asked;
+      if (answer === undefined) {
+        const late = asked.then(
+          (got) => (got === false ? undefined : store.releaseLease?.(core.name, key, token)),
+          () => undefined,
+        );
+        core.keepAlive(late, o.waitUntil);
+        return { kind: "load" };
+      }
+      this.#loads.fills.spend(key, core.now() - asking);
+      if (answer === "repaired") core.corrupt(1, key, true);
+      return answer === false ? { kind: "held" } : { kind: "taken" };
+    } catch (err) {
+      // L2 cannot arbitrate: load here rather than not at all.
+      core.absorb(core.failed(err, "acquireLease", [key]));
+      return { kind: "load" };
+    }
+  }
+
+  /** Runs `work` holding the leases of `jobs`, letting each go once its value is in L2. */
+  async #holding<T>(jobs: readonly Job[], token: string, work: () => Promise<T>): Promise<T> {
+    const core = this.#core;
+    try {
+      return await work();
+    } finally {
+      // Let go once the value is in L2 (a fill still being written holds the lease).
+      for (const { key, o } of jobs) {
+        const release = this.#loads.fills
+          .filled(key)
+          .then(() => core.store.releaseLease?.(core.name, key, token))
+          .catch((err) => core.absorb(core.failed(err, "releaseLease", [key])));
+        core.keepAlive(release, o.waitUntil);
+      }
+    }
+  }
+
+  /** Waits for the value of a key whose lease another instance holds, asking again. */
+  async #wait(job: Job, token: string, deadline: number): Promise<Outcome> {
+    const core = this.#core;
+    const { key } = job;
+    if (job.background) return { kind: "skipped" };
+    core.stats.lockWaits++;
     let delay = 10;
-    let waited = false;
-    for (let first = true; ; first = false) {
-      let taken: boolean;
-      const asking = core.now();
-      try {
-        const asked = store.acquireLease(core.name, key, token, lock.ttl);
-        // The miss's first lease request gets what is left of one store timeout after its
-        // read: past that, L2 is too slow to arbitrate and this instance loads itself.
-        const answer = first ? await this.#loads.withinTimeout(key, asked) : await asked;
-        if (answer === undefined) {
-          const late = asked.then(
-            (got) => (got === false ? undefined : store.releaseLease?.(core.name, key, token)),
-            () => undefined,
-          );
-          core.keepAlive(late, o.waitUntil);
-          return this.#loads.run(job);
-        }
-        this.#loads.spend(key, core.now() - asking);
-        if (answer === "repaired") core.corrupt(1, key, true);
-        taken = answer !== false;
-      } catch (err) {
-        // L2 cannot arbitrate: load here rather than not at all.
-        core.absorb(core.failed(err, "acquireLease", [key]));
-        return this.#loads.run(job);
-      }
-      if (taken) {
-        try {
-          // The holder before us may have stored its value and let go since we looked.
-          const seen = await this.#lookAgain(key);
-          if (seen !== undefined) return seen;
-          return await this.#loads.run(job);
-        } finally {
-          // Let go once the value is in L2 (a fill still being written holds the lease).
-          const release = this.#loads
-            .filled(key)
-            .then(() => store.releaseLease?.(core.name, key, token))
-            .catch((err) => core.absorb(core.failed(err, "releaseLease", [key])));
-          core.keepAlive(release, o.waitUntil);
-        }
-      }
-      if (job.background) return { kind: "skipped" };
-      if (!waited) {
-        waited = true;
-        core.stats.lockWaits++;
-      }
+    for (;;) {
       if (core.now() >= deadline) return this.#loads.run(job);
       await this.#nap(key, delay * (0.5 + Math.random() / 2));
       // Closed meanwhile: stop waiting (close() waits for this load) and touch L2 no more.
@@ -84,6 +152,14 @@ export class Leases {
       delay = Math.min(delay * 2, 250);
       const seen = await this.#lookAgain(key);
       if (seen !== undefined) return seen;
+      const asked = await this.#ask(job, token, false);
+      if (asked.kind === "load") return this.#loads.run(job);
+      if (asked.kind === "taken") {
+        return this.#holding([job], token, async () => {
+          const again = await this.#lookAgain(key);
+          return [again ?? (await this.#loads.run(job))];
+        }).then((out) => out[0]!);
+      }
     }
   }
 
@@ -101,12 +177,28 @@ export class Leases {
 
   /** A fresh answer for `key` that appeared meanwhile: in L1 (a hub push) or in L2. */
   async #lookAgain(key: string): Promise<Outcome | undefined> {
-    let entry: LocalEntry | undefined = this.#reader.lookup(key, this.#core.now());
-    if (entry === undefined) entry = (await this.#reader.fromL2([key], false)).entries[0];
-    if (entry === undefined) return undefined;
-    return entry.negative === undefined
-      ? { kind: "value", value: entry.value }
-      : { kind: "negative", negative: entry.negative };
+    return (await this.#lookAgainMany([key]))[0];
+  }
+
+  /** {@link Leases.#lookAgain} for several keys, with one L2 read for those L1 lacks. */
+  async #lookAgainMany(keys: readonly string[]): Promise<Array<Outcome | undefined>> {
+    if (keys.length === 0) return [];
+    const now = this.#core.now();
+    const entries: Array<LocalEntry | undefined> = keys.map((key) => this.#reader.lookup(key, now));
+    const missing = keys.filter((_, i) => entries[i] === undefined);
+    if (missing.length > 0) {
+      const read = (await this.#reader.fromL2(missing, false)).entries;
+      let j = 0;
+      keys.forEach((_, i) => {
+        if (entries[i] === undefined) entries[i] = read[j++];
+      });
+    }
+    return entries.map((entry) => {
+      if (entry === undefined) return undefined;
+      return entry.negative === undefined
+        ? { kind: "value", value: entry.value }
+        : { kind: "negative", negative: entry.negative };
+    });
   }
 
   /** Sleeps up to `ms`, waking early when a change of `key` arrives. */

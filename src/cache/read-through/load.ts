@@ -1,10 +1,12 @@
 import type { Prepared } from "../../envelope.js";
-import { EdgeCacheError, LoaderError } from "../../errors.js";
+import { LoaderError } from "../../errors.js";
 import type { LoadSettings } from "../../load.js";
 import type { LocalEntry } from "../../local.js";
-import type { Loader, LoaderContext } from "../../types.js";
+import type { BatchLoader, Loader, LoaderContext } from "../../types.js";
 import type { Core } from "../core.js";
-import type { LocalBasis, Writer } from "../write.js";
+import type { LocalBasis } from "../write.js";
+import { batchContext, batchValues } from "./batch.js";
+import type { Fills } from "./fill.js";
 
 /** How a load ended, shared by every caller that joined it. */
 export type Outcome =
@@ -48,37 +50,19 @@ export function loaderFailed(error: unknown, key: string, message: string): Load
  */
 export class Loads {
   readonly #core: Core;
-  readonly #writer: Writer;
   // The watch mark of the load of each key running here (see `run`).
   readonly #marks = new Map<string, number>();
-  // Ms of L2 time already spent on the miss of each key being loaded (its read, its lease),
-  // and fills still being written after their callers were answered (see `#fillWithin`).
-  readonly #spent = new Map<string, number>();
-  readonly #filling = new Map<string, Promise<void>>();
+  /** Where loaded values are written (and how much L2 time each miss has spent). */
+  readonly fills: Fills;
 
-  constructor(core: Core, writer: Writer) {
+  constructor(core: Core, fills: Fills) {
     this.#core = core;
-    this.#writer = writer;
+    this.fills = fills;
   }
 
   /** The watch mark of the load of `key` running here, if one is. */
   markOf(key: string): number | undefined {
     return this.#marks.get(key);
-  }
-
-  /** The miss of `key` starts its load after an L2 read that took `ms`. */
-  missed(key: string, ms: number): void {
-    this.#spent.set(key, ms);
-  }
-
-  /** Counts `ms` more of L2 time spent on the miss of `key`. */
-  spend(key: string, ms: number): void {
-    this.#spent.set(key, (this.#spent.get(key) ?? 0) + ms);
-  }
-
-  /** Resolves once the fill of `key` still being written (if any) has ended. */
-  filled(key: string): Promise<void> {
-    return this.#filling.get(key) ?? Promise.resolve();
   }
 
   /**
@@ -87,6 +71,31 @@ export class Loads {
    * while the loader ran.
    */
   async run(job: Job): Promise<Outcome> {
+    const local = this.#watch(job);
+    try {
+      return await this.#watched(job, local);
+    } finally {
+      this.#unwatch(job.key, local);
+    }
+  }
+
+  /**
+   * {@link Loads.run} for several keys with one call of `batch`, and one L2 write for
+   * everything it returns. All jobs share one set of settings.
+   */
+  async runMany(jobs: readonly Job[], batch: BatchLoader): Promise<Outcome[]> {
+    const locals = jobs.map((job) => this.#watch(job));
+    try {
+      return await this.#watchedMany(jobs, batch, locals);
+    } finally {
+      jobs.forEach((job, i) => {
+        this.#unwatch(job.key, locals[i]!);
+      });
+    }
+  }
+
+  /** Watches `job`'s key while it loads; what a value loaded now is as new as. */
+  #watch(job: Job): LocalBasis {
     const core = this.#core;
     const { key, stale } = job;
     const mark = core.l1.watch(key);
@@ -101,12 +110,12 @@ export class Loads {
     // starts at the head, so changes made meanwhile never reach what it kept. Such values
     // are dropped with L1 when that sync arrives.
     const anchored = core.sync === undefined || core.sync.cursor >= 0;
-    try {
-      return await this.#watched(job, { mark, basis, anchored });
-    } finally {
-      core.l1.unwatch(key);
-      if (this.#marks.get(key) === mark) this.#marks.delete(key);
-    }
+    return { mark, basis, anchored };
+  }
+
+  #unwatch(key: string, local: LocalBasis): void {
+    this.#core.l1.unwatch(key);
+    if (this.#marks.get(key) === local.mark) this.#marks.delete(key);
   }
 
   async #watched(job: Job, local: LocalBasis): Promise<Outcome> {
@@ -157,7 +166,7 @@ export class Loads {
       // A value within grace is better than a remembered failure: keep it.
       if (stale !== undefined) this.holdOff(key, stale, o, local.mark);
       else if (o.negativeTtl !== undefined && !tagRefused) {
-        await this.#fillWithin(key, this.#store(key, undefined, o, local, "error"), o);
+        await this.fills.within(key, this.fills.store(key, undefined, o, local, "error"), o);
       }
       return { kind: "error", error };
     } finally {
@@ -167,16 +176,113 @@ export class Loads {
     if (noStore) return { kind: "private", value };
     if (value === undefined) {
       if (o.negativeTtl !== undefined) {
-        await this.#fillWithin(key, this.#store(key, undefined, o, local, "absent"), o);
+        await this.fills.within(key, this.fills.store(key, undefined, o, local, "absent"), o);
       }
       return { kind: "value", value: undefined };
     }
-    const fill = this.#store(key, value, o, local, undefined, {
+    const fill = this.fills.store(key, value, o, local, undefined, {
       ...(tags.length > 0 ? { tags } : {}),
       ...(ttl === undefined ? {} : { ttl }),
     });
-    await this.#fillWithin(key, fill, o);
+    await this.fills.within(key, fill, o);
     return { kind: "value", value };
+  }
+
+  async #watchedMany(
+    jobs: readonly Job[],
+    batch: BatchLoader,
+    locals: readonly LocalBasis[],
+  ): Promise<Outcome[]> {
+    const core = this.#core;
+    const { o, background } = jobs[0]!;
+    const keys = jobs.map((job) => job.key);
+    core.stats.loads++;
+    const controller = new AbortController();
+    const hard = o.hardTimeout;
+    const timer =
+      hard === undefined
+        ? undefined
+        : setTimeout(() => controller.abort(loaderTimeout(keys[0]!, hard)), hard);
+    const stale = new Map<string, unknown>();
+    for (const job of jobs)
+      if (job.stale !== undefined) stale.set(job.key, core.out(job.stale.value));
+    let tagRefused = false;
+    const { context, marks } = batchContext(
+      keys,
+      stale,
+      background,
+      controller.signal,
+      (tags, key) => core.codec.allowTags(tags, key),
+      () => {
+        tagRefused = true;
+      },
+    );
+    let values: Map<string, unknown>;
+    const began = core.now();
+    try {
+      values = batchValues(keys, await batch(keys, context));
+    } catch (error) {
+      core.stats.loadErrors++;
+      const outcome = controller.signal.aborted ? "timeout" : "error";
+      const ms = core.now() - began;
+      for (const key of keys) core.emit("load", { key, ms, outcome });
+      const negatives: Prepared[] = [];
+      const kept: LocalBasis[] = [];
+      jobs.forEach((job, i) => {
+        // A value within grace is better than a remembered failure: keep it.
+        if (job.stale !== undefined) this.holdOff(job.key, job.stale, o, locals[i]!.mark);
+        else if (o.negativeTtl !== undefined && !tagRefused) {
+          const p = this.fills.prepare(job.key, undefined, o, "error");
+          if (p !== undefined) {
+            negatives.push(p);
+            kept.push(locals[i]!);
+          }
+        }
+      });
+      if (negatives.length > 0) {
+        await this.fills.within(
+          negatives.map((p) => p.key),
+          this.fills.commit(negatives, kept),
+          o,
+        );
+      }
+      return jobs.map(() => ({ kind: "error", error }));
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+    }
+    const ms = core.now() - began;
+    for (const key of keys) core.emit("load", { key, ms, outcome: "ok" });
+    const writes: Prepared[] = [];
+    const kept: LocalBasis[] = [];
+    const outcomes = jobs.map((job, i): Outcome => {
+      const { key } = job;
+      const value = values.get(key);
+      if (marks.noStore.has(key)) return { kind: "private", value };
+      let p: Prepared | undefined;
+      if (value === undefined) {
+        if (o.negativeTtl !== undefined) p = this.fills.prepare(key, undefined, o, "absent");
+      } else {
+        const tags = marks.tags.get(key);
+        const ttl = marks.ttls.get(key);
+        p = this.fills.prepare(key, value, o, undefined, {
+          ...(tags === undefined ? {} : { tags }),
+          ...(ttl === undefined ? {} : { ttl }),
+        });
+      }
+      if (p !== undefined) {
+        writes.push(p);
+        kept.push(locals[i]!);
+      }
+      return { kind: "value", value };
+    });
+    if (writes.length > 0) {
+      await this.fills.within(
+        writes.map((p) => p.key),
+        this.fills.commit(writes, kept),
+        o,
+      );
+    }
+    return outcomes;
   }
 
   /**
@@ -196,87 +302,5 @@ export class Loads {
       mark,
       "same-version",
     );
-  }
-
-  /**
-   * `call`'s answer, or undefined when what is left of the store's timeout after the key's
-   * L2 calls so far runs out first.
-   */
-  async withinTimeout<T>(key: string, call: Promise<T>): Promise<T | undefined> {
-    const limit = this.#core.store.timeout;
-    if (limit === undefined) return call;
-    const left = limit - (this.#spent.get(key) ?? 0);
-    if (left <= 0) {
-      call.catch(() => {});
-      return undefined;
-    }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const out = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), left);
-    });
-    try {
-      return await Promise.race([call, out]);
-    } finally {
-      if (timer !== undefined) clearTimeout(timer);
-    }
-  }
-
-  /**
-   * Waits for the write of a loaded value only for what is left of the store's timeout
-   * after the miss's other L2 calls: a `getOrSet` on a hung L2 answers within one store
-   * timeout plus the loader's own time. The write goes on in the background (holding the
-   * key's lease, if any, until it ends).
-   */
-  async #fillWithin(key: string, fill: Promise<void>, o: LoadSettings): Promise<void> {
-    const done = await this.withinTimeout(
-      key,
-      fill.then(() => true as const),
-    );
-    this.#spent.delete(key);
-    if (done) return;
-    const pending = fill.finally(() => {
-      if (this.#filling.get(key) === pending) this.#filling.delete(key);
-    });
-    this.#filling.set(key, pending);
-    this.#core.keepAlive(pending, o.waitUntil);
-  }
-
-  /**
-   * Caches a loaded value. A value that cannot be cached (encoding, size) or a write L2
-   * refuses is reported, not thrown: the caller still gets what the loader returned, and
-   * L1 keeps it when L2 could not take it.
-   */
-  async #store(
-    key: string,
-    value: unknown,
-    o: LoadSettings,
-    local: LocalBasis,
-    negative: "error" | "absent" | undefined,
-    fromLoader: { tags?: readonly string[]; ttl?: number } = {},
-  ): Promise<void> {
-    const core = this.#core;
-    let prepared: Prepared;
-    try {
-      prepared = core.codec.prepare(
-        key,
-        value,
-        {
-          ttl: negative === undefined ? o.ttl : (o.negativeTtl as number),
-          ...(o.jitter === undefined ? {} : { jitter: o.jitter }),
-          ...(o.propagate === undefined ? {} : { propagate: o.propagate }),
-          ...(o.tags === undefined || negative !== undefined ? {} : { tags: o.tags }),
-        },
-        negative === undefined ? { tail: o.tail, ...fromLoader } : { negative },
-      );
-    } catch (err) {
-      core.absorb(err instanceof EdgeCacheError ? err : core.failed(err, "set", [key]));
-      return;
-    }
-    try {
-      await this.#writer.commit([prepared], true, true);
-    } catch (err) {
-      core.absorb(err instanceof EdgeCacheError ? err : core.failed(err, "set", [key]));
-      this.#writer.install(prepared, local, core.now());
-    }
   }
 }
