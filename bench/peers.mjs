@@ -10,9 +10,10 @@
 //    (bentocache with ioredis); and the commands redis-server ran for them (INFO
 //    commandstats, which counts a script's inner calls too), so that REST and TCP compare.
 //
-// Writes bench/RESULTS.md and bench/results.svg. Run: node bench/peers.mjs (after a build;
-// npm run bench builds first). Knobs: BENCH_PEER_ROUNDS=9 BENCH_PEER_OPS=500000
-//   BENCH_MIXED_OPS=2000 BENCH_NO_WRITE=1 (print only)
+// Writes bench/RESULTS.md and bench/results.svg; RESULTS.md's "Cross-process stampede" section
+// is left for bench/stampede.mjs, which fills it later in the same `npm run bench`.
+// Run: node bench/peers.mjs (after a build; npm run bench builds first).
+// Knobs: BENCH_PEER_ROUNDS=9 BENCH_PEER_OPS=500000 BENCH_MIXED_OPS=2000 BENCH_NO_WRITE=1 (print only)
 import { writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
@@ -350,9 +351,12 @@ their L1s can serve another instance's old value for as long as their TTL.
 
 ${cmdTable}
 
-Loader calls for a cross-process stampede (5 processes x 200 concurrent \`getOrSet\` of one
-cold key) are printed by \`bench/stampede.mjs\` in the same \`npm run bench\`: 1 with
-\`lock: true\`, at most one per process without.
+<!-- stampede:start -->
+## Cross-process stampede
+
+<!-- stampede:pending -->
+Filled by \`bench/stampede.mjs\`, which runs last in the same \`npm run bench\`.
+<!-- stampede:end -->
 `;
   writeFileSync(new URL("./RESULTS.md", import.meta.url), md);
   writeFileSync(
