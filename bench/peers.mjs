@@ -14,7 +14,7 @@
 // is left for bench/stampede.mjs, which fills it later in the same `npm run bench`.
 // Run: node bench/peers.mjs (after a build; npm run bench builds first).
 // Knobs: BENCH_PEER_ROUNDS=9 BENCH_PEER_OPS=500000 BENCH_MIXED_OPS=2000 BENCH_NO_WRITE=1 (print only)
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
 import { cachified } from "@epic-web/cachified";
@@ -45,21 +45,25 @@ const keys = Array.from({ length: KEYS }, (_, i) => `user:${i}`);
 const trace = Array.from({ length: OPS }, () => keys[Math.floor(KEYS * random() ** 3)]);
 const value = (k) => ({ id: k, name: `user ${k}`, tags: ["a", "b"] });
 
+// Read from node_modules: most of these packages do not export their package.json.
 const versions = {};
 for (const name of [
   "bentocache",
   "cache-manager",
+  "keyv",
+  "@keyv/redis",
   "@unkey/cache",
   "@epic-web/cachified",
+  "ioredis",
   "lru-cache",
   "@upstash/redis",
 ]) {
-  versions[name] =
-    (
-      await import(`${name}/package.json`, { with: { type: "json" } }).catch(() => ({
-        default: {},
-      }))
-    ).default.version ?? "?";
+  try {
+    const file = new URL(`../node_modules/${name}/package.json`, import.meta.url);
+    versions[name] = JSON.parse(readFileSync(file, "utf8")).version;
+  } catch {
+    versions[name] = "?";
+  }
 }
 
 // ---- 1. L1-hit reads -----------------------------------------------------------------------
