@@ -274,7 +274,7 @@ if (at < 0 || end < at) {
       {
         title: `Loader calls, ${instances} processes x ${perInstance} calls of one cold key (median of ${rounds})`,
         digits: 0,
-        labelWidth: 340,
+        labelWidth: 360,
       },
     ),
   );
