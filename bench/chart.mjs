@@ -8,10 +8,9 @@ const xml = (text) =>
 
 /**
  * @param {{ label: string, value: number }[]} bars
- * @param {{ title: string, width?: number }} options
+ * @param {{ title: string, width?: number, digits?: number, labelWidth?: number }} options
  */
-export function barChart(bars, { title, width = 760 }) {
-  const labelWidth = 260;
+export function barChart(bars, { title, width = 760, digits = 2, labelWidth = 260 }) {
   const barHeight = 24;
   const gap = 10;
   const top = 40;
@@ -30,7 +29,7 @@ export function barChart(bars, { title, width = 760 }) {
       return [
         `<text x="${labelWidth - 8}" y="${y + barHeight * 0.7}" text-anchor="end">${xml(b.label)}</text>`,
         `<rect x="${labelWidth}" y="${y}" width="${w.toFixed(1)}" height="${barHeight}" fill="${fill}"/>`,
-        `<text x="${(labelWidth + w + 6).toFixed(1)}" y="${y + barHeight * 0.7}">${b.value.toFixed(2)}</text>`,
+        `<text x="${(labelWidth + w + 6).toFixed(1)}" y="${y + barHeight * 0.7}">${b.value.toFixed(digits)}</text>`,
       ].join("");
     })
     .join("\n  ");

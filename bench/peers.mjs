@@ -10,10 +10,11 @@
 //    (bentocache with ioredis); and the commands redis-server ran for them (INFO
 //    commandstats, which counts a script's inner calls too), so that REST and TCP compare.
 //
-// Writes bench/RESULTS.md and bench/results.svg. Run: node bench/peers.mjs (after a build;
-// npm run bench builds first). Knobs: BENCH_PEER_ROUNDS=9 BENCH_PEER_OPS=500000
-//   BENCH_MIXED_OPS=2000 BENCH_NO_WRITE=1 (print only)
-import { writeFileSync } from "node:fs";
+// Writes bench/RESULTS.md and bench/results.svg; RESULTS.md's "Cross-process stampede" section
+// is left for bench/stampede.mjs, which fills it later in the same `npm run bench`.
+// Run: node bench/peers.mjs (after a build; npm run bench builds first).
+// Knobs: BENCH_PEER_ROUNDS=9 BENCH_PEER_OPS=500000 BENCH_MIXED_OPS=2000 BENCH_NO_WRITE=1 (print only)
+import { readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
 import { cachified } from "@epic-web/cachified";
@@ -44,21 +45,25 @@ const keys = Array.from({ length: KEYS }, (_, i) => `user:${i}`);
 const trace = Array.from({ length: OPS }, () => keys[Math.floor(KEYS * random() ** 3)]);
 const value = (k) => ({ id: k, name: `user ${k}`, tags: ["a", "b"] });
 
+// Read from node_modules: most of these packages do not export their package.json.
 const versions = {};
 for (const name of [
   "bentocache",
   "cache-manager",
+  "keyv",
+  "@keyv/redis",
   "@unkey/cache",
   "@epic-web/cachified",
+  "ioredis",
   "lru-cache",
   "@upstash/redis",
 ]) {
-  versions[name] =
-    (
-      await import(`${name}/package.json`, { with: { type: "json" } }).catch(() => ({
-        default: {},
-      }))
-    ).default.version ?? "?";
+  try {
+    const file = new URL(`../node_modules/${name}/package.json`, import.meta.url);
+    versions[name] = JSON.parse(readFileSync(file, "utf8")).version;
+  } catch {
+    versions[name] = "?";
+  }
 }
 
 // ---- 1. L1-hit reads -----------------------------------------------------------------------
@@ -350,9 +355,12 @@ their L1s can serve another instance's old value for as long as their TTL.
 
 ${cmdTable}
 
-Loader calls for a cross-process stampede (5 processes x 200 concurrent \`getOrSet\` of one
-cold key) are printed by \`bench/stampede.mjs\` in the same \`npm run bench\`: 1 with
-\`lock: true\`, at most one per process without.
+<!-- stampede:start -->
+## Cross-process stampede
+
+<!-- stampede:pending -->
+Filled by \`bench/stampede.mjs\`, which runs last in the same \`npm run bench\`.
+<!-- stampede:end -->
 `;
   writeFileSync(new URL("./RESULTS.md", import.meta.url), md);
   writeFileSync(
