@@ -1,20 +1,18 @@
-import { Breaker, guardStore, resolveBreaker } from "./breaker.js";
-import { Coherence } from "./cache/coherence.js";
-import { Core } from "./cache/core.js";
+import type { Breaker } from "./breaker.js";
+import { assemble } from "./cache/assemble.js";
+import type { Coherence } from "./cache/coherence.js";
+import type { Core } from "./cache/core.js";
 import { type CacheEvent, type CacheEventMap, isCacheEvent } from "./cache/events.js";
 import { listKeys } from "./cache/keys.js";
 import { type Inherited, namespaceName, namespaceOptions } from "./cache/namespace.js";
-import { Reader, spread } from "./cache/read.js";
+import { type Reader, spread } from "./cache/read.js";
 import { limited, oneAtATime } from "./cache/read-through/batch.js";
-import { Fills } from "./cache/read-through/fill.js";
-import { ReadThrough } from "./cache/read-through/get-or-set.js";
-import { Leases } from "./cache/read-through/lease.js";
-import { Loads } from "./cache/read-through/load.js";
-import { Writer } from "./cache/write.js";
+import type { ReadThrough } from "./cache/read-through/get-or-set.js";
+import type { Leases } from "./cache/read-through/lease.js";
+import { installTracing, traceable, traced } from "./cache/trace.js";
+import type { Writer } from "./cache/write.js";
 import { ClosedError, InvalidKeyError, InvalidOptionError } from "./errors.js";
 import { type LoadSettings, resolveLoad } from "./load.js";
-import { resolveOptions } from "./options.js";
-import type { Store } from "./store/contract.js";
 import type {
   BatchLoader,
   Cache,
@@ -48,31 +46,22 @@ class EdgeCache implements Cache {
   readonly #children = new Map<string, { group: EdgeCache; options: NamespaceOptions }>();
 
   constructor(options: CacheOptions, inherited?: Inherited) {
-    const o = resolveOptions(options);
+    const parts = assemble(options, inherited);
+    const core = parts.core;
     this.#options = options;
-    let store: Store;
-    if (inherited) {
-      store = inherited.store;
-      this.#breaker = inherited.breaker;
-    } else {
-      const breaker = resolveBreaker(options.breaker);
-      this.#breaker = breaker && new Breaker(breaker, o.now, o.namespace);
-      store = this.#breaker ? guardStore(o.store, this.#breaker) : o.store;
-    }
-    this.#load = resolveLoad(inherited?.options ?? {}, o.ttl);
-    this.name = o.namespace;
-    const core = new Core(o, store);
+    this.#breaker = parts.breaker;
+    this.#load = resolveLoad(inherited?.options ?? {}, parts.ttl);
+    this.name = core.name;
     this.#core = core;
-    this.#coherence = new Coherence(core, o);
-    this.#reader = new Reader(core, this.#coherence);
-    this.#writer = new Writer(core, this.#coherence);
-    const loads = new Loads(core, new Fills(core, this.#writer));
-    this.#leases = new Leases(core, this.#reader, loads);
-    this.#readThrough = new ReadThrough(core, this.#reader, loads, this.#leases);
-    this.#coherence.changed = (key) => this.#leases.wake(key);
-    if (this.#breaker && !inherited) {
-      this.#breaker.changed = (state) => core.emit("breaker", { state });
-    }
+    this.#coherence = parts.coherence;
+    this.#reader = parts.reader;
+    this.#writer = parts.writer;
+    this.#leases = parts.leases;
+    this.#readThrough = parts.readThrough;
+    traceable(this, (tracing) => {
+      core.tracing = tracing;
+      for (const child of this.#children.values()) installTracing(child.group, tracing);
+    });
   }
 
   // ---- reads ---------------------------------------------------------------------------
@@ -93,7 +82,9 @@ class EdgeCache implements Cache {
       }
     }
     core.codec.checkKey(key);
-    const { entries } = await this.#reader.slow([key], t, false);
+    const { entries } = await traced(core.tracing, "get", this.name, [key], (op) =>
+      this.#reader.slow([key], t, false, op),
+    );
     const entry = entries[0];
     return (entry === undefined ? undefined : core.out(entry.value)) as T | undefined;
   }
@@ -130,7 +121,9 @@ class EdgeCache implements Cache {
       this.#coherence.refreshAhead(t);
       return out as Array<T | undefined>;
     }
-    const { entries } = await this.#reader.slow([...slow.keys()], t, false);
+    const { entries } = await traced(core.tracing, "getMany", this.name, keys, (op) =>
+      this.#reader.slow([...slow.keys()], t, false, op),
+    );
     spread(
       out,
       slow,
@@ -160,7 +153,9 @@ class EdgeCache implements Cache {
         return this.#readThrough.cached(entry, key) as T;
       }
     }
-    return (await this.#readThrough.miss(key, loader as Loader, o, t)) as T;
+    return (await traced(core.tracing, "getOrSet", this.name, [key], (op) =>
+      this.#readThrough.miss(key, loader as Loader, o, t, op),
+    )) as T;
   }
 
   async getOrSetMany<T>(
@@ -169,7 +164,13 @@ class EdgeCache implements Cache {
     options?: GetOrSetOptions,
   ): Promise<Array<T | undefined>> {
     if (typeof loader !== "function") throw new InvalidOptionError("getOrSetMany needs a loader");
-    return this.readMany(keys, options, oneAtATime(loader as BatchLoader), loader as BatchLoader);
+    return this.readMany(
+      "getOrSetMany",
+      keys,
+      options,
+      oneAtATime(loader as BatchLoader),
+      loader as BatchLoader,
+    );
   }
 
   /**
@@ -177,6 +178,7 @@ class EdgeCache implements Cache {
    * one `loader` call per key (which the caller bounds).
    */
   protected async readMany(
+    operation: "getMany" | "getOrSetMany",
     keys: readonly string[],
     options: GetOrSetOptions | undefined,
     loader: Loader,
@@ -192,20 +194,22 @@ class EdgeCache implements Cache {
     const rt = this.#readThrough;
     const { out, slow } = this.#reader.hits(keys, t, (entry, key) => rt.cached(entry, key));
     if (slow.size === 0) this.#coherence.refreshAhead(t);
-    else
-      spread(
-        out,
-        slow,
-        await rt.missMany([...slow.keys()], loader, batch, o ?? this.#load, t),
-        core,
+    else {
+      const missing = [...slow.keys()];
+      const values = await traced(core.tracing, operation, this.name, missing, (op) =>
+        rt.missMany(missing, loader, batch, o ?? this.#load, t, op),
       );
+      spread(out, slow, values, core);
+    }
     return out as never[];
   }
 
   async inspect(key: string): Promise<InspectResult | undefined> {
     this.#open();
     this.#core.codec.checkKey(key);
-    return this.#reader.inspect(key);
+    return traced(this.#core.tracing, "inspect", this.name, [key], (op) =>
+      this.#reader.inspect(key, op),
+    );
   }
 
   on<E extends CacheEvent>(event: E, listener: (payload: CacheEventMap[E]) => unknown): void {
@@ -224,7 +228,9 @@ class EdgeCache implements Cache {
 
   keys(options?: Parameters<Cache["keys"]>[0]): Promise<{ keys: string[]; cursor: string }> {
     this.#open();
-    return listKeys(this.#core, options);
+    return traced(this.#core.tracing, "keys", this.name, [], (op) =>
+      listKeys(this.#core, options, op),
+    );
   }
 
   // ---- writes --------------------------------------------------------------------------
@@ -247,18 +253,7 @@ class EdgeCache implements Cache {
 
   async setMany(entries: ReadonlyArray<SetManyEntry>): Promise<void> {
     this.#open();
-    if (!Array.isArray(entries)) {
-      throw new InvalidOptionError("setMany expects an array of entries");
-    }
-    // Validate and encode everything before the first byte goes out: bad input changes nothing.
-    const prepared = entries.map((entry) => {
-      if (!Array.isArray(entry)) {
-        throw new InvalidOptionError("setMany entries are [key, value, options?]");
-      }
-      return this.#core.codec.prepare(entry[0], entry[1], entry[2]);
-    });
-    if (prepared.length === 0) return;
-    await this.#writer.commit(prepared);
+    await this.#writer.setMany(entries);
   }
 
   async delete(key: string): Promise<void> {
@@ -267,15 +262,12 @@ class EdgeCache implements Cache {
 
   async deleteMany(keys: readonly string[]): Promise<void> {
     this.#open();
-    if (!Array.isArray(keys)) throw new InvalidKeyError("deleteMany expects an array of keys");
-    for (const key of keys) this.#core.codec.checkKey(key);
-    if (keys.length === 0) return;
-    await this.#writer.delete([...new Set(keys)]);
+    await this.#writer.deleteMany(keys);
   }
 
   async clear(): Promise<void> {
     this.#open();
-    await this.#writer.clear();
+    await traced(this.#core.tracing, "clear", this.name, [], (op) => this.#writer.clear(op));
   }
 
   async invalidateTag(tag: string): Promise<void> {
@@ -284,7 +276,9 @@ class EdgeCache implements Cache {
 
   async invalidateTags(tags: readonly string[]): Promise<void> {
     this.#open();
-    await this.#writer.invalidateTags(tags);
+    await traced(this.#core.tracing, "invalidateTags", this.name, [], (op) =>
+      this.#writer.invalidateTags(tags, op),
+    );
   }
 
   // ---- namespaces ----------------------------------------------------------------------
@@ -312,6 +306,7 @@ class EdgeCache implements Cache {
         ? new ReadThroughGroup(childOptions, inherited)
         : new GroupCache(childOptions, inherited);
     this.#children.set(full, { group, options: o });
+    installTracing(group, this.#core.tracing);
     return group as unknown as Group<V>;
   }
 
@@ -371,7 +366,7 @@ class ReadThroughGroup extends GroupCache {
     const each = this.#batch
       ? this.#loader
       : limited(this.options.loadConcurrency ?? 8, this.#loader);
-    return this.readMany(keys, undefined, each, this.#batch);
+    return this.readMany("getMany", keys, undefined, each, this.#batch);
   }
 }
 

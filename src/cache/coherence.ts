@@ -11,6 +11,7 @@ import { utf8Length } from "../util/bytes.js";
 import { handOff } from "../util/runtime.js";
 import type { Core } from "./core.js";
 import { TAG_PREFIX } from "./tags.js";
+import type { Op } from "./trace.js";
 
 /** How much earlier than their TTL says values pushed by the hub leave L1, in ms. */
 const HUB_TRANSIT_MARGIN = 1000;
@@ -102,7 +103,7 @@ export class Coherence {
   }
 
   /** Resolves true once a sync that vouches for reads started at `t` has been applied. */
-  syncFor(t: number): Promise<boolean> {
+  syncFor(t: number, trace?: Op): Promise<boolean> {
     const pending = this.#pending;
     // An answer to a sync sent before `t` is good enough if it was sent within the window.
     if (
@@ -112,6 +113,7 @@ export class Coherence {
     ) {
       return this.#vouched(pending);
     }
+    if (trace !== undefined) trace.requests++;
     return this.#vouched(this.#start(false));
   }
 

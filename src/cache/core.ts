@@ -10,6 +10,7 @@ import type { CacheStats } from "../types.js";
 import { handOff, type WaitUntil } from "../util/runtime.js";
 import { type CacheEventMap, Emitter } from "./events.js";
 import { Tags } from "./tags.js";
+import type { Tracing } from "./trace.js";
 
 /** The counters behind `stats()`, bumped by every part. */
 export type Counters = Pick<
@@ -55,6 +56,8 @@ export class Core {
   /** This instance's id in the change log; made on the first write when not given. */
   origin: string | undefined;
   closed = false;
+  /** What traces operations that leave L1 (`edgecache/otel`), when installed. */
+  tracing: Tracing | undefined = undefined;
   /** Work that goes on after its caller was answered; `close()` waits for it. */
   readonly background = new Set<Promise<unknown>>();
   readonly stats: Counters = {

@@ -1,6 +1,7 @@
 import { RESERVED } from "../envelope.js";
 import { InvalidOptionError } from "../errors.js";
 import type { Core } from "./core.js";
+import { type Op, reached } from "./trace.js";
 
 /** Most keys one `keys()` call asks the store for. */
 export const MAX_KEYS_LIMIT = 1000;
@@ -12,6 +13,7 @@ export const MAX_KEYS_LIMIT = 1000;
 export async function listKeys(
   core: Core,
   options: { prefix?: string; cursor?: string; limit?: number } = {},
+  trace?: Op,
 ): Promise<{ keys: string[]; cursor: string }> {
   if (typeof options !== "object" || options === null) {
     throw new InvalidOptionError("keys options must be an object");
@@ -28,6 +30,10 @@ export async function listKeys(
     throw new InvalidOptionError(`keys: the ${store.name} store cannot list keys`);
   }
   let page: Awaited<ReturnType<NonNullable<typeof store.keys>>>;
+  if (trace !== undefined) {
+    trace.requests++;
+    reached(trace, "l2");
+  }
   try {
     page = await store.keys(core.name, { prefix, cursor, limit });
   } catch (err) {

@@ -6,6 +6,7 @@ import type { InspectResult } from "../types.js";
 import { utf8Length } from "../util/bytes.js";
 import type { Coherence } from "./coherence.js";
 import type { Core } from "./core.js";
+import { type Op, reached } from "./trace.js";
 
 /** What a read of L2 answers: entries by key, and whether L2 could be read and vouch. */
 export interface Read {
@@ -78,7 +79,7 @@ export class Reader {
    * entries, and with `stale` the stale ones too (for getOrSet); `failed` when L2 could not
    * be read or could not vouch for L1.
    */
-  async slow(keys: string[], t: number, stale: boolean): Promise<Read> {
+  async slow(keys: string[], t: number, stale: boolean, trace?: Op): Promise<Read> {
     const core = this.#core;
     const out: Array<LocalEntry | undefined> = new Array(keys.length);
     const held: number[] = [];
@@ -95,6 +96,7 @@ export class Reader {
       const read = await this.fromL2(
         missing.map((i) => keys[i]!),
         stale,
+        trace,
       );
       missing.forEach((i, j) => {
         out[i] = read.entries[j];
@@ -105,7 +107,7 @@ export class Reader {
     if (held.length === 0) return { entries: out, failed };
     // The read carried the sync and failed: L2 is not asked a second time (one store
     // timeout per read, not two).
-    if (!synced && !failed) synced = await this.#coherence.syncFor(t);
+    if (!synced && !failed) synced = await this.#coherence.syncFor(t, trace);
     if (!synced) failed = true;
     const again: number[] = [];
     const now = core.now();
@@ -114,6 +116,7 @@ export class Reader {
       if (entry !== undefined) {
         core.stats.l1Hits++;
         core.emit("hit", { key: keys[i]!, tier: "l1" });
+        if (trace !== undefined) trace.hits++;
         out[i] = entry;
       } else if (synced) {
         again.push(i);
@@ -121,6 +124,7 @@ export class Reader {
         // No sync could vouch for the L1 copy within the bound: a miss, not a stale value.
         core.stats.l1Misses++;
         core.stats.l2Misses++;
+        if (trace !== undefined) trace.misses++;
         core.emit("miss", { key: keys[i]! });
       }
     }
@@ -128,6 +132,7 @@ export class Reader {
       const read = await this.fromL2(
         again.map((i) => keys[i]!),
         stale,
+        trace,
       );
       again.forEach((i, j) => {
         out[i] = read.entries[j];
@@ -141,9 +146,13 @@ export class Reader {
    * One L2 read of `keys` (counted as L1 misses), with a sync riding along when on. Stale
    * entries count as misses, and are answered only when `stale` asks for them.
    */
-  async fromL2(keys: string[], stale: boolean): Promise<Read & { synced: boolean }> {
+  async fromL2(keys: string[], stale: boolean, trace?: Op): Promise<Read & { synced: boolean }> {
     const core = this.#core;
     const { l1, stats } = core;
+    if (trace !== undefined) {
+      trace.requests++;
+      reached(trace, "l2");
+    }
     stats.l1Misses += keys.length;
     const sentAt = core.now();
     const request = core.sync?.request();
@@ -165,6 +174,7 @@ export class Reader {
         if (result.corrupt > 0) core.corrupt(result.corrupt, undefined);
       } catch (err) {
         stats.l2Misses += keys.length;
+        if (trace !== undefined) trace.misses += keys.length;
         for (const key of keys) core.emit("miss", { key });
         core.absorb(core.failed(err, "get", keys));
         return { entries: keys.map(() => undefined), synced: false, failed: true };
@@ -191,7 +201,7 @@ export class Reader {
         }
       }
       // A tag whose marker could not be read stays unknown: its entries count as misses.
-      if (unknown.size > 0) await core.tags.read([...unknown]);
+      if (unknown.size > 0) await core.tags.read([...unknown], trace);
       const entries = keys.map((key, i) => {
         const found = stored[i];
         const d = decoded[i];
@@ -201,6 +211,7 @@ export class Reader {
           (d.tags !== undefined && !core.tags.valid(d.tags, found.version))
         ) {
           stats.l2Misses++;
+          if (trace !== undefined) trace.misses++;
           core.emit("miss", { key });
           return undefined;
         }
@@ -209,10 +220,12 @@ export class Reader {
         if (installable) l1.install(key, entry);
         if (entry.expiresAt > sentAt) {
           stats.l2Hits++;
+          if (trace !== undefined) trace.hits++;
           core.emit("hit", { key, tier: "l2" });
           return entry;
         }
         stats.l2Misses++;
+        if (trace !== undefined) trace.misses++;
         core.emit("miss", { key });
         return stale ? entry : undefined;
       });
@@ -223,14 +236,14 @@ export class Reader {
   }
 
   /** What the cache holds for `key` (L1 first, stale included; else one L2 read), for diagnostics. */
-  async inspect(key: string): Promise<InspectResult | undefined> {
+  async inspect(key: string, trace?: Op): Promise<InspectResult | undefined> {
     const core = this.#core;
     const t = core.now();
     let tier: "l1" | "l2" = "l1";
     let entry = this.lookupStale(key, t);
     if (entry === undefined) {
       tier = "l2";
-      entry = (await this.fromL2([key], true)).entries[0];
+      entry = (await this.fromL2([key], true, trace)).entries[0];
     }
     if (entry === undefined) return undefined;
     return {

@@ -2,6 +2,7 @@ import { tagKey } from "../envelope.js";
 import { StoreError } from "../errors.js";
 import type { LocalEntry } from "../local.js";
 import type { Core } from "./core.js";
+import type { Op } from "./trace.js";
 
 /** Keys of tag invalidation markers start with this. */
 export const TAG_PREFIX = tagKey("");
@@ -72,8 +73,9 @@ export class Tags {
    * Reads the invalidation markers of `tags` from L2 and notes their versions. When L2
    * cannot be read, they stay unknown (the entries carrying them count as misses).
    */
-  async read(tags: string[]): Promise<void> {
+  async read(tags: string[], trace?: Op): Promise<void> {
     const core = this.#core;
+    if (trace !== undefined) trace.requests++;
     try {
       const { entries } = await core.store.get(core.name, tags.map(tagKey));
       if (!Array.isArray(entries) || entries.length !== tags.length) {

@@ -1,8 +1,10 @@
 import { checkTags, type Prepared, tagKey } from "../envelope.js";
-import { StoreError } from "../errors.js";
+import { InvalidKeyError, InvalidOptionError, StoreError } from "../errors.js";
 import type { ChangeBatch, ChangeRecord, WriteMeta } from "../store/contract.js";
+import type { SetManyEntry } from "../types.js";
 import type { Coherence } from "./coherence.js";
 import type { Core } from "./core.js";
+import { type Op, reached, traced } from "./trace.js";
 
 /** How long a tag's invalidation marker stays in L2: longer than any tagged entry. */
 const TAG_MARKER_TTL = 10 * 365 * 24 * 3_600_000;
@@ -54,8 +56,13 @@ export class Writer {
     check: (result: R) => void,
     undo: () => void,
     done: (w: Written<R>) => void,
+    trace: Op | undefined,
   ): Promise<Written<R>> {
     const core = this.#core;
+    if (trace !== undefined) {
+      trace.requests++;
+      reached(trace, "l2");
+    }
     const started = core.now();
     const meta = this.#coherence.meta();
     const epoch = core.l1.epoch;
@@ -80,8 +87,43 @@ export class Writer {
     return written;
   }
 
+  /** `setMany`: validates and encodes every entry before the first byte goes out. */
+  async setMany(entries: ReadonlyArray<SetManyEntry>): Promise<void> {
+    if (!Array.isArray(entries)) {
+      throw new InvalidOptionError("setMany expects an array of entries");
+    }
+    // Bad input changes nothing.
+    const prepared = entries.map((entry) => {
+      if (!Array.isArray(entry)) {
+        throw new InvalidOptionError("setMany entries are [key, value, options?]");
+      }
+      return this.#core.codec.prepare(entry[0], entry[1], entry[2]);
+    });
+    if (prepared.length === 0) return;
+    const keys = prepared.map((p) => p.key);
+    await traced(this.#core.tracing, "set", this.#core.name, keys, (op) =>
+      this.commit(prepared, true, false, op),
+    );
+  }
+
+  /** `deleteMany`: checks every key first; deletes each distinct key once. */
+  async deleteMany(keys: readonly string[]): Promise<void> {
+    if (!Array.isArray(keys)) throw new InvalidKeyError("deleteMany expects an array of keys");
+    for (const key of keys) this.#core.codec.checkKey(key);
+    if (keys.length === 0) return;
+    const distinct = [...new Set(keys)];
+    await traced(this.#core.tracing, "delete", this.#core.name, distinct, (op) =>
+      this.delete(distinct, op),
+    );
+  }
+
   /** Writes prepared entries to L2, then L1, then tells the hub; throws if L2 did not take them. */
-  async commit(prepared: Prepared[], install = true, fromLoad = false): Promise<number[]> {
+  async commit(
+    prepared: Prepared[],
+    install = true,
+    fromLoad = false,
+    trace?: Op,
+  ): Promise<number[]> {
     const core = this.#core;
     const keys = prepared.map((p) => p.key);
     // Tags this instance has not seen: read their markers alongside the write, so that
@@ -89,7 +131,7 @@ export class Writer {
     const unknown = new Set<string>();
     for (const p of prepared)
       for (const tag of p.tags ?? []) if (!core.tags.knows(tag)) unknown.add(tag);
-    const learning = unknown.size > 0 ? core.tags.read([...unknown]) : undefined;
+    const learning = unknown.size > 0 ? core.tags.read([...unknown], trace) : undefined;
     const { result, started, meta } = await this.#write(
       "set",
       keys,
@@ -122,6 +164,7 @@ export class Writer {
           else this.install(p, version, started);
         });
       },
+      trace,
     );
     const versions = result.version;
     if (this.#coherence.hub) {
@@ -149,7 +192,7 @@ export class Writer {
   }
 
   /** Deletes distinct, checked keys. */
-  async delete(keys: string[]): Promise<void> {
+  async delete(keys: string[], trace?: Op): Promise<void> {
     const core = this.#core;
     const { result, meta } = await this.#write(
       "delete",
@@ -169,6 +212,7 @@ export class Writer {
           core.l1.delete(key);
         }
       },
+      trace,
     );
     const { version } = result;
     await this.#publish(
@@ -179,7 +223,7 @@ export class Writer {
     );
   }
 
-  async clear(): Promise<void> {
+  async clear(trace?: Op): Promise<void> {
     const core = this.#core;
     const { result, meta } = await this.#write(
       "clear",
@@ -193,6 +237,7 @@ export class Writer {
         core.emit("clear", {});
         core.dropAll();
       },
+      trace,
     );
     await this.#publish("clear", result.version, meta, []);
   }
@@ -202,7 +247,7 @@ export class Writer {
    * the line below which entries with the tag no longer hold. It reaches the other
    * instances through the change log (and the hub), without its value.
    */
-  async invalidateTags(tags: readonly string[]): Promise<void> {
+  async invalidateTags(tags: readonly string[], trace?: Op): Promise<void> {
     const core = this.#core;
     const unique = checkTags(tags);
     if (unique === undefined) return;
@@ -216,7 +261,7 @@ export class Writer {
         true,
       ),
     );
-    const versions = await this.commit(prepared, false);
+    const versions = await this.commit(prepared, false, false, trace);
     unique.forEach((tag, i) => {
       core.tags.note(tag, versions[i]!);
     });

@@ -2,6 +2,7 @@ import type { Prepared } from "../../envelope.js";
 import { EdgeCacheError } from "../../errors.js";
 import type { LoadSettings } from "../../load.js";
 import type { Core } from "../core.js";
+import type { Op } from "../trace.js";
 import type { LocalBasis, Writer } from "../write.js";
 
 /**
@@ -103,9 +104,10 @@ export class Fills {
     local: LocalBasis,
     negative: "error" | "absent" | undefined,
     fromLoader: { tags?: readonly string[]; ttl?: number } = {},
+    trace?: Op,
   ): Promise<void> {
     const prepared = this.prepare(key, value, o, negative, fromLoader);
-    return prepared === undefined ? Promise.resolve() : this.commit([prepared], [local]);
+    return prepared === undefined ? Promise.resolve() : this.commit([prepared], [local], trace);
   }
 
   /** A loaded value (or failure) ready to write; undefined (reported) when it cannot be cached. */
@@ -136,10 +138,10 @@ export class Fills {
   }
 
   /** Writes loaded values in one L2 request; L1 keeps them when L2 does not take them. */
-  async commit(prepared: Prepared[], locals: LocalBasis[]): Promise<void> {
+  async commit(prepared: Prepared[], locals: LocalBasis[], trace?: Op): Promise<void> {
     const core = this.#core;
     try {
-      await this.#writer.commit(prepared, true, true);
+      await this.#writer.commit(prepared, true, true, trace);
     } catch (err) {
       core.absorb(
         err instanceof EdgeCacheError

@@ -4,6 +4,7 @@ import type { LocalEntry } from "../../local.js";
 import type { BatchLoader, Loader } from "../../types.js";
 import type { Core } from "../core.js";
 import type { Reader } from "../read.js";
+import type { Op } from "../trace.js";
 import { type Deciding, decide, type Resolution } from "./decide.js";
 import type { Leases } from "./lease.js";
 import { type Job, type Loads, loaderFailed, loaderTimeout, type Outcome } from "./load.js";
@@ -52,7 +53,7 @@ export class ReadThrough {
   }
 
   /** A miss of `key` that L1 could not answer at `t`. */
-  async miss(key: string, loader: Loader, o: LoadSettings, t: number): Promise<unknown> {
+  async miss(key: string, loader: Loader, o: LoadSettings, t: number, op?: Op): Promise<unknown> {
     const running = this.#jobs.get(key);
     const joined = running !== undefined;
     let job: Promise<Resolution>;
@@ -60,11 +61,11 @@ export class ReadThrough {
       this.#core.stats.coalesced++;
       job = running;
     } else {
-      job = this.#register(key, this.#resolve(key, loader, o, t));
+      job = this.#register(key, this.#resolve(key, loader, o, t, op));
     }
     return this.#answer(
       await job,
-      { key, loader, o, stale: undefined, background: false },
+      { key, loader, o, stale: undefined, background: false, op },
       !joined,
     );
   }
@@ -82,6 +83,7 @@ export class ReadThrough {
     batch: BatchLoader | undefined,
     o: LoadSettings,
     t: number,
+    op?: Op,
   ): Promise<unknown[]> {
     const core = this.#core;
     const jobs: Array<Promise<Resolution>> = new Array(keys.length);
@@ -100,7 +102,7 @@ export class ReadThrough {
       const asked = ++this.#seq;
       const readStarted = core.now();
       const freshKeys = fresh.map((i) => keys[i]!);
-      const decided = this.#reader.slow(freshKeys, t, true).then(({ entries, failed }) => {
+      const decided = this.#reader.slow(freshKeys, t, true, op).then(({ entries, failed }) => {
         const refresh: Job[] = [];
         const out = freshKeys.map((key, j) =>
           decide(
@@ -128,7 +130,7 @@ export class ReadThrough {
     const job = (i: number): Job => {
       const r = resolved[i]!;
       const stale = r.kind === "load" || r.kind === "done" ? r.stale : undefined;
-      return { key: keys[i]!, loader, o, stale, background: false };
+      return { key: keys[i]!, loader, o, stale, background: false, op };
     };
     // The keys to load that no load here covers yet: one load for all of them.
     const started = new Map<number, Promise<Outcome>>();
@@ -186,10 +188,16 @@ export class ReadThrough {
   }
 
   /** Reads L2 for a key L1 could not answer, and decides what the callers get. */
-  async #resolve(key: string, loader: Loader, o: LoadSettings, t: number): Promise<Resolution> {
+  async #resolve(
+    key: string,
+    loader: Loader,
+    o: LoadSettings,
+    t: number,
+    op: Op | undefined,
+  ): Promise<Resolution> {
     const asked = ++this.#seq;
     const readStarted = this.#core.now();
-    const { entries, failed } = await this.#reader.slow([key], t, true);
+    const { entries, failed } = await this.#reader.slow([key], t, true, op);
     const refresh: Job[] = [];
     const r = decide(
       this.#deciding,
@@ -332,8 +340,15 @@ export class ReadThrough {
    * `batch` for the keys not loading here already; errors are reported.
    */
   revalidateMany(jobs: readonly Job[], batch: BatchLoader): void {
-    const idle = jobs.filter((job) => !this.#running.has(job.key));
-    if (idle.length === 0) return;
+    const waiting = jobs.filter((job) => !this.#running.has(job.key));
+    if (waiting.length === 0) return;
+    const core = this.#core;
+    const op = core.tracing?.start(
+      "refresh",
+      core.name,
+      waiting.map((job) => job.key),
+    );
+    const idle = op === undefined ? waiting : waiting.map((job) => ({ ...job, op }));
     // One failed call fails every key it loaded: reported once.
     const reported = new Set<unknown>();
     const work = Promise.all(
@@ -347,17 +362,21 @@ export class ReadThrough {
         }),
       ),
     );
-    this.#core.keepAlive(work, idle[0]!.o.waitUntil);
+    const ended = work.then(() => op?.end(reported.values().next().value));
+    core.keepAlive(ended, idle[0]!.o.waitUntil);
   }
 
   /** Stale-while-revalidate: one background refresh per key; errors are reported. */
   revalidate(job: Job): void {
     if (this.#running.has(job.key)) return;
-    const work = this.#flight(job, true).then((outcome) => {
+    const core = this.#core;
+    const op = core.tracing?.start("refresh", core.name, [job.key]);
+    const work = this.#flight(op === undefined ? job : { ...job, op }, true).then((outcome) => {
       if (outcome.kind === "error") {
-        this.#core.absorb(loaderFailed(outcome.error, job.key, "a background refresh failed"));
+        core.absorb(loaderFailed(outcome.error, job.key, "a background refresh failed"));
       }
+      op?.end(outcome.kind === "error" ? outcome.error : undefined);
     });
-    this.#core.keepAlive(work, job.o.waitUntil);
+    core.keepAlive(work, job.o.waitUntil);
   }
 }

@@ -2,6 +2,7 @@ import { ClosedError } from "../../errors.js";
 import type { LocalEntry } from "../../local.js";
 import type { Core } from "../core.js";
 import type { Reader } from "../read.js";
+import type { Op } from "../trace.js";
 import type { Job, Loads, Outcome } from "./load.js";
 
 /** What asking for a key's lease decided: load here (holding it or not), or wait. */
@@ -38,7 +39,7 @@ export class Leases {
     if (asked.kind === "load") return this.#loads.run(job);
     if (asked.kind === "taken") {
       return this.#holding([job], token, async () => {
-        const seen = await this.#lookAgain(job.key);
+        const seen = await this.#lookAgain(job.key, job.op);
         return [seen ?? (await this.#loads.run(job))];
       }).then((out) => out[0]!);
     }
@@ -70,7 +71,10 @@ export class Leases {
       token,
       async () => {
         // The holders before us may have stored their values and let go since we looked.
-        const seen = await this.#lookAgainMany(taken.map((i) => jobs[i]!.key));
+        const seen = await this.#lookAgainMany(
+          taken.map((i) => jobs[i]!.key),
+          jobs[0]?.op,
+        );
         const load = [...free, ...taken.filter((_, j) => seen[j] === undefined)].sort(
           (a, b) => a - b,
         );
@@ -97,6 +101,7 @@ export class Leases {
     const store = core.store;
     const { key, o } = job;
     const asking = core.now();
+    if (job.op !== undefined) job.op.requests++;
     try {
       const asked = store.acquireLease!(core.name, key, token, o.lock!.ttl);
       // The miss's first lease request gets what is left of one store timeout after its
@@ -127,7 +132,8 @@ export class Leases {
       return await work();
     } finally {
       // Let go once the value is in L2 (a fill still being written holds the lease).
-      for (const { key, o } of jobs) {
+      for (const { key, o, op } of jobs) {
+        if (op !== undefined) op.requests++;
         const release = this.#loads.fills
           .filled(key)
           .then(() => core.store.releaseLease?.(core.name, key, token))
@@ -150,13 +156,13 @@ export class Leases {
       // Closed meanwhile: stop waiting (close() waits for this load) and touch L2 no more.
       if (core.closed) return { kind: "error", error: new ClosedError() };
       delay = Math.min(delay * 2, 250);
-      const seen = await this.#lookAgain(key);
+      const seen = await this.#lookAgain(key, job.op);
       if (seen !== undefined) return seen;
       const asked = await this.#ask(job, token, false);
       if (asked.kind === "load") return this.#loads.run(job);
       if (asked.kind === "taken") {
         return this.#holding([job], token, async () => {
-          const again = await this.#lookAgain(key);
+          const again = await this.#lookAgain(key, job.op);
           return [again ?? (await this.#loads.run(job))];
         }).then((out) => out[0]!);
       }
@@ -176,18 +182,21 @@ export class Leases {
   }
 
   /** A fresh answer for `key` that appeared meanwhile: in L1 (a hub push) or in L2. */
-  async #lookAgain(key: string): Promise<Outcome | undefined> {
-    return (await this.#lookAgainMany([key]))[0];
+  async #lookAgain(key: string, trace: Op | undefined): Promise<Outcome | undefined> {
+    return (await this.#lookAgainMany([key], trace))[0];
   }
 
   /** {@link Leases.#lookAgain} for several keys, with one L2 read for those L1 lacks. */
-  async #lookAgainMany(keys: readonly string[]): Promise<Array<Outcome | undefined>> {
+  async #lookAgainMany(
+    keys: readonly string[],
+    trace: Op | undefined,
+  ): Promise<Array<Outcome | undefined>> {
     if (keys.length === 0) return [];
     const now = this.#core.now();
     const entries: Array<LocalEntry | undefined> = keys.map((key) => this.#reader.lookup(key, now));
     const missing = keys.filter((_, i) => entries[i] === undefined);
     if (missing.length > 0) {
-      const read = (await this.#reader.fromL2(missing, false)).entries;
+      const read = (await this.#reader.fromL2(missing, false, trace)).entries;
       let j = 0;
       keys.forEach((_, i) => {
         if (entries[i] === undefined) entries[i] = read[j++];

@@ -4,6 +4,7 @@ import type { LoadSettings } from "../../load.js";
 import type { LocalEntry } from "../../local.js";
 import type { BatchLoader, Loader, LoaderContext } from "../../types.js";
 import type { Core } from "../core.js";
+import { type Op, reached } from "../trace.js";
 import type { LocalBasis } from "../write.js";
 import { batchContext, batchValues } from "./batch.js";
 import type { Fills } from "./fill.js";
@@ -27,6 +28,8 @@ export interface Job {
   readonly stale: LocalEntry | undefined;
   /** A refresh nobody waits for. */
   readonly background: boolean;
+  /** The traced operation it loads for, when tracing is on. */
+  readonly op?: Op | undefined;
 }
 
 /** The error of a load that ran past `hardTimeout`. */
@@ -122,6 +125,11 @@ export class Loads {
     const core = this.#core;
     const { key, o, stale } = job;
     core.stats.loads++;
+    const trace = job.op;
+    if (trace !== undefined) {
+      trace.loads++;
+      reached(trace, "loader");
+    }
     const controller = new AbortController();
     const hard = o.hardTimeout;
     const timer =
@@ -163,27 +171,45 @@ export class Loads {
       core.stats.loadErrors++;
       const outcome = controller.signal.aborted ? "timeout" : "error";
       core.emit("load", { key, ms: core.now() - began, outcome });
+      trace?.loaded([key], core.now() - began, outcome);
       // A value within grace is better than a remembered failure: keep it.
       if (stale !== undefined) this.holdOff(key, stale, o, local.mark);
       else if (o.negativeTtl !== undefined && !tagRefused) {
-        await this.fills.within(key, this.fills.store(key, undefined, o, local, "error"), o);
+        await this.fills.within(
+          key,
+          this.fills.store(key, undefined, o, local, "error", {}, trace),
+          o,
+        );
       }
       return { kind: "error", error };
     } finally {
       if (timer !== undefined) clearTimeout(timer);
     }
     core.emit("load", { key, ms: core.now() - began, outcome: "ok" });
+    trace?.loaded([key], core.now() - began, "ok");
     if (noStore) return { kind: "private", value };
     if (value === undefined) {
       if (o.negativeTtl !== undefined) {
-        await this.fills.within(key, this.fills.store(key, undefined, o, local, "absent"), o);
+        await this.fills.within(
+          key,
+          this.fills.store(key, undefined, o, local, "absent", {}, trace),
+          o,
+        );
       }
       return { kind: "value", value: undefined };
     }
-    const fill = this.fills.store(key, value, o, local, undefined, {
-      ...(tags.length > 0 ? { tags } : {}),
-      ...(ttl === undefined ? {} : { ttl }),
-    });
+    const fill = this.fills.store(
+      key,
+      value,
+      o,
+      local,
+      undefined,
+      {
+        ...(tags.length > 0 ? { tags } : {}),
+        ...(ttl === undefined ? {} : { ttl }),
+      },
+      trace,
+    );
     await this.fills.within(key, fill, o);
     return { kind: "value", value };
   }
@@ -194,9 +220,13 @@ export class Loads {
     locals: readonly LocalBasis[],
   ): Promise<Outcome[]> {
     const core = this.#core;
-    const { o, background } = jobs[0]!;
+    const { o, background, op: trace } = jobs[0]!;
     const keys = jobs.map((job) => job.key);
     core.stats.loads++;
+    if (trace !== undefined) {
+      trace.loads++;
+      reached(trace, "loader");
+    }
     const controller = new AbortController();
     const hard = o.hardTimeout;
     const timer =
@@ -226,6 +256,7 @@ export class Loads {
       const outcome = controller.signal.aborted ? "timeout" : "error";
       const ms = core.now() - began;
       for (const key of keys) core.emit("load", { key, ms, outcome });
+      trace?.loaded(keys, ms, outcome);
       const negatives: Prepared[] = [];
       const kept: LocalBasis[] = [];
       jobs.forEach((job, i) => {
@@ -242,7 +273,7 @@ export class Loads {
       if (negatives.length > 0) {
         await this.fills.within(
           negatives.map((p) => p.key),
-          this.fills.commit(negatives, kept),
+          this.fills.commit(negatives, kept, trace),
           o,
         );
       }
@@ -252,6 +283,7 @@ export class Loads {
     }
     const ms = core.now() - began;
     for (const key of keys) core.emit("load", { key, ms, outcome: "ok" });
+    trace?.loaded(keys, ms, "ok");
     const writes: Prepared[] = [];
     const kept: LocalBasis[] = [];
     const outcomes = jobs.map((job, i): Outcome => {
@@ -278,7 +310,7 @@ export class Loads {
     if (writes.length > 0) {
       await this.fills.within(
         writes.map((p) => p.key),
-        this.fills.commit(writes, kept),
+        this.fills.commit(writes, kept, trace),
         o,
       );
     }
