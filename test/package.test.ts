@@ -44,9 +44,9 @@ const INSTALL_TIMEOUT = 180_000;
 
 const matrix = [
   // The lowest versions package.json admits, and those the issue was found with.
-  { hono: "4.6.0", redis: "1.34.0" },
-  { hono: "4.6.20", redis: "1.34.9" },
-  { hono: "latest", redis: "latest" },
+  { hono: "4.6.0", redis: "1.34.0", otel: "1.4.0" },
+  { hono: "4.6.20", redis: "1.34.9", otel: "1.7.0" },
+  { hono: "latest", redis: "latest", otel: "latest" },
 ];
 
 interface Outcome {
@@ -118,8 +118,11 @@ beforeAll(async () => {
 }, 60_000);
 
 /** A project with the tarball and these versions installed, reused while the build is unchanged. */
-async function project(versions: { hono: string; redis: string }): Promise<string> {
-  const dir = join(work, `${hash}-hono@${versions.hono}-redis@${versions.redis}`);
+async function project(versions: { hono: string; redis: string; otel: string }): Promise<string> {
+  const dir = join(
+    work,
+    `${hash}-hono@${versions.hono}-redis@${versions.redis}-otel@${versions.otel}`,
+  );
   const done = join(dir, ".installed");
   if (versions.hono === "latest" || versions.redis === "latest") {
     // "latest" moves: install again when the cached project is older than a day.
@@ -152,6 +155,7 @@ async function project(versions: { hono: string; redis: string }): Promise<strin
           "./edgecache.tgz",
           `hono@${versions.hono}`,
           `@upstash/redis@${versions.redis}`,
+          `@opentelemetry/api@${versions.otel}`,
         ],
         fresh,
         { timeout: INSTALL_TIMEOUT },
@@ -177,7 +181,7 @@ async function installed(dir: string, name: string): Promise<string> {
 
 describe("the packed package in a fresh project", () => {
   it.each(matrix)(
-    "hono $hono and @upstash/redis $redis: the user's code typechecks under --strict and runs",
+    "hono $hono, @upstash/redis $redis and @opentelemetry/api $otel: the user's code typechecks under --strict and runs",
     async (versions) => {
       const dir = await project(versions);
       // One copy of each: the project's, never a second one under edgecache/node_modules.
@@ -185,6 +189,9 @@ describe("the packed package in a fresh project", () => {
       const redis = await installed(dir, "@upstash/redis");
       if (versions.hono !== "latest") expect(hono).toBe(versions.hono);
       if (versions.redis !== "latest") expect(redis).toBe(versions.redis);
+      if (versions.otel !== "latest") {
+        expect(await installed(dir, "@opentelemetry/api")).toBe(versions.otel);
+      }
       for (const nested of ["hono", "@upstash/redis"]) {
         await expect(
           stat(join(dir, "node_modules", "edgecache", "node_modules", nested)),
@@ -204,6 +211,12 @@ describe("the packed package in a fresh project", () => {
       const lines = outcome.stdout.trim().split("\n");
       expect(JSON.parse(lines[lines.length - 1]!)).toEqual({
         roundTrip: "Ada 1815-12-10T00:00:00.000Z",
+        batch: [
+          { name: "Ada", born: new Date(Date.UTC(1815, 11, 10)).toISOString() },
+          "loaded b:1",
+          "loaded b:2",
+          1,
+        ],
         cacheStatus: [
           "edgecache; fwd=miss; fwd-status=200; stored; ttl=60",
           expect.stringMatching(/^edgecache; hit; ttl=(59|60)$/),

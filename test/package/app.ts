@@ -1,8 +1,9 @@
 // A user's file in a fresh project that installed the packed tarball: it must typecheck
 // under --strict against every supported version of hono and @upstash/redis.
 import { Redis } from "@upstash/redis";
-import { createCache } from "edgecache";
+import { type BatchLoader, createCache } from "edgecache";
 import { type CachedEnv, cacheAdmin, cached } from "edgecache/hono";
+import { type InstrumentOptions, instrument } from "edgecache/otel";
 import { upstashStore } from "edgecache/upstash";
 import { Hono } from "hono";
 
@@ -18,6 +19,19 @@ const users = cache.namespace<User>("users", {
   loader: async (id) => ({ name: id, born: new Date() }),
 });
 const http = cache.namespace("http");
+
+// Batch read-through, typed, and the cache traced through the project's @opentelemetry/api.
+const loadPeople: BatchLoader<User> = async (ids, ctx) => {
+  ctx.tag(ids[0]!, "people");
+  return new Map(ids.map((id) => [id, { name: id, born: new Date() }]));
+};
+const people = cache.namespace<User>("people", { loadMany: loadPeople, loadConcurrency: 4 });
+export const some: Promise<Array<User | undefined>> = people.getMany(["ada", "alan"]);
+export const more: Promise<Array<User | undefined>> = cache.getOrSetMany(["x"], loadPeople, {
+  ttl: 1000,
+});
+const tracing: InstrumentOptions = { recordKeys: false, meter: false };
+export const stopTracing: () => void = instrument(cache, tracing);
 
 const app = new Hono<CachedEnv>();
 app.get("/products/:id", cached({ cache: http, ttl: 60_000 }), (c) => {

@@ -6,6 +6,7 @@ import { createServer } from "node:http";
 import { Redis } from "@upstash/redis";
 import { createCache } from "edgecache";
 import { cacheAdmin, cached } from "edgecache/hono";
+import { instrument } from "edgecache/otel";
 import { upstashStore } from "edgecache/upstash";
 import { Hono } from "hono";
 
@@ -20,6 +21,16 @@ const other = createCache({ store: upstashStore(new Redis({ url, token })), name
 await cache.set("user:1", { name: "Ada", born: new Date(Date.UTC(1815, 11, 10)) });
 const read = await other.get("user:1");
 out.roundTrip = read?.born instanceof Date ? `${read.name} ${read.born.toISOString()}` : read;
+
+// getOrSetMany, traced through the project's @opentelemetry/api (no provider: a no-op).
+const stop = instrument(other);
+let batchCalls = 0;
+out.batch = await other.getOrSetMany(["user:1", "b:1", "b:2"], async (keys) => {
+  batchCalls += 1;
+  return keys.map((k) => `loaded ${k}`);
+});
+out.batch.push(batchCalls);
+stop();
 
 // cached() and the admin, mounted with app.route, on the project's hono.
 const http = cache.namespace("http");

@@ -15,6 +15,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { HubSocketAttachment } from "../../src/cloudflare/hub.js";
 import { InvalidationHub, publishToHub } from "../../src/cloudflare/index.js";
 import { frameInterval } from "../../src/cloudflare/pacing.js";
+import { hubShards } from "../../src/cloudflare/router.js";
 import {
   BATCH_RECORDS,
   type ChangesFrame,
@@ -686,7 +687,10 @@ describe("the built package", () => {
     expect(typeof built.InvalidationHub).toBe("function");
     expect(typeof built.handleHubRequest).toBe("function");
     expect(typeof built.publishToHub).toBe("function");
-    expect(built.hubShards({ EDGECACHE_HUB_SHARDS: "3" })).toBe(3);
-    expect(() => built.hubShards({ EDGECACHE_HUB_SHARDS: "0" })).toThrow(/EDGECACHE_HUB_SHARDS/);
+  });
+
+  it("reads the shard count from EDGECACHE_HUB_SHARDS", () => {
+    expect(hubShards({ EDGECACHE_HUB_SHARDS: "3" })).toBe(3);
+    expect(() => hubShards({ EDGECACHE_HUB_SHARDS: "0" })).toThrow(/EDGECACHE_HUB_SHARDS/);
   });
 });
