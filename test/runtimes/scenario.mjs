@@ -335,6 +335,79 @@ export async function runScenario({ url, token, namespace }) {
     await watched.get("e");
     const events = { seen, value: await watched.get("e") };
 
+    // Batch read-through: 10 keys, 4 of them in L2 = one read, one loader call, one write.
+    const seed = open({ namespace: `${namespace}.batch`, local: false });
+    await seed.setMany([0, 1, 2, 3].map((i) => [`p${i}`, `stored p${i}`]));
+    const bat = open({ namespace: `${namespace}.batch` });
+    const batchCalls = [];
+    const realFetch = globalThis.fetch;
+    let requests = 0;
+    globalThis.fetch = (...args) => {
+      requests++;
+      return realFetch.apply(globalThis, args);
+    };
+    let values;
+    try {
+      values = await bat.getOrSetMany(
+        Array.from({ length: 10 }, (_, i) => `p${i}`),
+        async (missing) => {
+          batchCalls.push([...missing]);
+          return missing.map((k) => `loaded ${k}`);
+        },
+        { ttl: 30_000 },
+      );
+    } finally {
+      globalThis.fetch = realFetch;
+    }
+    const products = bat.namespace("products", {
+      loadMany: async (ids) => new Map(ids.map((id) => [id, { id }])),
+    });
+
+    // Tracing through edgecache/otel and the project's @opentelemetry/api, with a tracer
+    // that records what it is given (the SDK itself is tested in Node and workerd).
+    const { instrument } = await import("edgecache/otel");
+    const spans = [];
+    const tracer = {
+      startSpan(name, options) {
+        const span = {
+          name,
+          attributes: { ...options?.attributes },
+          setAttribute(k, v) {
+            this.attributes[k] = v;
+            return this;
+          },
+          setAttributes(a) {
+            Object.assign(this.attributes, a);
+            return this;
+          },
+          setStatus() {
+            return this;
+          },
+          end() {
+            spans.push(this);
+          },
+          spanContext: () => ({ traceId: "1".repeat(32), spanId: "1".repeat(16), traceFlags: 1 }),
+          isRecording: () => true,
+        };
+        return span;
+      },
+    };
+    const traced = open({ namespace: `${namespace}.otel` });
+    instrument(traced, { tracer, meter: false });
+    await traced.getOrSetMany(["x", "y"], async (keys) => keys);
+    await traced.get("x"); // an L1 hit: no span
+    const batch = {
+      values,
+      calls: batchCalls,
+      requests,
+      group: render(await products.getMany(["a", "b"])),
+      spans: spans.map((span) => [
+        span.name,
+        span.attributes["edgecache.requests"] ?? null,
+        span.attributes["edgecache.loader.calls"] ?? null,
+      ]),
+    };
+
     watch.stop();
     if (watch.touches.length > 0) {
       throw new Error(
@@ -355,6 +428,7 @@ export async function runScenario({ url, token, namespace }) {
       coherence,
       readThrough,
       events,
+      batch,
       stats: {
         writer: counters(writer),
         reader: counters(reader),
@@ -412,6 +486,16 @@ export function expectedSummary(runtime) {
     events: {
       seen: ["miss:e", "load:e:ok", "set:e", "hit:e:l1", "hit:e:l1"],
       value: "loaded",
+    },
+    batch: {
+      values: Array.from({ length: 10 }, (_, i) => (i < 4 ? `stored p${i}` : `loaded p${i}`)),
+      calls: [["p4", "p5", "p6", "p7", "p8", "p9"]],
+      requests: 2,
+      group: [{ id: "a" }, { id: "b" }],
+      spans: [
+        ["edgecache.load", null, null],
+        ["edgecache.getOrSetMany", 2, 1],
+      ],
     },
     stats: {
       // set/setMany fill the writer's L1, so only reads after a delete or clear miss it.
