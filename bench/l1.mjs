@@ -5,6 +5,7 @@
 // Run: npm run bench   (builds first)
 import { LRUCache } from "lru-cache";
 import { createCache, memoryStore } from "../dist/index.js";
+import { instrument } from "../dist/otel/index.js";
 
 const KEYS = 1_000;
 const OPS = 1_000_000;
@@ -32,6 +33,31 @@ const coarse = createCache({
 });
 await coarse.setMany(keys.map((k, i) => [k, value(i)]));
 
+// Traced through edgecache/otel (no provider registered: the API's no-op), and one with a
+// `hit` listener: tracing touches only operations that leave L1, a listener every hit.
+const traced = createCache({ store: memoryStore(), namespace: "bench", ttl: 3_600_000, sync });
+await traced.setMany(keys.map((k, i) => [k, value(i)]));
+instrument(traced);
+const listened = createCache({ store: memoryStore(), namespace: "bench", ttl: 3_600_000, sync });
+await listened.setMany(keys.map((k, i) => [k, value(i)]));
+let heard = 0;
+listened.on("hit", () => {
+  heard++;
+});
+
+// BENCH_BASELINE=<dir of another build's dist/> adds that build's `get`, in the same rounds:
+// an A/B of the hit path across commits.
+const baseline = process.env.BENCH_BASELINE
+  ? await import(`${process.env.BENCH_BASELINE.replace(/\/$/, "")}/index.js`)
+  : undefined;
+const before = baseline?.createCache({
+  store: baseline.memoryStore(),
+  namespace: "bench",
+  ttl: 3_600_000,
+  sync,
+});
+await before?.setMany(keys.map((k, i) => [k, value(i)]));
+
 let sink = 0;
 const contenders = {
   "lru-cache get (raw, sync)": () => {
@@ -52,6 +78,20 @@ const contenders = {
   "edgecache peek, clockResolution 1": () => {
     for (let i = 0; i < OPS; i++) if (coarse.peek(keys[i % KEYS]) !== undefined) sink++;
   },
+  "edgecache await get, otel instrumented": async () => {
+    for (let i = 0; i < OPS; i++) if ((await traced.get(keys[i % KEYS])) !== undefined) sink++;
+  },
+  "edgecache await get, a hit listener": async () => {
+    for (let i = 0; i < OPS; i++) if ((await listened.get(keys[i % KEYS])) !== undefined) sink++;
+  },
+  ...(before
+    ? {
+        "baseline build: await get": async () => {
+          for (let i = 0; i < OPS; i++)
+            if ((await before.get(keys[i % KEYS])) !== undefined) sink++;
+        },
+      }
+    : {}),
 };
 
 const samples = Object.fromEntries(Object.keys(contenders).map((k) => [k, []]));
@@ -74,7 +114,7 @@ console.log(
   `L1-hit throughput, ${KEYS} keys, ${OPS} ops x ${ROUNDS} rounds (median), node ${process.version}`,
 );
 console.log(
-  "contender".padEnd(38),
+  "contender".padEnd(42),
   "ops/s".padStart(14),
   "vs raw".padStart(8),
   "vs await floor".padStart(15),
@@ -82,13 +122,14 @@ console.log(
 for (const name of Object.keys(contenders)) {
   const m = median(samples[name]);
   console.log(
-    name.padEnd(38),
+    name.padEnd(42),
     Math.round(m).toLocaleString("en-US").padStart(14),
     (m / raw).toFixed(2).padStart(8),
     (m / floor).toFixed(2).padStart(15),
   );
 }
-for (const c of [cache, coarse]) {
+if (heard === 0) throw new Error("the hit listener never ran");
+for (const c of [cache, coarse, traced, listened, ...(before ? [before] : [])]) {
   const { l1Misses } = c.stats();
   if (l1Misses !== 0) throw new Error(`expected only L1 hits, saw ${l1Misses} misses`);
 }

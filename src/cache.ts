@@ -121,8 +121,9 @@ class EdgeCache implements Cache {
       this.#coherence.refreshAhead(t);
       return out as Array<T | undefined>;
     }
-    const { entries } = await traced(core.tracing, "getMany", this.name, keys, (op) =>
-      this.#reader.slow([...slow.keys()], t, false, op),
+    const missing = [...slow.keys()];
+    const { entries } = await traced(core.tracing, "getMany", this.name, missing, (op) =>
+      this.#reader.slow(missing, t, false, op),
     );
     spread(
       out,
