@@ -182,6 +182,13 @@ export function guardStore(store: Store, breaker: Breaker): Store {
     guarded.acquireLease = (ns, key, token, ttl) => breaker.run(() => acquire(ns, key, token, ttl));
     guarded.releaseLease = (ns, key, token) => breaker.run(() => release(ns, key, token));
   }
+  if (store.acquireLeases && store.releaseLeases) {
+    const acquire = store.acquireLeases.bind(store);
+    const release = store.releaseLeases.bind(store);
+    guarded.acquireLeases = (ns, keys, token, ttl) =>
+      breaker.run(() => acquire(ns, keys, token, ttl));
+    guarded.releaseLeases = (ns, keys, token) => breaker.run(() => release(ns, keys, token));
+  }
   // A stream is not a call: it reconnects with its own backoff, and the log covers it.
   if (store.subscribe) guarded.subscribe = store.subscribe.bind(store);
   if (store.keys) {

@@ -24,6 +24,7 @@ storeSuite({
     foreignData: false,
     orderedVersions: true,
     keys: true,
+    batchLeases: true,
   },
 });
 

@@ -129,6 +129,13 @@ export function chaosStore(inner: Store) {
       guard(() => acquireLease.call(inner, ns, key, token, ttl));
     store.releaseLease = (ns, key, token) => guard(() => releaseLease.call(inner, ns, key, token));
   }
+  const { acquireLeases, releaseLeases } = inner;
+  if (acquireLeases && releaseLeases) {
+    store.acquireLeases = (ns, keys, token, ttl) =>
+      guard(() => acquireLeases.call(inner, ns, keys, token, ttl));
+    store.releaseLeases = (ns, keys, token) =>
+      guard(() => releaseLeases.call(inner, ns, keys, token));
+  }
   return {
     store,
     set mode(m: ChaosMode) {

@@ -39,6 +39,7 @@ storeSuite({
     foreignData: true,
     orderedVersions: false,
     keys: true,
+    batchLeases: true,
   },
 });
 
@@ -56,6 +57,7 @@ storeSuite({
     foreignData: false,
     orderedVersions: false,
     keys: true,
+    batchLeases: true,
   },
 });
 

@@ -7,7 +7,7 @@ import { startRedisServer, startRestBridge } from "../src/node/index.js";
 import { storeSuite } from "../src/store/index.js";
 import { freshNamespace } from "../src/store/suite-case.js";
 import { upstashStore } from "../src/stores/upstash.js";
-import { countRequests, fakeClock, hangingServer, rejection } from "./helpers.js";
+import { countRequests, fakeClock, hangingServer, rejection, until } from "./helpers.js";
 
 const url = inject("bridgeUrl");
 const token = inject("bridgeToken");
@@ -29,6 +29,7 @@ storeSuite({
     foreignData: true,
     orderedVersions: true,
     keys: true,
+    batchLeases: true,
   },
 });
 
@@ -113,6 +114,27 @@ describe("request counts against the real bridge", () => {
     expect(requests.count).toBe(0);
     expect(await writer.getMany(keys)).toEqual(values);
     expect(calls).toHaveLength(1);
+  });
+
+  it("getOrSetMany with lock: true = 5 for any number of misses, as getOrSet's miss", async () => {
+    const { writer } = pair();
+    const keys = Array.from({ length: 50 }, (_, i) => `locked:${i}`);
+    let calls = 0;
+    requests.reset();
+    const values = await writer.getOrSetMany(
+      keys,
+      async (missing) => {
+        calls++;
+        return missing.map((k) => k.toUpperCase());
+      },
+      { lock: true },
+    );
+    expect(values).toEqual(keys.map((k) => k.toUpperCase()));
+    expect(calls).toBe(1);
+    // Read; take the 50 leases; look again; write; let the 50 go (after the answer).
+    await until(() => requests.count >= 5);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(requests.count).toBe(5);
   });
 
   it("setMany(100) = 1, getMany(100) = 1, deleteMany(100) = 1", async () => {

@@ -197,6 +197,19 @@ export interface Store {
   /** Ends the lease on `key` if `token` still holds it; a no-op otherwise. */
   releaseLease?(namespace: string, key: string, token: string): Promise<void>;
   /**
+   * Optional, beside `acquireLease`: takes the leases of several keys at once (one request),
+   * each as `acquireLease` would, resolving to one answer per key in order. Without it,
+   * `getOrSetMany({ lock: true })` asks for each key's lease on its own.
+   */
+  acquireLeases?(
+    namespace: string,
+    keys: readonly string[],
+    token: string,
+    ttl: number,
+  ): Promise<Array<boolean | "repaired">>;
+  /** Optional, beside `releaseLease`: ends the leases of several keys `token` still holds. */
+  releaseLeases?(namespace: string, keys: readonly string[], token: string): Promise<void>;
+  /**
    * Optional: a stream of the namespace's change records, as writes with `meta.publish`
    * make them (`sync.pubsub`). What it delivers is a hint: the change log stays the source
    * of truth, and the cache catches up from it each time `open` is called. The stream must

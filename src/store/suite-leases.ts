@@ -44,6 +44,36 @@ export function leaseCases({ caps, expect, it }: SuiteRun): void {
     });
   });
 
+  if (caps.batchLeases === true) {
+    it("acquireLeases and releaseLeases answer per key as the single-key methods", async ({
+      h,
+      ns,
+    }) => {
+      const { acquire } = leases(h.store);
+      const store = h.store;
+      expect(typeof store.acquireLeases).toBe("function");
+      expect(typeof store.releaseLeases).toBe("function");
+      expect(await acquire(ns, "b", "other", 60_000)).toBe(true);
+      expect(await store.acquireLeases!(ns, ["a", "b", "c"], "mine", 60_000)).toEqual([
+        true,
+        false,
+        true,
+      ]);
+      expect(await store.acquireLeases!(ns, [], "mine", 60_000)).toEqual([]);
+      expect(await acquire(ns, "a", "other", 60_000)).toBe(false);
+      // Only what "mine" holds is let go: b stays with its holder.
+      await store.releaseLeases!(ns, ["a", "b", "c"], "mine");
+      expect(await store.acquireLeases!(ns, ["a", "b", "c"], "third", 60_000)).toEqual([
+        true,
+        false,
+        true,
+      ]);
+      await expect(store.acquireLeases!(ns, ["a"], "x", 0)).rejects.toMatchObject({
+        code: "EC_INVALID_OPTION",
+      });
+    });
+  }
+
   it("a lease ends on its own after its ttl", async ({ h, ns }) => {
     const { acquire } = leases(h.store);
     // On a real clock the lease must outlive the two calls that check it is held: 40 ms did

@@ -53,6 +53,12 @@ export interface StoreCapabilities {
    * `false`, the suite checks that it does not.
    */
   keys: boolean;
+  /**
+   * The store also implements `acquireLeases` and `releaseLeases` (several keys in one
+   * call), and the suite checks they answer as the single-key methods do.
+   * @default false
+   */
+  batchLeases?: boolean;
 }
 
 /** Options of {@link storeSuite}. */

@@ -256,5 +256,12 @@ export function memoryStore(options: MemoryStoreOptions = {}): Store {
       const id = `${ns}\u0000${key}`;
       if (leases.get(id)?.token === token) leases.delete(id);
     },
+    async acquireLeases(ns, keys, token, ttl) {
+      leaseTtl(ttl);
+      return Promise.all(keys.map((key) => this.acquireLease!(ns, key, token, ttl)));
+    },
+    async releaseLeases(ns, keys, token) {
+      await Promise.all(keys.map((key) => this.releaseLease!(ns, key, token)));
+    },
   };
 }

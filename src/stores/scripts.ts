@@ -259,25 +259,36 @@ if maxlen > 0 then append(KEYS[3], v, maxlen, { 'o', 'c', 'i', ARGV[1], 'f', fmt
 return { v, after(v, KEYS[3]), now_ms(), repaired }
 `;
 
-// KEYS: lease; ARGV: token, ttl (whole ms, checked by the caller), deadline. Returns
-// { 1 taken, 0 held by another, -1 past the deadline; now; repaired }. A lease is always a
-// string with an expiry: anything else under its key (no expiry, another type) would hold
-// every load of the key off until someone removed it, so it is replaced.
+// KEYS: leases; ARGV: token, ttl (whole ms, checked by the caller), deadline. Returns
+// { 1 (-1: past the deadline, nothing taken); now; then per key: 1 taken, 0 held by another,
+// 2 taken after a repair }. A lease is always a string with an expiry: anything else under
+// its key (no expiry, another type) would hold every load of the key off until someone
+// removed it, so it is replaced.
 export const ACQUIRE_SCRIPT = `${PRELUDE}
-if late(ARGV[3]) then return { -1, now_ms(), 0 } end
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return { 1, now_ms(), 0 } end
-if redis.call('TYPE', KEYS[1])['ok'] ~= 'string' or redis.call('PTTL', KEYS[1]) < 0 then
-  redis.call('DEL', KEYS[1])
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return { 1, now_ms(), 1 }
+if late(ARGV[3]) then return { -1, now_ms() } end
+local out = { 1, now_ms() }
+for i = 1, #KEYS do
+  local lease = KEYS[i]
+  if redis.call('SET', lease, ARGV[1], 'NX', 'PX', ARGV[2]) then
+    out[i + 2] = 1
+  elseif redis.call('TYPE', lease)['ok'] ~= 'string' or redis.call('PTTL', lease) < 0 then
+    redis.call('DEL', lease)
+    redis.call('SET', lease, ARGV[1], 'PX', ARGV[2])
+    out[i + 2] = 2
+  else
+    out[i + 2] = 0
+  end
 end
-return { 0, now_ms(), 0 }
+return out
 `;
 
-/** Ends a lease only if the caller's token still holds it. KEYS: lease; ARGV: token. */
+/** Ends each lease the caller's token still holds. KEYS: leases; ARGV: token. */
 export const RELEASE_SCRIPT = `
-if redis.pcall('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+local n = 0
+for i = 1, #KEYS do
+  if redis.pcall('GET', KEYS[i]) == ARGV[1] then n = n + redis.call('DEL', KEYS[i]) end
+end
+return n
 `;
 
 // KEYS: marker, counter; ARGV: SCAN cursor, MATCH pattern, COUNT, limit. Lists entry keys

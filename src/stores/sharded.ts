@@ -323,6 +323,53 @@ export function shardedStore(
       stores[shardOf(key)]!.acquireLease!(ns, key, token, ttl);
     store.releaseLease = (ns, key, token) => stores[shardOf(key)]!.releaseLease!(ns, key, token);
   }
+  if (stores.every((x) => x.acquireLeases !== undefined && x.releaseLeases !== undefined)) {
+    // One request per shard that holds some of the keys.
+    const byShard = (keys: readonly string[]) => {
+      const groups = new Map<number, number[]>();
+      keys.forEach((key, i) => {
+        const shard = shardOf(key);
+        const group = groups.get(shard);
+        if (group) group.push(i);
+        else groups.set(shard, [i]);
+      });
+      return [...groups];
+    };
+    store.acquireLeases = async (ns, keys, token, ttl) => {
+      const out: Array<boolean | "repaired"> = new Array(keys.length);
+      await Promise.all(
+        byShard(keys).map(async ([shard, at]) => {
+          const answers = await stores[shard]!.acquireLeases!(
+            ns,
+            at.map((i) => keys[i]!),
+            token,
+            ttl,
+          );
+          if (answers.length !== at.length) {
+            throw new StoreError(
+              "EC_STORE_ERROR",
+              "acquireLeases returned the wrong number of answers",
+            );
+          }
+          at.forEach((i, j) => {
+            out[i] = answers[j]!;
+          });
+        }),
+      );
+      return out;
+    };
+    store.releaseLeases = async (ns, keys, token) => {
+      await Promise.all(
+        byShard(keys).map(([shard, at]) =>
+          stores[shard]!.releaseLeases!(
+            ns,
+            at.map((i) => keys[i]!),
+            token,
+          ),
+        ),
+      );
+    };
+  }
   if (stores.every((x) => x.keys !== undefined)) {
     store.keys = (ns, page) => shardedKeys(stores, ns, page);
   }

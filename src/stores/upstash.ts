@@ -148,6 +148,31 @@ export function upstashStore(
 
   const stateKeys = (b: string) => [b + "v", b + "c", b + "log"];
 
+  /** Takes the leases of `keys` that nobody holds, in one request. */
+  const acquire = async (
+    ns: string,
+    keys: readonly string[],
+    token: string,
+    ttl: number,
+  ): Promise<Array<boolean | "repaired">> => {
+    const b = base(ns);
+    const ms = leaseTtl(ttl);
+    if (keys.length === 0) return [];
+    const raw = await transport.write(
+      scripts.acquire,
+      keys.map((key) => `${b}l:${key}`),
+      [token, ms],
+      (r) => r[1],
+    );
+    if (raw.length !== keys.length + 2) throw shapeError();
+    return raw.slice(2).map((status) => {
+      if (status === 0) return false;
+      if (status === 1) return true;
+      if (status === 2) return "repaired";
+      throw shapeError();
+    });
+  };
+
   return {
     name: "upstash",
     timeout: timeout > 0 ? timeout : undefined,
@@ -230,18 +255,19 @@ export function upstashStore(
       return written(raw, b, meta);
     },
     async acquireLease(ns, key, token, ttl) {
-      const raw = await transport.write(
-        scripts.acquire,
-        [`${base(ns)}l:${key}`],
-        [token, leaseTtl(ttl)],
-        (r) => r[1],
-      );
-      if (raw.length !== 3 || (raw[0] !== 0 && raw[0] !== 1)) throw shapeError();
-      if (raw[0] === 0) return false;
-      return raw[2] === 1 ? "repaired" : true;
+      return (await acquire(ns, [key], token, ttl))[0]!;
     },
+    acquireLeases: acquire,
     async releaseLease(ns, key, token) {
       await transport.run(scripts.release, [`${base(ns)}l:${key}`], [token]);
+    },
+    async releaseLeases(ns, keys, token) {
+      if (keys.length === 0) return;
+      await transport.run(
+        scripts.release,
+        keys.map((key) => `${base(ns)}l:${key}`),
+        [token],
+      );
     },
     // Streams need the REST URL and token themselves: a store made from a client has none.
     ...(isConnection(connection)

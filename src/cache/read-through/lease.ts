@@ -1,4 +1,4 @@
-import { ClosedError } from "../../errors.js";
+import { ClosedError, StoreError } from "../../errors.js";
 import type { LocalEntry } from "../../local.js";
 import type { Core } from "../core.js";
 import type { Reader } from "../read.js";
@@ -58,7 +58,10 @@ export class Leases {
     if (lock === undefined || store.acquireLease === undefined) return many(jobs);
     const token = crypto.randomUUID();
     const deadline = this.#core.now() + lock.wait;
-    const asked = await Promise.all(jobs.map((job) => this.#ask(job, token, true)));
+    const asked =
+      store.acquireLeases === undefined
+        ? await Promise.all(jobs.map((job) => this.#ask(job, token, true)))
+        : await this.#askMany(jobs, token);
     const out: Array<Promise<Outcome>> = new Array(jobs.length);
     const free: number[] = [];
     const taken: number[] = [];
@@ -125,21 +128,80 @@ export class Leases {
     }
   }
 
+  /** Asks for the leases of `jobs`' keys in one request (`Store.acquireLeases`). */
+  async #askMany(jobs: readonly Job[], token: string): Promise<Asked[]> {
+    const core = this.#core;
+    const store = core.store;
+    const keys = jobs.map((job) => job.key);
+    const { o, op } = jobs[0]!;
+    const asking = core.now();
+    if (op !== undefined) op.requests++;
+    const all = (kind: Asked["kind"]): Asked[] => jobs.map(() => ({ kind }) as Asked);
+    try {
+      const asked = store.acquireLeases!(core.name, keys, token, o.lock!.ttl);
+      // What is left of one store timeout after the read, as for a single lease.
+      const answers = await this.#loads.fills.withinTimeout(keys, asked);
+      if (answers === undefined) {
+        const late = asked.then(
+          (got) => {
+            const taken = keys.filter((_, i) => got[i] !== false);
+            return taken.length > 0 ? store.releaseLeases?.(core.name, taken, token) : undefined;
+          },
+          () => undefined,
+        );
+        core.keepAlive(late, o.waitUntil);
+        return all("load");
+      }
+      if (!Array.isArray(answers) || answers.length !== keys.length) {
+        throw new StoreError(
+          "EC_STORE_ERROR",
+          "acquireLeases returned the wrong number of answers",
+        );
+      }
+      const ms = core.now() - asking;
+      return answers.map((answer, i) => {
+        this.#loads.fills.spend(keys[i]!, ms);
+        if (answer === "repaired") core.corrupt(1, keys[i], true);
+        return answer === false ? { kind: "held" } : { kind: "taken" };
+      });
+    } catch (err) {
+      // L2 cannot arbitrate: load here rather than not at all.
+      core.absorb(core.failed(err, "acquireLease", keys));
+      return all("load");
+    }
+  }
+
   /** Runs `work` holding the leases of `jobs`, letting each go once its value is in L2. */
   async #holding<T>(jobs: readonly Job[], token: string, work: () => Promise<T>): Promise<T> {
     const core = this.#core;
+    const store = core.store;
     try {
       return await work();
     } finally {
-      // Let go once the value is in L2 (a fill still being written holds the lease).
-      for (const { key, o, op } of jobs) {
+      if (jobs.length > 1 && store.releaseLeases !== undefined) {
+        // One request for all, once every value is in L2.
+        const { o, op } = jobs[0]!;
+        const keys = jobs.map((job) => job.key);
         if (op !== undefined) op.requests++;
-        const release = this.#loads.fills
-          .filled(key)
-          .then(() => core.store.releaseLease?.(core.name, key, token))
-          .catch((err) => core.absorb(core.failed(err, "releaseLease", [key])));
+        const release = Promise.all(keys.map((key) => this.#loads.fills.filled(key)))
+          .then(() => store.releaseLeases!(core.name, keys, token))
+          .catch((err) => core.absorb(core.failed(err, "releaseLease", keys)));
         core.keepAlive(release, o.waitUntil);
-      }
+      } else this.#release(jobs, token);
+    }
+  }
+
+  /** Lets each of `jobs`' leases go once its value is in L2 (one request each). */
+  #release(jobs: readonly Job[], token: string): void {
+    const core = this.#core;
+    // A fill still being written holds the lease.
+    for (const { key, o, op } of jobs) {
+      if (op !== undefined) op.requests++;
+      const release = this.#loads.fills
+        .filled(key)
+        .then(() => core.store.releaseLease?.(core.name, key, token))
+        .catch((err) => core.absorb(core.failed(err, "releaseLease", [key])));
+      core.keepAlive(release, o.waitUntil);
     }
   }
 
