@@ -19,15 +19,21 @@ export interface Op {
   /** Loader calls it made (a batch loader call counts once). */
   loads: number;
   tier: Tier;
-  /** A loader call of this operation for `keys` ended: `outcome` after `ms`. */
-  loaded(keys: readonly string[], ms: number, outcome: "ok" | "error" | "timeout"): void;
-  /** The operation ended (with `error` when it threw). */
-  end(error?: unknown): void;
+  /**
+   * Runs one loader call for `keys` (inside a span of its own, where the tracer makes one);
+   * `timedOut` tells a timeout from a failure once it threw.
+   */
+  load<T>(keys: readonly string[], call: () => Promise<T>, timedOut: () => boolean): Promise<T>;
 }
 
-/** What `edgecache/otel` installs on a cache: starts the trace of each operation. */
+/** What `edgecache/otel` installs on a cache: runs each operation that leaves L1. */
 export interface Tracing {
-  start(operation: string, namespace: string, keys: readonly string[]): Op;
+  run<T>(
+    operation: string,
+    namespace: string,
+    keys: readonly string[],
+    work: (op: Op) => Promise<T>,
+  ): Promise<T>;
 }
 
 /** The caches made so far, each with the function that installs (or removes) a tracer. */
@@ -47,24 +53,24 @@ export function installTracing(cache: object, tracing: Tracing | undefined): boo
 }
 
 /** Runs `work` as one traced operation when `tracing` is on, plainly otherwise. */
-export async function traced<T>(
+export function traced<T>(
   tracing: Tracing | undefined,
   operation: string,
   namespace: string,
   keys: readonly string[],
   work: (op: Op | undefined) => Promise<T>,
 ): Promise<T> {
-  if (tracing === undefined) return work(undefined);
-  const op = tracing.start(operation, namespace, keys);
-  let result: T;
-  try {
-    result = await work(op);
-  } catch (error) {
-    op.end(error);
-    throw error;
-  }
-  op.end();
-  return result;
+  return tracing === undefined ? work(undefined) : tracing.run(operation, namespace, keys, work);
+}
+
+/** A loader call, through `op` when the operation is traced. */
+export function loading<T>(
+  op: Op | undefined,
+  keys: readonly string[],
+  call: () => Promise<T>,
+  timedOut: () => boolean,
+): Promise<T> {
+  return op === undefined ? call() : op.load(keys, call, timedOut);
 }
 
 /** Raises `op`'s tier to `tier` (a loader call outranks L2, L2 outranks L1). */

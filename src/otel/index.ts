@@ -13,7 +13,9 @@
  */
 import {
   type Attributes,
+  type Counter,
   context,
+  type Histogram,
   type Meter,
   metrics,
   type Span,
@@ -22,20 +24,24 @@ import {
   type Tracer,
   trace,
 } from "@opentelemetry/api";
-import { installTracing, type Op, type Tier, type Tracing } from "../cache/trace.js";
-import { InvalidOptionError, isEdgeCacheError } from "../errors.js";
+import { installTracing, type Op, type Tracing } from "../cache/trace.js";
+import { InvalidOptionError } from "../errors.js";
 import type { Cache } from "../types.js";
+import { closing, counters, errorType, opening } from "./attributes.js";
+import { isWorkersTracing, type WorkersTracing, workersTracing } from "./workers.js";
 
 /** Options of {@link instrument}. */
 export interface InstrumentOptions {
   /**
-   * Where spans go.
+   * Where spans go: an OpenTelemetry tracer, or in Cloudflare Workers the runtime's own
+   * tracing (`tracing` from `cloudflare:workers`, or `ctx.tracing`), whose spans join the
+   * platform's automatic ones (turn on `observability.traces` in the Wrangler config).
    * @default trace.getTracer("edgecache")
    */
-  tracer?: Tracer;
+  tracer?: Tracer | WorkersTracing;
   /**
    * Where metrics go; `false` for none.
-   * @default metrics.getMeter("edgecache")
+   * @default metrics.getMeter("edgecache"); none with the Workers runtime's tracing
    */
   meter?: Meter | false;
   /**
@@ -50,33 +56,83 @@ export interface InstrumentOptions {
 /** The instrumentation of each cache, so that instrumenting it again replaces it. */
 const active = new WeakMap<Cache, () => void>();
 
-/** The most key names one span carries with `recordKeys`. */
-const MAX_KEY_NAMES = 20;
-
-/** The attributes of an operation's span once it ended. */
-function ended(op: Op, single: boolean): Attributes {
-  const out: Attributes = {
-    "edgecache.tier": op.tier,
-    "edgecache.requests": op.requests,
-    "edgecache.loader.calls": op.loads,
-    "edgecache.hits": op.hits,
-    "edgecache.misses": op.misses,
-  };
-  // One key: whether it was found without a load.
-  if (single) out["edgecache.hit"] = op.loads === 0 && op.hits > 0;
-  return out;
-}
-
-/** What an error is called on a span: its code or class, never its message. */
-function errorType(error: unknown): string {
-  if (isEdgeCacheError(error)) return error.code;
-  return error instanceof Error ? error.name : typeof error;
+/** Metrics instruments, when a meter is given. */
+interface Instruments {
+  duration: Histogram;
+  requests: Counter;
+  loads: Counter;
 }
 
 function failed(span: Span, error: unknown): void {
   const type = errorType(error);
   span.setAttribute("error.type", type);
   span.setStatus({ code: SpanStatusCode.ERROR, message: type });
+}
+
+/** Operations traced with an OpenTelemetry tracer, and measured with its meter. */
+function apiTracing(tracer: Tracer, m: Instruments | undefined, recordKeys: boolean): Tracing {
+  return {
+    async run(operation, namespace, keys, work) {
+      const span = tracer.startSpan(`edgecache.${operation}`, {
+        kind: SpanKind.INTERNAL,
+        attributes: opening(operation, namespace, keys, recordKeys),
+      });
+      const began = performance.now();
+      const parent = trace.setSpan(context.active(), span);
+      const op: Op = {
+        ...counters(),
+        async load(loaded, call, timedOut) {
+          const child = tracer.startSpan(
+            "edgecache.load",
+            {
+              kind: SpanKind.INTERNAL,
+              attributes: {
+                "edgecache.namespace": namespace,
+                "edgecache.keys.count": loaded.length,
+              },
+            },
+            parent,
+          );
+          let outcome: "ok" | "error" | "timeout" = "ok";
+          try {
+            return await context.with(trace.setSpan(parent, child), call);
+          } catch (error) {
+            outcome = timedOut() ? "timeout" : "error";
+            child.setAttribute("error.type", outcome);
+            child.setStatus({ code: SpanStatusCode.ERROR, message: outcome });
+            throw error;
+          } finally {
+            child.setAttribute("edgecache.load.outcome", outcome);
+            child.end();
+            m?.loads.add(1, {
+              "edgecache.namespace": namespace,
+              "edgecache.load.outcome": outcome,
+            });
+          }
+        },
+      };
+      let error: unknown;
+      let threw = false;
+      try {
+        return await context.with(parent, () => work(op));
+      } catch (err) {
+        threw = true;
+        error = err;
+        throw err;
+      } finally {
+        span.setAttributes(closing(op, keys.length));
+        if (threw) failed(span, error);
+        span.end();
+        const common = { "edgecache.namespace": namespace, "edgecache.operation": operation };
+        m?.duration.record(performance.now() - began, {
+          ...common,
+          "edgecache.tier": op.tier,
+          "edgecache.outcome": threw ? "error" : "ok",
+        });
+        if (op.requests > 0) m?.requests.add(op.requests, common);
+      }
+    },
+  };
 }
 
 /**
@@ -104,80 +160,28 @@ export function instrument(cache: Cache, options: InstrumentOptions = {}): () =>
     throw new InvalidOptionError("instrument options must be an object");
   }
   active.get(cache)?.();
-  const tracer = options.tracer ?? trace.getTracer("edgecache");
-  const meter =
-    options.meter === false ? undefined : (options.meter ?? metrics.getMeter("edgecache"));
   const recordKeys = options.recordKeys === true;
-  const duration = meter?.createHistogram("edgecache.operation.duration", {
-    description: "Duration of cache operations that went to L2 or a loader",
-    unit: "ms",
-  });
-  const requests = meter?.createCounter("edgecache.requests", {
-    description: "L2 requests sent by cache operations",
-  });
-  const loads = meter?.createCounter("edgecache.loads", { description: "Loader calls" });
-
-  const tracing: Tracing = {
-    start(operation, namespace, keys) {
-      const attributes: Attributes = {
-        "edgecache.namespace": namespace,
-        "edgecache.operation": operation,
-        "edgecache.keys.count": keys.length,
-      };
-      if (recordKeys && keys.length === 1) attributes["edgecache.key"] = keys[0];
-      else if (recordKeys && keys.length > 0) {
-        attributes["edgecache.keys"] = keys.slice(0, MAX_KEY_NAMES);
-      }
-      const span = tracer.startSpan(`edgecache.${operation}`, {
-        kind: SpanKind.INTERNAL,
-        attributes,
-      });
-      const began = performance.now();
-      const parent = trace.setSpan(context.active(), span);
-      const op: Op = {
-        requests: 0,
-        hits: 0,
-        misses: 0,
-        loads: 0,
-        tier: "l1" as Tier,
-        loaded(loadedKeys, ms, outcome) {
-          const end = Date.now();
-          const load = tracer.startSpan(
-            "edgecache.load",
-            {
-              kind: SpanKind.INTERNAL,
-              startTime: end - ms,
-              attributes: {
-                "edgecache.namespace": namespace,
-                "edgecache.keys.count": loadedKeys.length,
-                "edgecache.load.outcome": outcome,
-              },
-            },
-            parent,
-          );
-          if (outcome !== "ok") {
-            load.setAttribute("error.type", outcome);
-            load.setStatus({ code: SpanStatusCode.ERROR, message: outcome });
-          }
-          load.end(end);
-          loads?.add(1, { "edgecache.namespace": namespace, "edgecache.load.outcome": outcome });
-        },
-        end(error) {
-          span.setAttributes(ended(op, keys.length === 1));
-          if (error !== undefined) failed(span, error);
-          span.end();
-          const common = { "edgecache.namespace": namespace, "edgecache.operation": operation };
-          duration?.record(performance.now() - began, {
-            ...common,
-            "edgecache.tier": op.tier,
-            "edgecache.outcome": error === undefined ? "ok" : "error",
-          });
-          if (op.requests > 0) requests?.add(op.requests, common);
-        },
-      };
-      return op;
-    },
-  };
+  const given = options.tracer;
+  let meter: Meter | undefined;
+  let tracing: Tracing;
+  if (isWorkersTracing(given)) {
+    // The runtime's spans carry what a meter would; metrics need a meter given explicitly.
+    meter = options.meter === false || options.meter === undefined ? undefined : options.meter;
+    tracing = workersTracing(given, recordKeys);
+  } else {
+    meter = options.meter === false ? undefined : (options.meter ?? metrics.getMeter("edgecache"));
+    const instruments = meter && {
+      duration: meter.createHistogram("edgecache.operation.duration", {
+        description: "Duration of cache operations that went to L2 or a loader",
+        unit: "ms",
+      }),
+      requests: meter.createCounter("edgecache.requests", {
+        description: "L2 requests sent by cache operations",
+      }),
+      loads: meter.createCounter("edgecache.loads", { description: "Loader calls" }),
+    };
+    tracing = apiTracing(given ?? trace.getTracer("edgecache"), instruments, recordKeys);
+  }
   if (!installTracing(cache, tracing)) {
     throw new InvalidOptionError("instrument needs a cache made by createCache");
   }

@@ -4,7 +4,7 @@ import type { LocalEntry } from "../../local.js";
 import type { BatchLoader, Loader } from "../../types.js";
 import type { Core } from "../core.js";
 import type { Reader } from "../read.js";
-import type { Op } from "../trace.js";
+import { type Op, traced } from "../trace.js";
 import { type Deciding, decide, type Resolution } from "./decide.js";
 import type { Leases } from "./lease.js";
 import { type Job, type Loads, loaderFailed, loaderTimeout, type Outcome } from "./load.js";
@@ -340,43 +340,37 @@ export class ReadThrough {
    * `batch` for the keys not loading here already; errors are reported.
    */
   revalidateMany(jobs: readonly Job[], batch: BatchLoader): void {
-    const waiting = jobs.filter((job) => !this.#running.has(job.key));
-    if (waiting.length === 0) return;
+    const idle = jobs.filter((job) => !this.#running.has(job.key));
+    if (idle.length === 0) return;
     const core = this.#core;
-    const op = core.tracing?.start(
-      "refresh",
-      core.name,
-      waiting.map((job) => job.key),
-    );
-    const idle = op === undefined ? waiting : waiting.map((job) => ({ ...job, op }));
-    // One failed call fails every key it loaded: reported once.
-    const reported = new Set<unknown>();
-    const work = Promise.all(
-      this.#flights(idle, batch).map((flight, i) =>
-        flight.then((outcome) => {
-          if (outcome.kind !== "error" || reported.has(outcome.error)) return;
-          reported.add(outcome.error);
-          this.#core.absorb(
-            loaderFailed(outcome.error, idle[i]!.key, "a background refresh failed"),
-          );
-        }),
-      ),
-    );
-    const ended = work.then(() => op?.end(reported.values().next().value));
-    core.keepAlive(ended, idle[0]!.o.waitUntil);
+    const keys = idle.map((job) => job.key);
+    const work = traced(core.tracing, "refresh", core.name, keys, async (op) => {
+      const outcomes = await Promise.all(
+        this.#flights(op ? idle.map((job) => ({ ...job, op })) : idle, batch),
+      );
+      const failed = outcomes.findIndex((outcome) => outcome.kind === "error");
+      // One failed call fails every key it loaded: reported once.
+      if (failed !== -1) {
+        throw loaderFailed(
+          (outcomes[failed] as { error: unknown }).error,
+          keys[failed]!,
+          "a background refresh failed",
+        );
+      }
+    }).catch((error: unknown) => core.absorb(error as LoaderError));
+    core.keepAlive(work, idle[0]!.o.waitUntil);
   }
 
   /** Stale-while-revalidate: one background refresh per key; errors are reported. */
   revalidate(job: Job): void {
     if (this.#running.has(job.key)) return;
     const core = this.#core;
-    const op = core.tracing?.start("refresh", core.name, [job.key]);
-    const work = this.#flight(op === undefined ? job : { ...job, op }, true).then((outcome) => {
+    const work = traced(core.tracing, "refresh", core.name, [job.key], async (op) => {
+      const outcome = await this.#flight(op === undefined ? job : { ...job, op }, true);
       if (outcome.kind === "error") {
-        core.absorb(loaderFailed(outcome.error, job.key, "a background refresh failed"));
+        throw loaderFailed(outcome.error, job.key, "a background refresh failed");
       }
-      op?.end(outcome.kind === "error" ? outcome.error : undefined);
-    });
+    }).catch((error: unknown) => core.absorb(error as LoaderError));
     core.keepAlive(work, job.o.waitUntil);
   }
 }

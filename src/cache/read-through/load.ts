@@ -4,7 +4,7 @@ import type { LoadSettings } from "../../load.js";
 import type { LocalEntry } from "../../local.js";
 import type { BatchLoader, Loader, LoaderContext } from "../../types.js";
 import type { Core } from "../core.js";
-import { type Op, reached } from "../trace.js";
+import { loading, type Op, reached } from "../trace.js";
 import type { LocalBasis } from "../write.js";
 import { batchContext, batchValues } from "./batch.js";
 import type { Fills } from "./fill.js";
@@ -166,12 +166,16 @@ export class Loads {
     let value: unknown;
     const began = core.now();
     try {
-      value = await job.loader(key, context);
+      value = await loading(
+        trace,
+        [key],
+        async () => job.loader(key, context),
+        () => controller.signal.aborted,
+      );
     } catch (error) {
       core.stats.loadErrors++;
       const outcome = controller.signal.aborted ? "timeout" : "error";
       core.emit("load", { key, ms: core.now() - began, outcome });
-      trace?.loaded([key], core.now() - began, outcome);
       // A value within grace is better than a remembered failure: keep it.
       if (stale !== undefined) this.holdOff(key, stale, o, local.mark);
       else if (o.negativeTtl !== undefined && !tagRefused) {
@@ -186,7 +190,6 @@ export class Loads {
       if (timer !== undefined) clearTimeout(timer);
     }
     core.emit("load", { key, ms: core.now() - began, outcome: "ok" });
-    trace?.loaded([key], core.now() - began, "ok");
     if (noStore) return { kind: "private", value };
     if (value === undefined) {
       if (o.negativeTtl !== undefined) {
@@ -250,13 +253,18 @@ export class Loads {
     let values: Map<string, unknown>;
     const began = core.now();
     try {
-      values = batchValues(keys, await batch(keys, context));
+      const answer = await loading(
+        trace,
+        keys,
+        async () => batch(keys, context),
+        () => controller.signal.aborted,
+      );
+      values = batchValues(keys, answer);
     } catch (error) {
       core.stats.loadErrors++;
       const outcome = controller.signal.aborted ? "timeout" : "error";
       const ms = core.now() - began;
       for (const key of keys) core.emit("load", { key, ms, outcome });
-      trace?.loaded(keys, ms, outcome);
       const negatives: Prepared[] = [];
       const kept: LocalBasis[] = [];
       jobs.forEach((job, i) => {
@@ -283,7 +291,6 @@ export class Loads {
     }
     const ms = core.now() - began;
     for (const key of keys) core.emit("load", { key, ms, outcome: "ok" });
-    trace?.loaded(keys, ms, "ok");
     const writes: Prepared[] = [];
     const kept: LocalBasis[] = [];
     const outcomes = jobs.map((job, i): Outcome => {
