@@ -211,6 +211,32 @@ describe("getOrSetMany", () => {
     );
   });
 
+  it("timeout serves stale keys while the slow load goes on and caches its result", async () => {
+    const { cache, clock } = setup();
+    const options = { ttl: 1000, grace: 60_000, timeout: 20 };
+    const batch = gatedBatch();
+    batch.openGate();
+    await cache.getOrSetMany(["a", "b"], batch.loader, options);
+    clock.advance(2000);
+    const slow = gatedBatch((k) => `new:${k}`);
+    const handed: Promise<unknown>[] = [];
+    // Both have a stale value: answered at the soft timeout, the load goes on.
+    const first = cache.getOrSetMany(["a", "b"], slow.loader, {
+      ...options,
+      waitUntil: (p) => handed.push(p),
+    });
+    expect(await first).toEqual(["v:a", "v:b"]);
+    expect(cache.stats().staleHits).toBe(2);
+    expect(slow.calls).toEqual([["a", "b"]]);
+    slow.release();
+    await Promise.all(handed);
+    expect(await cache.getOrSetMany(["a", "b"], slow.loader, options)).toEqual([
+      "new:a",
+      "new:b",
+    ]);
+    expect(slow.calls).toHaveLength(1);
+  });
+
   it("hardTimeout rejects and aborts the loader's signal", async () => {
     const { cache } = setup();
     const batch = gatedBatch();

@@ -121,11 +121,13 @@ export class Loads {
     if (this.#marks.get(key) === local.mark) this.#marks.delete(key);
   }
 
-  async #watched(job: Job, local: LocalBasis): Promise<Outcome> {
-    const core = this.#core;
-    const { key, o, stale } = job;
-    core.stats.loads++;
-    const trace = job.op;
+  /** A loader call starts: counted, and aborted at `hardTimeout` unless `stop` comes first. */
+  #starting(
+    o: LoadSettings,
+    key: string,
+    trace: Op | undefined,
+  ): { controller: AbortController; stop: () => void } {
+    this.#core.stats.loads++;
     if (trace !== undefined) {
       trace.loads++;
       reached(trace, "loader");
@@ -136,6 +138,14 @@ export class Loads {
       hard === undefined
         ? undefined
         : setTimeout(() => controller.abort(loaderTimeout(key, hard)), hard);
+    return { controller, stop: () => timer !== undefined && clearTimeout(timer) };
+  }
+
+  async #watched(job: Job, local: LocalBasis): Promise<Outcome> {
+    const core = this.#core;
+    const { key, o, stale } = job;
+    const trace = job.op;
+    const { controller, stop } = this.#starting(o, key, trace);
     const tags: string[] = [];
     let ttl: number | undefined;
     let noStore = false;
@@ -187,7 +197,7 @@ export class Loads {
       }
       return { kind: "error", error };
     } finally {
-      if (timer !== undefined) clearTimeout(timer);
+      stop();
     }
     core.emit("load", { key, ms: core.now() - began, outcome: "ok" });
     if (noStore) return { kind: "private", value };
@@ -225,17 +235,7 @@ export class Loads {
     const core = this.#core;
     const { o, background, op: trace } = jobs[0]!;
     const keys = jobs.map((job) => job.key);
-    core.stats.loads++;
-    if (trace !== undefined) {
-      trace.loads++;
-      reached(trace, "loader");
-    }
-    const controller = new AbortController();
-    const hard = o.hardTimeout;
-    const timer =
-      hard === undefined
-        ? undefined
-        : setTimeout(() => controller.abort(loaderTimeout(keys[0]!, hard)), hard);
+    const { controller, stop } = this.#starting(o, keys[0]!, trace);
     const stale = new Map<string, unknown>();
     for (const job of jobs)
       if (job.stale !== undefined) stale.set(job.key, core.out(job.stale.value));
@@ -287,7 +287,7 @@ export class Loads {
       }
       return jobs.map(() => ({ kind: "error", error }));
     } finally {
-      if (timer !== undefined) clearTimeout(timer);
+      stop();
     }
     const ms = core.now() - began;
     for (const key of keys) core.emit("load", { key, ms, outcome: "ok" });
