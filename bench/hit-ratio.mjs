@@ -2,9 +2,13 @@
 // from a seeded PRNG (the same traces every run), and the speed of an L1 hit under each.
 // The L1s are driven the way the cache drives them: `get`, and on a miss `set`.
 //
+// Fills the "L1 admission: TinyLFU vs LRU" section of bench/RESULTS.md in `npm run bench`, with
+// the policy's goals checked against this run's numbers (bench/results.mjs: alone, it prints only).
 // Run: npm run bench   (builds first)
+import { loadavg } from "node:os";
 import { resolveLocal } from "../dist/local.js";
 import { rng } from "../test/rng.mjs";
+import { fillSection, mdTable, verdict } from "./results.mjs";
 
 const CAPACITY = 10_000;
 const KEYS = 1_000_000;
@@ -97,22 +101,31 @@ function hitRatio(policy, trace) {
   return hits / trace.length;
 }
 
+// What each trace tests: frequency (and scans) should favour tinylfu, recency the LRU.
 const traces = {
-  "zipf 0.8, 1M keys": () => zipfTrace(0.8, 1),
-  "zipf 1.0, 1M keys": () => zipfTrace(1.0, 2),
-  "zipf 1.0 + 50k-key scan every 200k": () => scanTrace(3),
-  "sliding working set 5k (1 new key / 10 reads)": () => slidingTrace(5_000, 10, 4),
-  "sliding working set 9k (1 new key / 20 reads)": () => slidingTrace(9_000, 20, 5),
+  "zipf 0.8, 1M keys": { kind: "frequency", make: () => zipfTrace(0.8, 1) },
+  "zipf 1.0, 1M keys": { kind: "frequency", make: () => zipfTrace(1.0, 2) },
+  "zipf 1.0 + 50k-key scan every 200k": { kind: "scan", make: () => scanTrace(3) },
+  "sliding working set 5k (1 new key / 10 reads)": {
+    kind: "recency",
+    make: () => slidingTrace(5_000, 10, 4),
+  },
+  "sliding working set 9k (1 new key / 20 reads)": {
+    kind: "recency",
+    make: () => slidingTrace(9_000, 20, 5),
+  },
 };
 
 console.log(
   `L1 hit ratio, capacity ${CAPACITY} entries, ${ACCESSES} accesses per trace, node ${process.version}`,
 );
 console.log("trace".padEnd(48), "lru".padStart(8), "tinylfu".padStart(8), "diff".padStart(8));
-for (const [label, make] of Object.entries(traces)) {
+const ratios = [];
+for (const [label, { kind, make }] of Object.entries(traces)) {
   const trace = make();
   const lru = hitRatio("lru", trace);
   const lfu = hitRatio("tinylfu", trace);
+  ratios.push({ label, kind, lru, lfu });
   const pct = (x) => (x * 100).toFixed(2).padStart(8);
   const diff = ((lfu - lru) * 100).toFixed(2);
   console.log(label.padEnd(48), pct(lru), pct(lfu), `${lfu >= lru ? "+" : ""}${diff}`.padStart(8));
@@ -149,3 +162,69 @@ console.log(
   `(${(lfuSpeed / lruSpeed).toFixed(2)} of lru)`,
 );
 if (sink !== 2 * ROUNDS * OPS) throw new Error("a read missed");
+
+// ---- RESULTS.md ------------------------------------------------------------------------------
+
+// The goals: clearly above the LRU where frequency matters and where scans pollute (by at
+// least CLEAR points), within NEAR points of it where recency rules, and a hit no more than
+// SLOWER below the LRU's speed.
+const CLEAR = 1;
+const NEAR = 1;
+const SLOWER = 0.1;
+const points = (x) => x * 100;
+const signed = (x) => `${x >= 0 ? "+" : "-"}${Math.abs(x).toFixed(2)}`;
+const goal = (r) => {
+  const diff = points(r.lfu - r.lru);
+  return r.kind === "recency"
+    ? { text: `within ${NEAR} point of lru`, ok: diff >= -NEAR }
+    : { text: `at least ${CLEAR} point above lru`, ok: diff >= CLEAR };
+};
+const ratioTable = mdTable(
+  ["trace", "what rules", "`lru`", "`tinylfu`", "difference (points)", "goal"],
+  ratios.map((r) => {
+    const g = goal(r);
+    return [
+      r.label,
+      r.kind === "scan" ? "frequency, scans" : r.kind,
+      `${points(r.lru).toFixed(2)}%`,
+      `${points(r.lfu).toFixed(2)}%`,
+      signed(points(r.lfu - r.lru)),
+      `${g.text}: ${verdict(g.ok)}`,
+    ];
+  }),
+);
+const speedRatio = lfuSpeed / lruSpeed;
+const speedTable = mdTable(
+  ["policy", "M ops/s", "vs lru"],
+  [
+    ["lru", (lruSpeed / 1e6).toFixed(1), "1.00"],
+    ["tinylfu", (lfuSpeed / 1e6).toFixed(1), speedRatio.toFixed(2)],
+  ],
+);
+const margins = (kinds) =>
+  ratios
+    .filter((r) => kinds.includes(r.kind))
+    .map((r) => signed(points(r.lfu - r.lru)))
+    .join(", ");
+const gaining = ratios.filter((r) => r.kind !== "recency");
+const recency = ratios.filter((r) => r.kind === "recency");
+fillSection(
+  "hit-ratio",
+  `\`local: { policy: "tinylfu" }\` against the default LRU on seeded synthetic traces (the same
+every run), the L1 driven as the cache drives it (\`get\`, and \`set\` on a miss): capacity
+${CAPACITY.toLocaleString("en-US")} entries, ${ACCESSES.toLocaleString("en-US")} accesses per trace (the scan trace adds its scans), hit ratios
+(\`bench/hit-ratio.mjs\`; load ${loadavg()[0].toFixed(2)} at the end).
+
+${ratioTable}
+
+L1 get on hits: both L1s hold the same ${CAPACITY.toLocaleString("en-US")} keys, ${OPS.toLocaleString("en-US")} skewed reads (zipf 1.0) per
+round, ${ROUNDS} rounds alternating between the two, medians.
+
+${speedTable}
+
+Goals, from the numbers above:
+- clearly above the LRU where frequency matters and scans pollute (at least ${CLEAR} point): ${margins(["frequency", "scan"])} points, ${verdict(gaining.every((r) => goal(r).ok))};
+- within ${NEAR} point of the LRU where recency rules: ${margins(["recency"])} points, ${verdict(recency.every((r) => goal(r).ok))};
+- a hit no more than ${SLOWER * 100}% below the LRU's speed: ${speedRatio.toFixed(2)} of it, ${verdict(speedRatio >= 1 - SLOWER)}.
+`,
+);

@@ -2,10 +2,14 @@
 // same process and run. Rounds alternate between contenders so that JIT warm-up and
 // machine noise hit all of them alike; the median round is reported.
 //
+// Fills the "L1-hit throughput" section of bench/RESULTS.md in `npm run bench`, with the
+// hit-path target checked against this run's numbers (bench/results.mjs: alone, it prints only).
 // Run: npm run bench   (builds first)
+import { loadavg } from "node:os";
 import { LRUCache } from "lru-cache";
 import { createCache, memoryStore } from "../dist/index.js";
 import { instrument } from "../dist/otel/index.js";
+import { fillSection, mdTable, verdict } from "./results.mjs";
 
 const KEYS = 1_000;
 const OPS = 1_000_000;
@@ -134,3 +138,35 @@ for (const c of [cache, coarse, traced, listened, ...(before ? [before] : [])]) 
   if (l1Misses !== 0) throw new Error(`expected only L1 hits, saw ${l1Misses} misses`);
 }
 if (sink === 0) throw new Error("nothing was read");
+
+// ---- RESULTS.md ------------------------------------------------------------------------------
+
+// The hit-path target: with default settings, `await get` at least 0.8 of the async floor,
+// and `peek` at least as fast as it.
+const GET_TARGET = 0.8;
+const PEEK_TARGET = 1.0;
+const getRatio = median(samples["edgecache await get (L1 hit)"]) / floor;
+const peekRatio = median(samples["edgecache peek (L1 hit, sync)"]) / floor;
+const table = mdTable(
+  ["contender", "M ops/s", "vs raw `lru.get`", "vs `async (k) => lru.get(k)`"],
+  Object.keys(contenders).map((name) => {
+    const m = median(samples[name]);
+    return [name, (m / 1e6).toFixed(2), (m / raw).toFixed(2), (m / floor).toFixed(2)];
+  }),
+);
+fillSection(
+  "l1",
+  `${KEYS.toLocaleString("en-US")} keys, ${OPS.toLocaleString("en-US")} reads per round, every read a hit in L1; ${ROUNDS} rounds, the
+contenders one after another in each round, medians (\`bench/l1.mjs\`; load ${loadavg()[0].toFixed(2)} at the end).
+The baseline is lru-cache bounded like edgecache's default L1. The edgecache caches have default
+settings apart from a sync window longer than the run, so that every read is an L1 hit (coherence
+stays on and its freshness check is part of every hit), and what the row names: \`clockResolution: 1\`,
+\`instrument(cache)\` from edgecache/otel (no provider registered), or one \`hit\` listener.
+
+${table}
+
+Hit-path target, default settings (the rows without \`clockResolution\`, otel or a listener):
+- \`await get\` at least ${GET_TARGET} of \`async (k) => lru.get(k)\`: ${getRatio.toFixed(2)}, ${verdict(getRatio >= GET_TARGET)};
+- \`peek\` at least as fast as \`async (k) => lru.get(k)\`: ${peekRatio.toFixed(2)}, ${verdict(peekRatio >= PEEK_TARGET)}.
+`,
+);

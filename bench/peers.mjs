@@ -10,8 +10,9 @@
 //    (bentocache with ioredis); and the commands redis-server ran for them (INFO
 //    commandstats, which counts a script's inner calls too), so that REST and TCP compare.
 //
-// Writes bench/RESULTS.md and bench/results.svg; RESULTS.md's "Cross-process stampede" section
-// is left for bench/stampede.mjs, which fills it later in the same `npm run bench`.
+// Runs first in `npm run bench` and writes bench/RESULTS.md afresh (its header, these two
+// sections, and a placeholder for each section the later benches fill in the same run: see
+// bench/results.mjs) and bench/results.svg.
 // Run: node bench/peers.mjs (after a build; npm run bench builds first).
 // Knobs: BENCH_PEER_ROUNDS=9 BENCH_PEER_OPS=500000 BENCH_MIXED_OPS=2000 BENCH_NO_WRITE=1 (print only)
 import { readFileSync, writeFileSync } from "node:fs";
@@ -33,6 +34,7 @@ import { RespConnection } from "../dist/node/resp.js";
 import { upstashStore } from "../dist/stores/upstash.js";
 import { rng } from "../test/rng.mjs";
 import { barChart } from "./chart.mjs";
+import { placeholders } from "./results.mjs";
 
 const ROUNDS = Number(process.env.BENCH_PEER_ROUNDS ?? 9);
 const OPS = Number(process.env.BENCH_PEER_OPS ?? 500_000);
@@ -328,7 +330,9 @@ console.log(
 if (!process.env.BENCH_NO_WRITE) {
   const md = `# Benchmark results
 
-Written by \`node bench/peers.mjs\` (part of \`npm run bench\`) on ${date}; ${machine}.
+Written by one \`npm run bench\` on ${date}; ${machine}. This header and the first two sections
+come from \`bench/peers.mjs\`, which runs first; each later section from the bench it names, in
+the same run.
 Versions: ${Object.entries(versions)
     .map(([n, v]) => `${n} ${v}`)
     .join(", ")}. These machines are noisy: compare ratios within one run, not across runs.
@@ -355,12 +359,7 @@ their L1s can serve another instance's old value for as long as their TTL.
 
 ${cmdTable}
 
-<!-- stampede:start -->
-## Cross-process stampede
-
-<!-- stampede:pending -->
-Filled by \`bench/stampede.mjs\`, which runs last in the same \`npm run bench\`.
-<!-- stampede:end -->
+${placeholders()}
 `;
   writeFileSync(new URL("./RESULTS.md", import.meta.url), md);
   writeFileSync(

@@ -7,12 +7,15 @@
 // instances in this process, each with its own stream), over BENCH_SETS sets per phase, with
 // a pause before each set of BENCH_GAP_MS (one phase each: spaced, then back to back).
 //
+// In `npm run bench` it fills the "Pub/sub propagation" section of bench/RESULTS.md
+// (bench/results.mjs: alone, it prints only).
 // Run: node bench/pubsub.mjs (needs a current build in dist/; npm run bench builds first)
 // Knobs (env): BENCH_SUBSCRIBERS=100 BENCH_SETS=200 BENCH_WARMUP_SETS=10 BENCH_GAP_MS=60,0
 //   BENCH_SET_TIMEOUT=2000 (ms per set) BENCH_MAX_STALENESS=60000 (subscribers' window)
 import { existsSync } from "node:fs";
 import { loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
+import { fillSection, mdTable } from "./results.mjs";
 
 if (!existsSync(new URL("../dist/index.js", import.meta.url))) {
   console.error("bench/pubsub: dist/ is missing: run `npm run build` first");
@@ -137,6 +140,29 @@ try {
     );
   }
   if (process.env.BENCH_JSON) console.log(JSON.stringify(results));
+  const table = mdTable(
+    ["writes", "samples", "p50", "p90", "p99", "max", "rounds timed out", "errors", "connect ms"],
+    results.map((r) => [
+      r.gap > 0 ? `spaced (${r.gap} ms apart)` : "back to back",
+      `${r.n}/${SETS * SUBSCRIBERS}`,
+      ...[r.p50, r.p90, r.p99, r.max].map((x) => x.toFixed(2)),
+      r.timeouts,
+      r.errors,
+      r.connectMs,
+    ]),
+  );
+  fillSection(
+    "pubsub",
+    `\`sync.pubsub\` with a real redis-server and the REST bridge on loopback, whose SSE subscribe
+carries the change records the write script publishes; one writer and ${SUBSCRIBERS} subscriber caches in
+one Node process, each with its own stream. Milliseconds from the writer's \`set()\` resolving to
+the new value being in each subscriber's L1 (every subscriber's L1 watched each event-loop turn),
+over ${SETS} sets per phase after ${WARMUP_SETS} unmeasured ones, spaced and then back to back; a round
+gives up after ${SET_TIMEOUT} ms. \`bench/pubsub.mjs\`; load ${loadavg()[0].toFixed(2)} at its end.
+
+${table}
+`,
+  );
 } finally {
   await Promise.all(caches.map((c) => c.close()));
   await bridge.close();

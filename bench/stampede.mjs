@@ -10,18 +10,19 @@
 //    runs on a flushed redis-server with a new key, in its own processes, through its
 //    library's documented read-through call with its defaults (bench/stampede-instance.mjs).
 //
-// Part 2 fills the "Cross-process stampede" section that bench/peers.mjs leaves in
-// bench/RESULTS.md earlier in the same `npm run bench` (and writes bench/stampede.svg); run
-// alone, it only prints, unless BENCH_STAMPEDE_WRITE=1.
+// Both parts fill the "Cross-process stampede" section that bench/peers.mjs leaves in
+// bench/RESULTS.md earlier in the same `npm run bench` (and part 2 writes bench/stampede.svg);
+// run alone, it only prints, unless BENCH_STAMPEDE_WRITE=1 (see bench/results.mjs).
 // Usage: node bench/stampede.mjs [instances=5] [perInstance=200] [rounds=3]
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { startRedisServer, startRestBridge } from "edgecache/node";
 import { RespConnection } from "../dist/node/resp.js";
 import { runStampede } from "../test/stampede/run.mjs";
 import { barChart } from "./chart.mjs";
+import { fillSection } from "./results.mjs";
 
 const instances = Number(process.argv[2] ?? 5);
 const perInstance = Number(process.argv[3] ?? 200);
@@ -29,10 +30,6 @@ const rounds = Number(process.argv[4] ?? 3);
 const loadMs = Number(process.env.BENCH_STAMPEDE_LOAD_MS ?? 100);
 
 const INSTANCE = new URL("./stampede-instance.mjs", import.meta.url);
-const RESULTS = new URL("./RESULTS.md", import.meta.url);
-const START = "<!-- stampede:start -->";
-const END = "<!-- stampede:end -->";
-const PENDING = "<!-- stampede:pending -->";
 
 // What each library does against a stampede, read from its code in node_modules.
 const CONTENDERS = [
@@ -221,10 +218,7 @@ const edgeTable = [
 ].join("\n");
 console.log(`\n${table}`);
 
-const section = `${START}
-## Cross-process stampede
-
-${instances} Node processes, each one cache, all on one redis-server; each process fires ${perInstance}
+const section = `${instances} Node processes, each one cache, all on one redis-server; each process fires ${perInstance}
 concurrent read-through calls of one cold key at the same moment (${instances * perInstance} calls in all). The loader
 sleeps ${loadMs} ms and each call of it is counted. Every contender runs on a flushed redis-server with a new
 key, in processes of its own, through its library's documented read-through call with its defaults:
@@ -246,24 +240,9 @@ every process has loaded or waits on the lease (\`test/stampede/run.mjs\`), so t
 machine starts late still finds the load in flight:
 
 ${edgeTable}
-${END}`;
+`;
 
-const write = process.env.BENCH_STAMPEDE_WRITE === "1";
-let md = "";
-try {
-  md = readFileSync(RESULTS, "utf8");
-} catch {}
-const at = md.indexOf(START);
-const end = md.indexOf(END);
-if (at < 0 || end < at) {
-  console.log("bench/RESULTS.md has no stampede section to fill (run `npm run bench`)");
-} else if (!md.slice(at, end).includes(PENDING) && !write) {
-  // Filled already, by an earlier run: the section must come from the run that wrote the rest.
-  console.log(
-    "bench/RESULTS.md was not written by this run's bench/peers.mjs: printed only (BENCH_STAMPEDE_WRITE=1 writes)",
-  );
-} else {
-  writeFileSync(RESULTS, md.slice(0, at) + section + md.slice(end + END.length));
+if (fillSection("stampede", section)) {
   writeFileSync(
     new URL("./stampede.svg", import.meta.url),
     barChart(
@@ -278,5 +257,5 @@ if (at < 0 || end < at) {
       },
     ),
   );
-  console.log("wrote the stampede section of bench/RESULTS.md and bench/stampede.svg");
+  console.log("wrote bench/stampede.svg");
 }
