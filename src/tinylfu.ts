@@ -38,6 +38,8 @@ class Node {
   next: Node = this;
   /** Hits not yet added to the sketch. */
   hits = 0;
+  /** Read since protected last passed over it (its second chance, see `#demote`). */
+  referenced = false;
   constructor(
     readonly key: string,
     public entry: LocalEntry,
@@ -113,10 +115,14 @@ class TinyLfuLocal implements LocalCache {
     // follows it: the cache reads L1 more than once on a miss.
     node.hits++;
     this.#hits++;
-    if (node.segment === PROBATION) this.#promote(node);
+    // Protected keeps its order like a clock: a hit only marks the entry, and the entry is
+    // moved up when protected's oldest end reaches it (`#demote`). Most hits land there, and
+    // a mark costs one write where a move costs six in scattered nodes.
+    if (node.segment === PROTECTED) node.referenced = true;
+    else if (node.segment === PROBATION) this.#promote(node);
     else {
       unlink(node);
-      append(this.#heads[node.segment]!, node);
+      append(this.#heads[WINDOW], node);
     }
     return node.entry;
   }
@@ -204,6 +210,7 @@ class TinyLfuLocal implements LocalCache {
 
   /** Moves `node` between segments, keeping the totals. */
   #move(node: Node, segment: number): void {
+    node.referenced = false;
     unlink(node);
     this.#count[node.segment]!--;
     this.#weight[node.segment]! -= node.size;
@@ -219,6 +226,11 @@ class TinyLfuLocal implements LocalCache {
     this.#demote();
   }
 
+  /**
+   * Moves protected's least recently used entries back to probation while protected is over
+   * its bounds. An entry read since it was last passed over gets a second chance: unmarked
+   * and moved up instead (one pass at most unmarks them all, so this ends).
+   */
   #demote(): void {
     const head = this.#heads[PROTECTED];
     while (
@@ -226,7 +238,12 @@ class TinyLfuLocal implements LocalCache {
       (this.#count[PROTECTED]! > this.#protectedItems ||
         this.#weight[PROTECTED]! > this.#protectedBytes)
     ) {
-      this.#move(head.next, PROBATION);
+      const oldest = head.next;
+      if (oldest.referenced) {
+        oldest.referenced = false;
+        unlink(oldest);
+        append(head, oldest);
+      } else this.#move(oldest, PROBATION);
     }
   }
 

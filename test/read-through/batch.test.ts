@@ -230,10 +230,7 @@ describe("getOrSetMany", () => {
     expect(slow.calls).toEqual([["a", "b"]]);
     slow.release();
     await Promise.all(handed);
-    expect(await cache.getOrSetMany(["a", "b"], slow.loader, options)).toEqual([
-      "new:a",
-      "new:b",
-    ]);
+    expect(await cache.getOrSetMany(["a", "b"], slow.loader, options)).toEqual(["new:a", "new:b"]);
     expect(slow.calls).toHaveLength(1);
   });
 
