@@ -14,12 +14,11 @@
 // bench/RESULTS.md earlier in the same `npm run bench` (and part 2 writes bench/stampede.svg);
 // run alone, it only prints, unless BENCH_STAMPEDE_WRITE=1 (see bench/results.mjs).
 // Usage: node bench/stampede.mjs [instances=5] [perInstance=200] [rounds=3]
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { writeFileSync } from "node:fs";
-import { performance } from "node:perf_hooks";
 import { startRedisServer, startRestBridge } from "edgecache/node";
 import { RespConnection } from "../dist/node/resp.js";
+import { fleet } from "../test/stampede/fleet.mjs";
 import { runStampede } from "../test/stampede/run.mjs";
 import { barChart } from "./chart.mjs";
 import { fillSection } from "./results.mjs";
@@ -77,51 +76,11 @@ async function runContender(contender, env) {
     token: env.token,
   };
   let loaderCalls = 0;
-  let lastResult = 0;
-  const children = Array.from({ length: instances }, () => {
-    const child = spawn(process.execPath, [INSTANCE.pathname, JSON.stringify(config)], {
-      stdio: ["pipe", "pipe", "inherit"],
-    });
-    let out = "";
-    let result;
-    let markReady;
-    const ready = new Promise((resolve, reject) => {
-      markReady = resolve;
-      child.once("exit", (code) => reject(new Error(`${contender.id} exited early (${code})`)));
-    });
-    child.stdout.on("data", (chunk) => {
-      out += chunk;
-      let nl = out.indexOf("\n");
-      while (nl >= 0) {
-        const line = out.slice(0, nl);
-        out = out.slice(nl + 1);
-        if (line === "ready") markReady(undefined);
-        else if (line === "load") loaderCalls++;
-        else if (line.startsWith("result ")) {
-          result = JSON.parse(line.slice(7));
-          lastResult = performance.now();
-        }
-        nl = out.indexOf("\n");
-      }
-    });
-    const done = new Promise((resolve, reject) => {
-      child.once("exit", (code) => {
-        if (code !== 0 || result === undefined) {
-          return reject(new Error(`${contender.id} exited with ${code}`));
-        }
-        resolve(result);
-      });
-    });
-    ready.catch(() => {});
-    done.catch(() => {});
-    return { child, ready, done };
+  const instancesOf = await fleet(INSTANCE.pathname, config, instances, (line) => {
+    if (line === "load") loaderCalls++;
   });
   try {
-    await Promise.all(children.map((c) => c.ready));
-    const started = performance.now();
-    // As close to "at once" as separate processes get.
-    for (const c of children) c.child.stdin.write("go\n");
-    const results = await Promise.all(children.map((c) => c.done));
+    const { results, started, lastResult } = await instancesOf.go();
     const counted = results.reduce((n, r) => n + r.loads, 0);
     if (counted !== loaderCalls) {
       throw new Error(`${contender.id}: ${loaderCalls} load lines but ${counted} loads reported`);
@@ -135,7 +94,7 @@ async function runContender(contender, env) {
       distinct: new Set(results.flatMap((r) => r.distinct)).size,
     };
   } finally {
-    for (const c of children) c.child.kill();
+    instancesOf.kill();
   }
 }
 

@@ -1,9 +1,9 @@
 // Runs the cross-process stampede: `instances` Node processes, each one cache, all asking
 // for the same cold key at once (`perInstance` concurrent getOrSet calls each), with a slow
 // origin behind the loader that counts how often it is called.
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
+import { fleet } from "./fleet.mjs";
 
 const INSTANCE = new URL("./instance.mjs", import.meta.url);
 
@@ -49,50 +49,19 @@ export async function runStampede(options) {
     // turn a slow lease request into a timeout (which rightly loads without the lease).
     timeout: options.timeout ?? 10_000,
   };
-  const children = Array.from({ length: options.instances }, () => {
-    const child = spawn(process.execPath, [INSTANCE.pathname, JSON.stringify(config)], {
-      stdio: ["pipe", "pipe", "inherit"],
-    });
-    // Lines: "ready", then "loading" / "waiting" (at most once each counts), "result {...}".
-    let out = "";
-    let result;
-    let counted = false;
-    let markReady;
-    const ready = new Promise((resolve, reject) => {
-      markReady = resolve;
-      child.once("exit", (code) => reject(new Error(`instance exited early (${code})`)));
-    });
-    child.stdout.on("data", (chunk) => {
-      out += chunk;
-      let nl = out.indexOf("\n");
-      while (nl >= 0) {
-        const line = out.slice(0, nl);
-        out = out.slice(nl + 1);
-        if (line === "ready") markReady(undefined);
-        else if (line === "loading" || line === "waiting") {
-          if (!counted) report();
-          counted = true;
-        } else if (line.startsWith("result ")) result = JSON.parse(line.slice(7));
-        nl = out.indexOf("\n");
-      }
-    });
-    const done = new Promise((resolve, reject) => {
-      child.once("exit", (code) => {
-        if (code !== 0 || result === undefined) {
-          return reject(new Error(`instance exited with ${code}`));
-        }
-        resolve(result);
-      });
-    });
-    ready.catch(() => {});
-    return { child, ready, done };
+  // Lines besides "ready" and the result: "loading" / "waiting" (once per instance counts).
+  const counted = new Set();
+  const instancesOf = await fleet(INSTANCE.pathname, config, options.instances, (line, i) => {
+    if ((line === "loading" || line === "waiting") && !counted.has(i)) {
+      counted.add(i);
+      report();
+    }
+  }).catch(async (err) => {
+    await new Promise((resolve) => origin.close(resolve));
+    throw err;
   });
   try {
-    await Promise.all(children.map((c) => c.ready));
-    const started = performance.now();
-    // As close to "at once" as separate processes get.
-    for (const c of children) c.child.stdin.write("go\n");
-    const results = await Promise.all(children.map((c) => c.done));
+    const { results, started } = await instancesOf.go();
     return {
       loaderCalls,
       ms: Math.round(performance.now() - started),
@@ -104,7 +73,7 @@ export async function runStampede(options) {
       errors: results.flatMap((r) => r.errors),
     };
   } finally {
-    for (const c of children) c.child.kill();
+    instancesOf.kill();
     await new Promise((resolve) => origin.close(resolve));
   }
 }
