@@ -363,35 +363,15 @@ export async function runScenario({ url, token, namespace }) {
       loadMany: async (ids) => new Map(ids.map((id) => [id, { id }])),
     });
 
-    // Tracing through edgecache/otel and the project's @opentelemetry/api, with a tracer
-    // that records what it is given (the SDK itself is tested in Node and workerd).
+    // Tracing through edgecache/otel and @opentelemetry/api into the SDK's in-memory exporter.
     const { instrument } = await import("edgecache/otel");
-    const spans = [];
-    const tracer = {
-      startSpan(name, options) {
-        const span = {
-          name,
-          attributes: { ...options?.attributes },
-          setAttribute(k, v) {
-            this.attributes[k] = v;
-            return this;
-          },
-          setAttributes(a) {
-            Object.assign(this.attributes, a);
-            return this;
-          },
-          setStatus() {
-            return this;
-          },
-          end() {
-            spans.push(this);
-          },
-          spanContext: () => ({ traceId: "1".repeat(32), spanId: "1".repeat(16), traceFlags: 1 }),
-          isRecording: () => true,
-        };
-        return span;
-      },
-    };
+    const { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } = await import(
+      "@opentelemetry/sdk-trace-base"
+    );
+    const exporter = new InMemorySpanExporter();
+    const tracer = new BasicTracerProvider({
+      spanProcessors: [new SimpleSpanProcessor(exporter)],
+    }).getTracer("scenario");
     const traced = open({ namespace: `${namespace}.otel` });
     instrument(traced, { tracer, meter: false });
     await traced.getOrSetMany(["x", "y"], async (keys) => keys);
@@ -401,11 +381,14 @@ export async function runScenario({ url, token, namespace }) {
       calls: batchCalls,
       requests,
       group: render(await products.getMany(["a", "b"])),
-      spans: spans.map((span) => [
-        span.name,
-        span.attributes["edgecache.requests"] ?? null,
-        span.attributes["edgecache.loader.calls"] ?? null,
-      ]),
+      spans: exporter
+        .getFinishedSpans()
+        .map((span) => [
+          span.name,
+          span.attributes["edgecache.requests"] ?? null,
+          span.attributes["edgecache.loader.calls"] ?? null,
+          span.parentSpanContext?.spanId === undefined ? "root" : "child",
+        ]),
     };
 
     watch.stop();
@@ -493,8 +476,8 @@ export function expectedSummary(runtime) {
       requests: 2,
       group: [{ id: "a" }, { id: "b" }],
       spans: [
-        ["edgecache.load", null, null],
-        ["edgecache.getOrSetMany", 2, 1],
+        ["edgecache.load", null, null, "child"],
+        ["edgecache.getOrSetMany", 2, 1, "root"],
       ],
     },
     stats: {
