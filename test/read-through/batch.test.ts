@@ -284,6 +284,32 @@ describe("getOrSetMany", () => {
     expect(second.stats().lockWaits).toBe(2);
   });
 
+  it("keys another instance holds are waited for together: two store calls a round, not two per key", async () => {
+    const { make, chaos } = setup();
+    const holder = make();
+    const waiter = make();
+    const held = keysOf(20);
+    const batch = gatedBatch();
+    const options = { lock: { ttl: 60_000, wait: 60_000 } };
+    const first = holder.getOrSetMany(held, batch.loader, options);
+    await vi.waitUntil(() => batch.calls.length === 1);
+    const second = waiter.getOrSetMany([...held, "p:99"], batch.loader, options);
+    await vi.waitUntil(() => batch.calls.length === 2);
+    expect(batch.calls[1]).toEqual(["p:99"]);
+    // Several rounds of waiting (naps of about 10, 20, 40, 80 ms): each reads the 20 keys
+    // once and asks for their leases once.
+    const before = chaos.calls;
+    await new Promise((r) => setTimeout(r, 200));
+    const during = chaos.calls - before;
+    expect(during).toBeGreaterThanOrEqual(2);
+    expect(during).toBeLessThanOrEqual(12);
+    batch.release();
+    expect(await first).toEqual(held.map((k) => `v:${k}`));
+    expect(await second).toEqual([...held, "p:99"].map((k) => `v:${k}`));
+    expect(batch.calls).toHaveLength(2);
+    expect(waiter.stats().lockWaits).toBe(20);
+  });
+
   it("refuses bad input before anything is read or loaded", async () => {
     const { cache, chaos } = setup();
     const batch = gatedBatch();

@@ -48,54 +48,117 @@ export class Leases {
 
   /**
    * Loads several keys with one call of `many` (the keys this instance may load), under
-   * leases when their settings ask for them: keys whose lease another instance holds are
-   * waited for one by one, and loaded alone (with `job.loader`) if their value never comes.
-   * All jobs share one set of settings.
+   * leases when their settings ask for them. Keys whose lease another instance holds are
+   * waited for together: one look in L1 and L2 and one lease request per round for all of
+   * them, and one call of `many` for those whose lease comes free (or, past `lock.wait`,
+   * for all that are left). All jobs share one set of settings.
    */
   async runMany(jobs: readonly Job[], many: RunMany): Promise<Outcome[]> {
-    const store = this.#core.store;
+    const core = this.#core;
     const lock = jobs[0]?.o.lock;
-    if (lock === undefined || store.acquireLease === undefined) return many(jobs);
+    if (lock === undefined || core.store.acquireLease === undefined) return many(jobs);
+    const { background, op } = jobs[0]!;
     const token = crypto.randomUUID();
-    const deadline = this.#core.now() + lock.wait;
-    const asked =
-      store.acquireLeases === undefined
-        ? await Promise.all(jobs.map((job) => this.#ask(job, token, true)))
-        : await this.#askMany(jobs, token);
-    const out: Array<Promise<Outcome>> = new Array(jobs.length);
-    const free: number[] = [];
-    const taken: number[] = [];
-    asked.forEach((a, i) => {
-      if (a.kind === "held") out[i] = this.#wait(jobs[i]!, token, deadline);
-      else (a.kind === "taken" ? taken : free).push(i);
-    });
-    const mine = this.#holding(
+    const deadline = core.now() + lock.wait;
+    const out: Outcome[] = new Array(jobs.length);
+    // Loads started in earlier rounds, still running while the rest wait.
+    const loading: Array<Promise<void>> = [];
+    let pending = jobs.map((_, i) => i);
+    let delay = 10;
+    for (let round = 0; ; round++) {
+      const asked = await this.#askAll(
+        pending.map((i) => jobs[i]!),
+        token,
+        round === 0,
+      );
+      const free = pending.filter((_, j) => asked[j]!.kind === "load");
+      const taken = pending.filter((_, j) => asked[j]!.kind === "taken");
+      pending = pending.filter((_, j) => asked[j]!.kind === "held");
+      if (free.length + taken.length > 0) {
+        loading.push(this.#loadRound(jobs, free, taken, token, many, out));
+      }
+      if (pending.length > 0 && background) {
+        for (const i of pending) out[i] = { kind: "skipped" };
+        pending = [];
+      }
+      if (pending.length === 0) break;
+      if (round === 0) core.stats.lockWaits += pending.length;
+      if (core.now() >= deadline) {
+        // Waited long enough: load what is left here, without the leases.
+        const rest = pending;
+        loading.push(
+          many(rest.map((i) => jobs[i]!)).then((outcomes) => {
+            rest.forEach((i, j) => {
+              out[i] = outcomes[j]!;
+            });
+          }),
+        );
+        break;
+      }
+      await this.#nap(
+        pending.map((i) => jobs[i]!.key),
+        delay * (0.5 + Math.random() / 2),
+      );
+      // Closed meanwhile: stop waiting (close() waits for these loads) and touch L2 no more.
+      if (core.closed) {
+        for (const i of pending) out[i] = { kind: "error", error: new ClosedError() };
+        break;
+      }
+      delay = Math.min(delay * 2, 250);
+      const seen = await this.#lookAgainMany(
+        pending.map((i) => jobs[i]!.key),
+        op,
+      );
+      pending.forEach((i, j) => {
+        if (seen[j] !== undefined) out[i] = seen[j]!;
+      });
+      pending = pending.filter((_, j) => seen[j] === undefined);
+      if (pending.length === 0) break;
+    }
+    await Promise.all(loading);
+    return out;
+  }
+
+  /**
+   * One round's loads: keys this instance may load without a lease (`free`) and those whose
+   * lease it took (`taken`, looked up once more first: a holder before may have just
+   * written), in one call of `many`; outcomes go into `out`.
+   */
+  async #loadRound(
+    jobs: readonly Job[],
+    free: number[],
+    taken: number[],
+    token: string,
+    many: RunMany,
+    out: Outcome[],
+  ): Promise<void> {
+    await this.#holding(
       taken.map((i) => jobs[i]!),
       token,
       async () => {
-        // The holders before us may have stored their values and let go since we looked.
         const seen = await this.#lookAgainMany(
           taken.map((i) => jobs[i]!.key),
           jobs[0]?.op,
         );
+        taken.forEach((i, j) => {
+          if (seen[j] !== undefined) out[i] = seen[j]!;
+        });
         const load = [...free, ...taken.filter((_, j) => seen[j] === undefined)].sort(
           (a, b) => a - b,
         );
-        const loaded = load.length > 0 ? await many(load.map((i) => jobs[i]!)) : [];
-        const byIndex = new Map<number, Outcome>();
+        if (load.length === 0) return;
+        const loaded = await many(load.map((i) => jobs[i]!));
         load.forEach((i, j) => {
-          byIndex.set(i, loaded[j]!);
+          out[i] = loaded[j]!;
         });
-        taken.forEach((i, j) => {
-          if (seen[j] !== undefined) byIndex.set(i, seen[j]!);
-        });
-        return [...free, ...taken].map((i) => byIndex.get(i)!);
       },
     );
-    [...free, ...taken].forEach((i, j) => {
-      out[i] = mine.then((outcomes) => outcomes[j]!);
-    });
-    return Promise.all(out);
+  }
+
+  /** Asks for the leases of `jobs`' keys: in one request where the store can. */
+  #askAll(jobs: readonly Job[], token: string, first: boolean): Promise<Asked[]> {
+    if (this.#core.store.acquireLeases !== undefined) return this.#askMany(jobs, token, first);
+    return Promise.all(jobs.map((job) => this.#ask(job, token, first)));
   }
 
   /** Asks for `job`'s lease once. */
@@ -129,7 +192,7 @@ export class Leases {
   }
 
   /** Asks for the leases of `jobs`' keys in one request (`Store.acquireLeases`). */
-  async #askMany(jobs: readonly Job[], token: string): Promise<Asked[]> {
+  async #askMany(jobs: readonly Job[], token: string, first: boolean): Promise<Asked[]> {
     const core = this.#core;
     const store = core.store;
     const keys = jobs.map((job) => job.key);
@@ -139,8 +202,8 @@ export class Leases {
     const all = (kind: Asked["kind"]): Asked[] => jobs.map(() => ({ kind }) as Asked);
     try {
       const asked = store.acquireLeases!(core.name, keys, token, o.lock!.ttl);
-      // What is left of one store timeout after the read, as for a single lease.
-      const answers = await this.#loads.fills.withinTimeout(keys, asked);
+      // The first gets what is left of one store timeout after the read, as a single lease.
+      const answers = first ? await this.#loads.fills.withinTimeout(keys, asked) : await asked;
       if (answers === undefined) {
         const late = asked.then(
           (got) => {
@@ -272,23 +335,28 @@ export class Leases {
     });
   }
 
-  /** Sleeps up to `ms`, waking early when a change of `key` arrives. */
-  #nap(key: string, ms: number): Promise<void> {
+  /** Sleeps up to `ms`, waking early when a change of `key` (or of any of `key`) arrives. */
+  #nap(key: string | readonly string[], ms: number): Promise<void> {
+    const keys = typeof key === "string" ? [key] : key;
     return new Promise((resolve) => {
-      let set = this.#waiters.get(key);
-      if (set === undefined) {
-        set = new Set();
-        this.#waiters.set(key, set);
-      }
-      const waiters = set;
+      const sets = keys.map((k) => {
+        let set = this.#waiters.get(k);
+        if (set === undefined) {
+          set = new Set();
+          this.#waiters.set(k, set);
+        }
+        return [k, set] as const;
+      });
       const done = (): void => {
         clearTimeout(timer);
-        waiters.delete(done);
-        if (waiters.size === 0 && this.#waiters.get(key) === waiters) this.#waiters.delete(key);
+        for (const [k, waiters] of sets) {
+          waiters.delete(done);
+          if (waiters.size === 0 && this.#waiters.get(k) === waiters) this.#waiters.delete(k);
+        }
         resolve();
       };
       const timer = setTimeout(done, ms);
-      waiters.add(done);
+      for (const [, waiters] of sets) waiters.add(done);
     });
   }
 }
