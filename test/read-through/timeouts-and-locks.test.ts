@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from "vitest";
-import { type EdgeCacheError, isEdgeCacheError } from "../../src/index.js";
+import { createCache, type EdgeCacheError, isEdgeCacheError } from "../../src/index.js";
 import { rejection } from "../helpers.js";
-import { gatedLoader, realTimersAfterEach, setup } from "./helpers.js";
+import { flush, gatedLoader, realTimersAfterEach, setup } from "./helpers.js";
 
 realTimersAfterEach();
 
@@ -181,5 +181,35 @@ describe("getOrSet: cross-instance lock", () => {
     const { cache, chaos } = setup();
     await cache.getOrSet("k", async () => 1, { lock: true, ttl: 1 });
     expect(await chaos.store.acquireLease!("app", "k", "probe", 1000)).toBe(true);
+  });
+});
+
+describe("getOrSet: the store timeout budget of a load", () => {
+  it("a miss that joins a running load does not reset that load's budget for its write", async () => {
+    const { chaos, clock } = setup();
+    const store = { ...chaos.store, timeout: 300 };
+    const cache = createCache({ store, namespace: "budget", now: clock.now, onError: () => {} });
+    // The first miss's read takes 280 of its 300 ms (on the cache's clock).
+    const releaseRead = chaos.holdNextRead();
+    const gate = gatedLoader(() => "v");
+    const first = cache.getOrSet("k", gate.loader);
+    await flush();
+    clock.advance(280);
+    releaseRead();
+    await vi.waitUntil(() => gate.calls === 1);
+    // A second miss reads at once and joins the running load.
+    const second = cache.getOrSet("k", async () => "never called");
+    await flush();
+    // The write lands but its answer never comes back in time: the first miss may wait for
+    // it only for what is left of its budget (20 ms), not a whole timeout again.
+    const releaseWrite = chaos.holdNextWrite();
+    const loaded = Date.now();
+    gate.release();
+    expect(await first).toBe("v");
+    expect(Date.now() - loaded).toBeLessThan(150);
+    releaseWrite();
+    expect(await second).toBe("v");
+    expect(gate.calls).toBe(1);
+    await cache.close();
   });
 });

@@ -24,6 +24,8 @@ export interface Deciding {
   readonly fills: Fills;
   /** Loads that ended while a read of their key was in flight, and when (in `seq` order). */
   readonly finished: ReadonlyMap<string, { seq: number; outcome: Outcome }>;
+  /** Loads running on this instance, by key. */
+  readonly running: ReadonlyMap<string, unknown>;
 }
 
 /** One miss to decide: its key, loader and settings, and when its L2 read was sent. */
@@ -92,6 +94,8 @@ export function decide(
   // only because it overtook that load's write.
   const done = d.finished.get(key);
   if (done !== undefined && done.seq > asked) return { kind: "done", outcome: done.outcome, stale };
-  d.fills.missed(key, now - readStarted);
+  // The L2 time of the miss that starts the load; one that joins a running load has its own
+  // (charging it to that load would let its write run one store timeout too long).
+  if (!d.running.has(key)) d.fills.missed(key, now - readStarted);
   return { kind: "load", stale };
 }

@@ -34,7 +34,13 @@ export class ReadThrough {
     this.#reader = reader;
     this.#loads = loads;
     this.#leases = leases;
-    this.#deciding = { core, reader, fills: loads.fills, finished: this.#finished };
+    this.#deciding = {
+      core,
+      reader,
+      fills: loads.fills,
+      finished: this.#finished,
+      running: this.#running,
+    };
   }
 
   /** Loads still running, for `close()` to wait for. */
