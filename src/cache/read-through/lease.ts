@@ -31,19 +31,10 @@ export class Leases {
 
   /** Loads `job`'s key, under a lease when its settings ask for one. */
   async run(job: Job): Promise<Outcome> {
-    const store = this.#core.store;
-    if (job.o.lock === undefined || store.acquireLease === undefined) return this.#loads.run(job);
-    const token = crypto.randomUUID();
-    const deadline = this.#core.now() + job.o.lock.wait;
-    const asked = await this.#ask(job, token, true);
-    if (asked.kind === "load") return this.#loads.run(job);
-    if (asked.kind === "taken") {
-      return this.#holding([job], token, async () => {
-        const seen = await this.#lookAgain(job.key, job.op);
-        return [seen ?? (await this.#loads.run(job))];
-      }).then((out) => out[0]!);
-    }
-    return this.#wait(job, token, deadline);
+    const [outcome] = await this.runMany([job], (jobs) =>
+      Promise.all(jobs.map((one) => this.#loads.run(one))),
+    );
+    return outcome!;
   }
 
   /**
@@ -66,7 +57,7 @@ export class Leases {
     let pending = jobs.map((_, i) => i);
     let delay = 10;
     for (let round = 0; ; round++) {
-      const asked = await this.#askAll(
+      const asked = await this.#ask(
         pending.map((i) => jobs[i]!),
         token,
         round === 0,
@@ -155,61 +146,38 @@ export class Leases {
     );
   }
 
-  /** Asks for the leases of `jobs`' keys: in one request where the store can. */
-  #askAll(jobs: readonly Job[], token: string, first: boolean): Promise<Asked[]> {
-    if (this.#core.store.acquireLeases !== undefined) return this.#askMany(jobs, token, first);
-    return Promise.all(jobs.map((job) => this.#ask(job, token, first)));
-  }
-
-  /** Asks for `job`'s lease once. */
-  async #ask(job: Job, token: string, first: boolean): Promise<Asked> {
+  /**
+   * Asks for the leases of `jobs`' keys once: several in one request where the store takes
+   * them (`acquireLeases`), else key by key. The first ask of a miss gets what is left of one
+   * store timeout after its read: past that, L2 is too slow to arbitrate and this instance
+   * loads itself.
+   */
+  async #ask(jobs: readonly Job[], token: string, first: boolean): Promise<Asked[]> {
     const core = this.#core;
     const store = core.store;
-    const { key, o } = job;
-    const asking = core.now();
-    if (job.op !== undefined) job.op.requests++;
-    try {
-      const asked = store.acquireLease!(core.name, key, token, o.lock!.ttl);
-      // The miss's first lease request gets what is left of one store timeout after its
-      // read: past that, L2 is too slow to arbitrate and this instance loads itself.
-      const answer = first ? await this.#loads.fills.withinTimeout(key, asked) : await asked;
-      if (answer === undefined) {
-        const late = asked.then(
-          (got) => (got === false ? undefined : store.releaseLease?.(core.name, key, token)),
-          () => undefined,
-        );
-        core.keepAlive(late, o.waitUntil);
-        return { kind: "load" };
-      }
-      this.#loads.fills.spend(key, core.now() - asking);
-      if (answer === "repaired") core.corrupt(1, key, true);
-      return answer === false ? { kind: "held" } : { kind: "taken" };
-    } catch (err) {
-      // L2 cannot arbitrate: load here rather than not at all.
-      core.absorb(core.failed(err, "acquireLease", [key]));
-      return { kind: "load" };
+    const batch = jobs.length > 1 && store.acquireLeases !== undefined;
+    if (!batch && jobs.length > 1) {
+      return (await Promise.all(jobs.map((job) => this.#ask([job], token, first)))).flat();
     }
-  }
-
-  /** Asks for the leases of `jobs`' keys in one request (`Store.acquireLeases`). */
-  async #askMany(jobs: readonly Job[], token: string, first: boolean): Promise<Asked[]> {
-    const core = this.#core;
-    const store = core.store;
     const keys = jobs.map((job) => job.key);
     const { o, op } = jobs[0]!;
+    const ttl = o.lock!.ttl;
     const asking = core.now();
     if (op !== undefined) op.requests++;
     const all = (kind: Asked["kind"]): Asked[] => jobs.map(() => ({ kind }) as Asked);
     try {
-      const asked = store.acquireLeases!(core.name, keys, token, o.lock!.ttl);
-      // The first gets what is left of one store timeout after the read, as a single lease.
+      const asked = batch
+        ? store.acquireLeases!(core.name, keys, token, ttl)
+        : store.acquireLease!(core.name, keys[0]!, token, ttl).then((answer) => [answer]);
       const answers = first ? await this.#loads.fills.withinTimeout(keys, asked) : await asked;
       if (answers === undefined) {
+        // Taken too late to use: let go of what it took once the answer comes.
         const late = asked.then(
-          (got) => {
-            const taken = keys.filter((_, i) => got[i] !== false);
-            return taken.length > 0 ? store.releaseLeases?.(core.name, taken, token) : undefined;
-          },
+          (got) =>
+            this.#letGo(
+              keys.filter((_, i) => got[i] !== false),
+              token,
+            ),
           () => undefined,
         );
         core.keepAlive(late, o.waitUntil);
@@ -234,64 +202,44 @@ export class Leases {
     }
   }
 
-  /** Runs `work` holding the leases of `jobs`, letting each go once its value is in L2. */
+  /**
+   * Runs `work` holding the leases of `jobs`, letting them go once their values are in L2
+   * (a fill still being written holds its lease).
+   */
   async #holding<T>(jobs: readonly Job[], token: string, work: () => Promise<T>): Promise<T> {
-    const core = this.#core;
-    const store = core.store;
     try {
       return await work();
     } finally {
-      if (jobs.length > 1 && store.releaseLeases !== undefined) {
-        // One request for all, once every value is in L2.
-        const { o, op } = jobs[0]!;
+      if (jobs.length > 0) {
+        const { o } = jobs[0]!;
         const keys = jobs.map((job) => job.key);
-        if (op !== undefined) op.requests++;
-        const release = Promise.all(keys.map((key) => this.#loads.fills.filled(key)))
-          .then(() => store.releaseLeases!(core.name, keys, token))
-          .catch((err) => core.absorb(core.failed(err, "releaseLease", keys)));
-        core.keepAlive(release, o.waitUntil);
-      } else this.#release(jobs, token);
-    }
-  }
-
-  /** Lets each of `jobs`' leases go once its value is in L2 (one request each). */
-  #release(jobs: readonly Job[], token: string): void {
-    const core = this.#core;
-    // A fill still being written holds the lease.
-    for (const { key, o, op } of jobs) {
-      if (op !== undefined) op.requests++;
-      const release = this.#loads.fills
-        .filled(key)
-        .then(() => core.store.releaseLease?.(core.name, key, token))
-        .catch((err) => core.absorb(core.failed(err, "releaseLease", [key])));
-      core.keepAlive(release, o.waitUntil);
-    }
-  }
-
-  /** Waits for the value of a key whose lease another instance holds, asking again. */
-  async #wait(job: Job, token: string, deadline: number): Promise<Outcome> {
-    const core = this.#core;
-    const { key } = job;
-    if (job.background) return { kind: "skipped" };
-    core.stats.lockWaits++;
-    let delay = 10;
-    for (;;) {
-      if (core.now() >= deadline) return this.#loads.run(job);
-      await this.#nap(key, delay * (0.5 + Math.random() / 2));
-      // Closed meanwhile: stop waiting (close() waits for this load) and touch L2 no more.
-      if (core.closed) return { kind: "error", error: new ClosedError() };
-      delay = Math.min(delay * 2, 250);
-      const seen = await this.#lookAgain(key, job.op);
-      if (seen !== undefined) return seen;
-      const asked = await this.#ask(job, token, false);
-      if (asked.kind === "load") return this.#loads.run(job);
-      if (asked.kind === "taken") {
-        return this.#holding([job], token, async () => {
-          const again = await this.#lookAgain(key, job.op);
-          return [again ?? (await this.#loads.run(job))];
-        }).then((out) => out[0]!);
+        const release = Promise.all(keys.map((key) => this.#loads.fills.filled(key))).then(() =>
+          this.#letGo(keys, token, jobs[0]!.op),
+        );
+        this.#core.keepAlive(release, o.waitUntil);
       }
     }
+  }
+
+  /**
+   * Ends the leases `token` holds on `keys`: in one request where the store takes several
+   * (`releaseLeases`), else key by key. Failures are reported, never thrown.
+   */
+  #letGo(keys: readonly string[], token: string, trace?: Op): Promise<void> {
+    const core = this.#core;
+    const store = core.store;
+    const settle = (of: readonly string[], call: () => Promise<void> | undefined) =>
+      Promise.resolve()
+        .then(call)
+        .catch((err) => core.absorb(core.failed(err, "releaseLease", of)));
+    if (keys.length > 1 && store.releaseLeases !== undefined) {
+      if (trace !== undefined) trace.requests++;
+      return settle(keys, () => store.releaseLeases!(core.name, keys, token));
+    }
+    if (trace !== undefined) trace.requests += keys.length;
+    return Promise.all(
+      keys.map((key) => settle([key], () => store.releaseLease?.(core.name, key, token))),
+    ).then(() => undefined);
   }
 
   /** Wakes the loads waiting on `key` (a change of it arrived). */
@@ -306,12 +254,10 @@ export class Leases {
     for (const key of [...this.#waiters.keys()]) this.wake(key);
   }
 
-  /** A fresh answer for `key` that appeared meanwhile: in L1 (a hub push) or in L2. */
-  async #lookAgain(key: string, trace: Op | undefined): Promise<Outcome | undefined> {
-    return (await this.#lookAgainMany([key], trace))[0];
-  }
-
-  /** {@link Leases.#lookAgain} for several keys, with one L2 read for those L1 lacks. */
+  /**
+   * Fresh answers for `keys` that appeared meanwhile: in L1 (a hub push) or in L2, with one
+   * L2 read for those L1 lacks.
+   */
   async #lookAgainMany(
     keys: readonly string[],
     trace: Op | undefined,
@@ -335,9 +281,8 @@ export class Leases {
     });
   }
 
-  /** Sleeps up to `ms`, waking early when a change of `key` (or of any of `key`) arrives. */
-  #nap(key: string | readonly string[], ms: number): Promise<void> {
-    const keys = typeof key === "string" ? [key] : key;
+  /** Sleeps up to `ms`, waking early when a change of any of `keys` arrives. */
+  #nap(keys: readonly string[], ms: number): Promise<void> {
     return new Promise((resolve) => {
       const sets = keys.map((k) => {
         let set = this.#waiters.get(k);
