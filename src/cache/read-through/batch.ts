@@ -122,6 +122,23 @@ export function oneAtATime(batch: BatchLoader): Loader {
   };
 }
 
+/** A per-key loader as a batch loader of one key: a load of one key runs as a batch of one. */
+export function asBatch(loader: Loader): BatchLoader {
+  return async (keys, ctx) => {
+    const key = keys[0]!;
+    const context: LoaderContext = {
+      key,
+      stale: ctx.stale.get(key),
+      background: ctx.background,
+      signal: ctx.signal,
+      tag: (...tags) => ctx.tag(key, ...tags),
+      setTtl: (ms) => ctx.setTtl(key, ms),
+      noStore: () => ctx.noStore(key),
+    };
+    return [await loader(key, context)];
+  };
+}
+
 /** `fn` called at most `limit` at a time; the others queue in order. */
 export function limited<A extends unknown[], R>(
   limit: number,

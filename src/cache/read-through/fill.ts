@@ -92,24 +92,6 @@ export class Fills {
     this.#core.keepAlive(pending, o.waitUntil);
   }
 
-  /**
-   * Caches a loaded value. A value that cannot be cached (encoding, size) or a write L2
-   * refuses is reported, not thrown: the caller still gets what the loader returned, and
-   * L1 keeps it when L2 could not take it.
-   */
-  store(
-    key: string,
-    value: unknown,
-    o: LoadSettings,
-    local: LocalBasis,
-    negative: "error" | "absent" | undefined,
-    fromLoader: { tags?: readonly string[]; ttl?: number } = {},
-    trace?: Op,
-  ): Promise<void> {
-    const prepared = this.prepare(key, value, o, negative, fromLoader);
-    return prepared === undefined ? Promise.resolve() : this.commit([prepared], [local], trace);
-  }
-
   /** A loaded value (or failure) ready to write; undefined (reported) when it cannot be cached. */
   prepare(
     key: string,
@@ -137,7 +119,10 @@ export class Fills {
     }
   }
 
-  /** Writes loaded values in one L2 request; L1 keeps them when L2 does not take them. */
+  /**
+   * Writes loaded values in one L2 request. A write L2 refuses is reported, not thrown: the
+   * callers still get what the loader returned, and L1 keeps it when L2 could not take it.
+   */
   async commit(prepared: Prepared[], locals: LocalBasis[], trace?: Op): Promise<void> {
     const core = this.#core;
     try {

@@ -2,11 +2,11 @@ import type { Prepared } from "../../envelope.js";
 import { LoaderError } from "../../errors.js";
 import type { LoadSettings } from "../../load.js";
 import type { LocalEntry } from "../../local.js";
-import type { BatchLoader, Loader, LoaderContext } from "../../types.js";
+import type { BatchLoader, Loader } from "../../types.js";
 import type { Core } from "../core.js";
 import { loading, type Op, reached } from "../trace.js";
 import type { LocalBasis } from "../write.js";
-import { batchContext, batchValues } from "./batch.js";
+import { asBatch, batchContext, batchValues } from "./batch.js";
 import type { Fills } from "./fill.js";
 
 /** How a load ended, shared by every caller that joined it. */
@@ -74,12 +74,8 @@ export class Loads {
    * while the loader ran.
    */
   async run(job: Job): Promise<Outcome> {
-    const local = this.#watch(job);
-    try {
-      return await this.#watched(job, local);
-    } finally {
-      this.#unwatch(job.key, local);
-    }
+    const [outcome] = await this.runMany([job], asBatch(job.loader));
+    return outcome!;
   }
 
   /**
@@ -121,13 +117,16 @@ export class Loads {
     if (this.#marks.get(key) === local.mark) this.#marks.delete(key);
   }
 
-  /** A loader call starts: counted, and aborted at `hardTimeout` unless `stop` comes first. */
-  #starting(
-    o: LoadSettings,
-    key: string,
-    trace: Op | undefined,
-  ): { controller: AbortController; stop: () => void } {
-    this.#core.stats.loads++;
+  /** Calls `batch` once for `jobs`' keys and writes what it returns in one request. */
+  async #watchedMany(
+    jobs: readonly Job[],
+    batch: BatchLoader,
+    locals: readonly LocalBasis[],
+  ): Promise<Outcome[]> {
+    const core = this.#core;
+    const { o, background, op: trace } = jobs[0]!;
+    const keys = jobs.map((job) => job.key);
+    core.stats.loads++;
     if (trace !== undefined) {
       trace.loads++;
       reached(trace, "loader");
@@ -137,105 +136,7 @@ export class Loads {
     const timer =
       hard === undefined
         ? undefined
-        : setTimeout(() => controller.abort(loaderTimeout(key, hard)), hard);
-    return { controller, stop: () => timer !== undefined && clearTimeout(timer) };
-  }
-
-  async #watched(job: Job, local: LocalBasis): Promise<Outcome> {
-    const core = this.#core;
-    const { key, o, stale } = job;
-    const trace = job.op;
-    const { controller, stop } = this.#starting(o, key, trace);
-    const tags: string[] = [];
-    let ttl: number | undefined;
-    let noStore = false;
-    // A refused `ctx.tag` is a mistake in the call, not the loader's failure: not remembered.
-    let tagRefused = false;
-    const context: LoaderContext = {
-      key,
-      // Its own copy when copies are on: a loader that changes it must not change L1.
-      stale: stale === undefined ? undefined : core.out(stale.value),
-      background: job.background,
-      signal: controller.signal,
-      tag: (...more) => {
-        try {
-          core.codec.allowTags(more, key);
-        } catch (refusal) {
-          tagRefused = true;
-          throw refusal;
-        }
-        tags.push(...more);
-      },
-      setTtl: (ms) => {
-        ttl = ms;
-      },
-      noStore: () => {
-        noStore = true;
-      },
-    };
-    let value: unknown;
-    const began = core.now();
-    try {
-      value = await loading(
-        trace,
-        [key],
-        async () => job.loader(key, context),
-        () => controller.signal.aborted,
-      );
-    } catch (error) {
-      core.stats.loadErrors++;
-      const outcome = controller.signal.aborted ? "timeout" : "error";
-      core.emit("load", { key, ms: core.now() - began, outcome });
-      // A value within grace is better than a remembered failure: keep it.
-      if (stale !== undefined) this.holdOff(key, stale, o, local.mark);
-      else if (o.negativeTtl !== undefined && !tagRefused) {
-        await this.fills.within(
-          key,
-          this.fills.store(key, undefined, o, local, "error", {}, trace),
-          o,
-        );
-      }
-      return { kind: "error", error };
-    } finally {
-      stop();
-    }
-    core.emit("load", { key, ms: core.now() - began, outcome: "ok" });
-    if (noStore) return { kind: "private", value };
-    if (value === undefined) {
-      if (o.negativeTtl !== undefined) {
-        await this.fills.within(
-          key,
-          this.fills.store(key, undefined, o, local, "absent", {}, trace),
-          o,
-        );
-      }
-      return { kind: "value", value: undefined };
-    }
-    const fill = this.fills.store(
-      key,
-      value,
-      o,
-      local,
-      undefined,
-      {
-        ...(tags.length > 0 ? { tags } : {}),
-        ...(ttl === undefined ? {} : { ttl }),
-      },
-      trace,
-    );
-    await this.fills.within(key, fill, o);
-    return { kind: "value", value };
-  }
-
-  async #watchedMany(
-    jobs: readonly Job[],
-    batch: BatchLoader,
-    locals: readonly LocalBasis[],
-  ): Promise<Outcome[]> {
-    const core = this.#core;
-    const { o, background, op: trace } = jobs[0]!;
-    const keys = jobs.map((job) => job.key);
-    const { controller, stop } = this.#starting(o, keys[0]!, trace);
+        : setTimeout(() => controller.abort(loaderTimeout(keys[0]!, hard)), hard);
     const stale = new Map<string, unknown>();
     for (const job of jobs)
       if (job.stale !== undefined) stale.set(job.key, core.out(job.stale.value));
@@ -287,7 +188,7 @@ export class Loads {
       }
       return jobs.map(() => ({ kind: "error", error }));
     } finally {
-      stop();
+      if (timer !== undefined) clearTimeout(timer);
     }
     const ms = core.now() - began;
     for (const key of keys) core.emit("load", { key, ms, outcome: "ok" });
