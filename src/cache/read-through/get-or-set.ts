@@ -58,22 +58,9 @@ export class ReadThrough {
     return entry.value === undefined ? undefined : this.#core.out(entry.value);
   }
 
-  /** A miss of `key` that L1 could not answer at `t`. */
+  /** A miss of `key` that L1 could not answer at `t`: {@link ReadThrough.missMany} of one. */
   async miss(key: string, loader: Loader, o: LoadSettings, t: number, op?: Op): Promise<unknown> {
-    const running = this.#jobs.get(key);
-    const joined = running !== undefined;
-    let job: Promise<Resolution>;
-    if (running !== undefined) {
-      this.#core.stats.coalesced++;
-      job = running;
-    } else {
-      job = this.#register(key, this.#resolve(key, loader, o, t, op));
-    }
-    return this.#answer(
-      await job,
-      { key, loader, o, stale: undefined, background: false, op },
-      !joined,
-    );
+    return (await this.missMany([key], loader, undefined, o, t, op))[0];
   }
 
   /**
@@ -191,29 +178,6 @@ export class ReadThrough {
       default:
         return this.#waitFor({ ...job, stale: r.stale }, count, started);
     }
-  }
-
-  /** Reads L2 for a key L1 could not answer, and decides what the callers get. */
-  async #resolve(
-    key: string,
-    loader: Loader,
-    o: LoadSettings,
-    t: number,
-    op: Op | undefined,
-  ): Promise<Resolution> {
-    const asked = ++this.#seq;
-    const readStarted = this.#core.now();
-    const { entries, failed } = await this.#reader.slow([key], t, true, op);
-    const refresh: Job[] = [];
-    const r = decide(
-      this.#deciding,
-      { key, loader, o, t, asked, readStarted },
-      entries[0],
-      failed,
-      refresh,
-    );
-    for (const job of refresh) this.revalidate(job);
-    return r;
   }
 
   /** Waits for the key's load (joining one in flight), within this caller's timeouts. */
