@@ -175,3 +175,19 @@ function isStore(value: unknown): value is Store {
     typeof s.clear === "function"
   );
 }
+
+/** Positions `0..count-1` grouped by the shard of `keyAt(position)`, in shard order. */
+export function groupByShard(
+  shardOf: (key: string) => number,
+  count: number,
+  keyAt: (i: number) => string,
+): Map<number, number[]> {
+  const groups = new Map<number, number[]>();
+  for (let i = 0; i < count; i++) {
+    const s = shardOf(keyAt(i));
+    const slots = groups.get(s);
+    if (slots) slots.push(i);
+    else groups.set(s, [i]);
+  }
+  return new Map([...groups].sort((a, b) => a[0] - b[0]));
+}

@@ -22,6 +22,7 @@ import type {
   WriteMeta,
 } from "../store/contract.js";
 import { shardedKeys } from "./sharded-keys.js";
+import { shardedLeases } from "./sharded-leases.js";
 import {
   batchFor,
   checkBatch,
@@ -32,7 +33,7 @@ import {
   type Space,
 } from "./sharded-log.js";
 import { subscribeAll } from "./sharded-push.js";
-import { placement } from "./sharded-ring.js";
+import { groupByShard, placement } from "./sharded-ring.js";
 
 /** Options of {@link shardedStore}. */
 export interface ShardedStoreOptions {
@@ -129,17 +130,8 @@ export function shardedStore(
     return s;
   };
 
-  /** Groups positions `0..count-1` by the shard of `keyAt(position)`, in shard order. */
-  const group = (count: number, keyAt: (i: number) => string): Map<number, number[]> => {
-    const groups = new Map<number, number[]>();
-    for (let i = 0; i < count; i++) {
-      const s = shardOf(keyAt(i));
-      const slots = groups.get(s);
-      if (slots) slots.push(i);
-      else groups.set(s, [i]);
-    }
-    return new Map([...groups].sort((a, b) => a[0] - b[0]));
-  };
+  const group = (count: number, keyAt: (i: number) => string) =>
+    groupByShard(shardOf, count, keyAt);
 
   /**
    * Sends the jobs to their shards and, with `request`, the log request to every other
@@ -318,58 +310,7 @@ export function shardedStore(
     },
   };
 
-  if (stores.every((x) => x.acquireLease !== undefined && x.releaseLease !== undefined)) {
-    store.acquireLease = (ns, key, token, ttl) =>
-      stores[shardOf(key)]!.acquireLease!(ns, key, token, ttl);
-    store.releaseLease = (ns, key, token) => stores[shardOf(key)]!.releaseLease!(ns, key, token);
-  }
-  if (stores.every((x) => x.acquireLeases !== undefined && x.releaseLeases !== undefined)) {
-    // One request per shard that holds some of the keys.
-    const byShard = (keys: readonly string[]) => {
-      const groups = new Map<number, number[]>();
-      keys.forEach((key, i) => {
-        const shard = shardOf(key);
-        const group = groups.get(shard);
-        if (group) group.push(i);
-        else groups.set(shard, [i]);
-      });
-      return [...groups];
-    };
-    store.acquireLeases = async (ns, keys, token, ttl) => {
-      const out: Array<boolean | "repaired"> = new Array(keys.length);
-      await Promise.all(
-        byShard(keys).map(async ([shard, at]) => {
-          const answers = await stores[shard]!.acquireLeases!(
-            ns,
-            at.map((i) => keys[i]!),
-            token,
-            ttl,
-          );
-          if (answers.length !== at.length) {
-            throw new StoreError(
-              "EC_STORE_ERROR",
-              "acquireLeases returned the wrong number of answers",
-            );
-          }
-          at.forEach((i, j) => {
-            out[i] = answers[j]!;
-          });
-        }),
-      );
-      return out;
-    };
-    store.releaseLeases = async (ns, keys, token) => {
-      await Promise.all(
-        byShard(keys).map(([shard, at]) =>
-          stores[shard]!.releaseLeases!(
-            ns,
-            at.map((i) => keys[i]!),
-            token,
-          ),
-        ),
-      );
-    };
-  }
+  Object.assign(store, shardedLeases(stores, shardOf));
   if (stores.every((x) => x.keys !== undefined)) {
     store.keys = (ns, page) => shardedKeys(stores, ns, page);
   }
