@@ -164,13 +164,24 @@ export function upstashStore(
       [token, ms],
       (r) => r[1],
     );
-    if (raw.length !== keys.length + 2) throw shapeError();
+    if (raw[0] !== 1 || raw.length !== keys.length + 2) throw shapeError();
     return raw.slice(2).map((status) => {
       if (status === 0) return false;
       if (status === 1) return true;
       if (status === 2) return "repaired";
       throw shapeError();
     });
+  };
+
+  /** Ends the leases of `keys` that `token` holds, in one request. */
+  const release = async (ns: string, keys: readonly string[], token: string): Promise<void> => {
+    const b = base(ns);
+    if (keys.length === 0) return;
+    await transport.run(
+      scripts.release,
+      keys.map((key) => `${b}l:${key}`),
+      [token],
+    );
   };
 
   return {
@@ -259,16 +270,9 @@ export function upstashStore(
     },
     acquireLeases: acquire,
     async releaseLease(ns, key, token) {
-      await transport.run(scripts.release, [`${base(ns)}l:${key}`], [token]);
+      await release(ns, [key], token);
     },
-    async releaseLeases(ns, keys, token) {
-      if (keys.length === 0) return;
-      await transport.run(
-        scripts.release,
-        keys.map((key) => `${base(ns)}l:${key}`),
-        [token],
-      );
-    },
+    releaseLeases: release,
     // Streams need the REST URL and token themselves: a store made from a client has none.
     ...(isConnection(connection)
       ? {
