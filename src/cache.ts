@@ -187,7 +187,7 @@ class EdgeCache implements Cache {
   ): Promise<Array<never>> {
     this.#open();
     const core: Core = this.#core;
-    if (!Array.isArray(keys)) throw new InvalidKeyError("getOrSetMany expects an array of keys");
+    if (!Array.isArray(keys)) throw new InvalidKeyError(`${operation} expects an array of keys`);
     for (const key of keys) core.codec.checkKey(key);
     const o = options && resolveLoad(options, this.#load.ttl, this.#load, keys[0]);
     core.codec.allowTags(o?.tags, keys[0] ?? "");
